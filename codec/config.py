@@ -1,0 +1,182 @@
+"""Typed configuration: dataclass schemas, named model presets, YAML merging.
+
+The library never reads YAML itself: objects take keyword arguments and this
+module builds them. A YAML file may name a ``base:`` file (relative to itself)
+and hold only its differences; dotted overrides (``train.lr=3e-4``) come last.
+Unknown keys are errors, reported with their full dotted name.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Tuple
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from codec.errors import CodecError
+
+
+@dataclass
+class ModelConfig:
+    """Encoder, residual VQ and decoder. ``preset`` names the starting point."""
+    preset: str = "base"
+    sample_rate: int = 24000
+    channels: int = 1
+    strides: Tuple[int, ...] = (2, 4, 5, 8)
+    widths: Tuple[int, ...] = (32, 64, 128, 256, 512)
+    latent_dim: int = 128
+    dilations: Tuple[int, ...] = (1, 3)
+    kernel_size: int = 7
+    residual_kernel_size: int = 3
+    activation: str = "elu"
+    weight_norm: bool = True
+    causal: bool = False
+    n_q: int = 8
+    codebook_size: int = 1024
+    ema_decay: float = 0.99
+    kmeans_iters: int = 10
+    dead_code_threshold: float = 2.0
+    quantizer_dropout: float = 1.0
+
+
+# Named starting points; a config's ``model:`` section overrides any field.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(widths=(8, 16, 32, 64, 128), latent_dim=64, dilations=(1,), n_q=4,
+                 codebook_size=256),
+    "small": dict(widths=(16, 32, 64, 128, 256), dilations=(1, 3)),
+    "base": dict(),
+    "large": dict(widths=(64, 128, 256, 512, 1024), dilations=(1, 3, 9), activation="snake",
+                  n_q=12),
+}
+
+
+@dataclass
+class LossWeights:
+    """Weight of each loss term; 0 computes and logs the term without training on it."""
+    mrstft: float = 1.0
+    mel: float = 1.0
+    l1: float = 0.1
+    rms: float = 1.0
+    commit: float = 1.0
+    adv: float = 1.0
+    feat: float = 2.0
+
+
+@dataclass
+class DataConfig:
+    train: Tuple[str, ...] = ()
+    train_weights: Tuple[float, ...] = ()
+    valid: str = ""
+    segment_seconds: float = 1.0
+    target_lufs: Optional[float] = -23.0
+    salient_retries: int = 5
+    salient_min_db: float = -50.0
+    valid_crops: int = 32
+    batch_size: int = 8
+    num_workers: int = 2
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20000
+    max_minutes: float = 0.0
+    lr: float = 3e-4
+    betas: Tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    lr_decay: str = "cosine"
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    disc: Tuple[str, ...] = ()
+    disc_start_step: int = 0
+    disc_lr: float = 3e-4
+    adv_loss: str = "hinge"
+    balancer: bool = False
+    log_every: int = 25
+    valid_every: int = 500
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    max_bad_steps: int = 20
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int = 0
+    valid_audio_clips: int = 3
+    valid_kbps: Tuple[float, ...] = (1.5, 3.0, 6.0)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str = "exp/run"
+
+
+class ConfigError(CodecError, ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+def model_config(preset: str = "base", **overrides: Any) -> ModelConfig:
+    """The ModelConfig of a named preset, with keyword overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown model preset {preset!r}; choices: {sorted(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"unknown model setting(s) {unknown}; known: {sorted(fields)}")
+    return ModelConfig(**{**PRESETS[preset], **overrides, "preset": preset})
+
+
+def _read_yaml_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[Any]:
+    """The YAML at ``path`` preceded by its ``base:`` ancestors, oldest first."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"config files inherit in a loop: {' -> '.join(map(str, seen + (path,)))}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    node = OmegaConf.load(path)
+    base = node.pop("base", None)
+    chain = _read_yaml_chain(path.parent / base, seen + (path,)) if base else []
+    return chain + [node]
+
+
+def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> Config:
+    """Merge YAML files (each with its bases) and dotted overrides onto the schema."""
+    layers = [node for p in paths for node in _read_yaml_chain(Path(p))]
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value, got {bad}")
+    layers.append(OmegaConf.from_dotlist(list(overrides)))
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), *layers)
+        # Presets sit under the user's settings: rebuild with the preset's values first.
+        preset = merged.model.preset
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown model preset {preset!r}; choices: {sorted(PRESETS)}")
+        schema = OmegaConf.structured(Config)
+        schema.model = OmegaConf.merge(schema.model, PRESETS[preset])
+        return OmegaConf.to_object(OmegaConf.merge(schema, *layers))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"bad config: {error}".splitlines()[0]
+                          + f" (key: {getattr(error, 'full_key', '?')})") from None
+
+
+def to_dict(config: Any) -> dict:
+    """Plain dict of a config dataclass (tuples become lists), for JSON and YAML."""
+    return OmegaConf.to_container(OmegaConf.structured(config))
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a config dataclass from ``to_dict`` output, rejecting unknown keys."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), data))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"bad config: {str(error).splitlines()[0]}") from None
+
+
+def save_yaml(config: Any, path: str | Path) -> None:
+    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))

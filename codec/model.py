@@ -1,0 +1,120 @@
+"""The codec: encoder -> residual VQ -> unbounded decoder.
+
+Shapes: audio ``[B, C, T]`` (C = model channels), codes ``[B, n_q, F]`` with
+``F = ceil(T / hop)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from codec.config import ModelConfig
+from codec.quantize import ResidualVQ
+from codec.seanet import SEANetDecoder, SEANetEncoder
+
+
+@dataclass
+class CodecOutput:
+    """audio ``[B, C, T]``; codes ``[B, n_q, F]``; named losses; logging metrics."""
+    audio: torch.Tensor
+    codes: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Codec(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        layer_opts = dict(channels=config.channels, strides=config.strides, widths=config.widths,
+                          latent_dim=config.latent_dim, dilations=config.dilations,
+                          kernel_size=config.kernel_size,
+                          residual_kernel_size=config.residual_kernel_size,
+                          activation=config.activation, causal=config.causal,
+                          weight_norm=config.weight_norm)
+        self.encoder = SEANetEncoder(**layer_opts)
+        self.quantizer = ResidualVQ(dim=config.latent_dim, n_q=config.n_q,
+                                    codebook_size=config.codebook_size, decay=config.ema_decay,
+                                    kmeans_iters=config.kmeans_iters,
+                                    dead_code_threshold=config.dead_code_threshold,
+                                    dropout=config.quantizer_dropout)
+        self.decoder = SEANetDecoder(**layer_opts)
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.config.strides)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.sample_rate / self.hop_length
+
+    @property
+    def bits_per_code(self) -> float:
+        return math.log2(self.config.codebook_size)
+
+    def bitrate(self, n_q: int | None = None) -> float:
+        """Nominal bits per second with ``n_q`` codebooks (all of them by default)."""
+        return self.frame_rate * self.quantizer.check_n_q(n_q) * self.bits_per_code
+
+    def n_q_for_kbps(self, kbps: float) -> int:
+        """The largest codebook count whose nominal bitrate is within ``kbps``."""
+        n_q = int(kbps * 1000 / (self.frame_rate * self.bits_per_code) + 1e-9)
+        if n_q < 1:
+            raise ValueError(f"{kbps} kbps is below this model's lowest bitrate "
+                             f"({self.bitrate(1) / 1000:g} kbps with one codebook)")
+        return min(n_q, self.config.n_q)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def check_audio(self, audio: torch.Tensor) -> None:
+        """Raise ValueError naming the problem if ``audio`` is not ``[B, C, T>0]`` finite."""
+        if not isinstance(audio, torch.Tensor):
+            raise TypeError(f"audio must be a torch.Tensor, got {type(audio).__name__}")
+        if audio.dim() != 3:
+            raise ValueError(f"audio must have shape [batch, channels, samples], "
+                             f"got {audio.dim()}-D shape {tuple(audio.shape)}")
+        if audio.shape[1] != self.config.channels:
+            raise ValueError(f"audio has {audio.shape[1]} channel(s); this model codes "
+                             f"{self.config.channels}")
+        if audio.shape[-1] == 0:
+            raise ValueError("audio is empty (zero samples)")
+        if not audio.is_floating_point():
+            raise ValueError(f"audio must be floating point, got {audio.dtype}")
+        if not torch.isfinite(audio).all():
+            raise ValueError("audio contains NaN or infinite samples")
+
+    def _pad_to_hop(self, audio: torch.Tensor) -> torch.Tensor:
+        extra = -audio.shape[-1] % self.hop_length
+        return nn.functional.pad(audio, (0, extra))
+
+    def forward(self, audio: torch.Tensor, n_q: int | None = None) -> CodecOutput:
+        """Training pass: reconstruction of the same length, codes, losses, metrics."""
+        self.check_audio(audio)
+        latents = self.encoder(self._pad_to_hop(audio))
+        result = self.quantizer(latents, n_q)
+        decoded = self.decoder(result.quantized)[..., :audio.shape[-1]]
+        return CodecOutput(decoded, result.codes, result.losses, result.metrics)
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """Audio ``[B, C, T]`` -> codes ``[B, n_q, ceil(T / hop)]`` (int64)."""
+        self.check_audio(audio)
+        return self.quantizer.encode(self.encoder(self._pad_to_hop(audio)), n_q)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Codes ``[B, n_q, F]`` -> audio ``[B, C, F * hop]``, cut to ``length`` if given."""
+        audio = self.decoder(self.quantizer.decode(codes))
+        return audio if length is None else audio[..., :length]
+
+
+def build_model(config: ModelConfig) -> Codec:
+    return Codec(config)

@@ -1,0 +1,261 @@
+"""Vector quantisation: an EMA codebook and the residual stack built from it.
+
+Shapes: latents ``[B, D, T]``; codes ``[B, n_q, T]`` (int64);
+quantised latents ``[B, D, T]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+from einops import rearrange
+from torch import nn
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks so that every rank applies the same codebook update."""
+    if _distributed():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's tensor on every rank (for choices drawn at random)."""
+    if _distributed():
+        dist.broadcast(tensor, src=0)
+    return tensor
+
+
+def _sample_rows(vectors: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` rows of ``vectors`` drawn at random (with replacement if too few)."""
+    n = vectors.shape[0]
+    if n >= count:
+        index = torch.randperm(n, device=vectors.device)[:count]
+    else:
+        index = torch.randint(0, n, (count,), device=vectors.device)
+    return vectors[index]
+
+
+def _kmeans_plus_plus_seeds(vectors: torch.Tensor, k: int) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each seed is drawn with
+    probability proportional to its squared distance from the seeds so far, so
+    separated clusters each get one instead of two seeds landing in one cluster."""
+    if vectors.shape[0] <= k:
+        return _sample_rows(vectors, k)
+    seeds = [vectors[torch.randint(0, vectors.shape[0], ())]]
+    nearest = (vectors - seeds[0]).pow(2).sum(dim=1)
+    for _ in range(k - 1):
+        weights = nearest if nearest.sum() > 0 else torch.ones_like(nearest)
+        seeds.append(vectors[torch.multinomial(weights, 1)[0]])
+        nearest = torch.minimum(nearest, (vectors - seeds[-1]).pow(2).sum(dim=1))
+    return torch.stack(seeds)
+
+
+def kmeans(vectors: torch.Tensor, k: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means on ``[N, D]``; returns centroids ``[K, D]`` and cluster sizes ``[K]``."""
+    centroids = _kmeans_plus_plus_seeds(vectors, k)
+    for _ in range(iters):
+        assign = torch.cdist(vectors, centroids).argmin(dim=1)
+        counts = torch.bincount(assign, minlength=k).to(vectors.dtype)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, vectors)
+        # Empty clusters keep their previous centroid.
+        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None],
+                                centroids)
+    return centroids, counts
+
+
+@dataclass
+class QuantizedResult:
+    """What a quantiser returns.
+
+    quantized: ``[B, D, T]`` with straight-through gradients to the input.
+    codes: ``[B, n_q, T]``.
+    losses: named scalar losses (``commit``).
+    metrics: named scalars for logging (per-codebook usage, perplexity, revived codes).
+    """
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class VectorQuantizer(nn.Module):
+    """One codebook, learned by exponential moving averages rather than gradients.
+
+    k-means on the first training batch places the codewords on the data;
+    codes whose EMA usage falls under ``dead_code_threshold`` are replaced by
+    recent encoder outputs (van den Oord et al. 2017; Zeghidour et al. 2021).
+    """
+
+    def __init__(self, dim: int, codebook_size: int, *, decay: float = 0.99,
+                 kmeans_iters: int = 10, dead_code_threshold: float = 2.0,
+                 epsilon: float = 1e-5):
+        super().__init__()
+        self.codebook_size = codebook_size
+        self.decay = decay
+        self.kmeans_iters = kmeans_iters
+        self.dead_code_threshold = dead_code_threshold
+        self.epsilon = epsilon
+        self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("embed", torch.randn(codebook_size, dim) * 0.01)
+        self.register_buffer("embed_sum", self.embed.clone())
+        self.register_buffer("cluster_size", torch.ones(codebook_size))
+
+    def quantize(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Nearest codeword index for each row of ``[N, D]``."""
+        # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2; the first term does not change argmin.
+        scores = vectors @ self.embed.t() * 2 - self.embed.pow(2).sum(dim=1)
+        return scores.argmax(dim=1)
+
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, T]`` -> vectors ``[B, D, T]``."""
+        return rearrange(nn.functional.embedding(codes, self.embed), "b t d -> b d t")
+
+    @torch.no_grad()
+    def _init_with_kmeans(self, vectors: torch.Tensor) -> None:
+        centroids, counts = kmeans(vectors, self.codebook_size, self.kmeans_iters)
+        centroids = _broadcast(centroids.contiguous())
+        counts = _broadcast(counts.contiguous())
+        self.embed.copy_(centroids)
+        self.embed_sum.copy_(centroids * counts.clamp(min=1)[:, None])
+        self.cluster_size.copy_(counts.clamp(min=1))
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _ema_update(self, vectors: torch.Tensor, codes: torch.Tensor) -> None:
+        onehot_counts = torch.bincount(codes, minlength=self.codebook_size).to(vectors.dtype)
+        sums = torch.zeros_like(self.embed).index_add_(0, codes, vectors)
+        onehot_counts, sums = _all_reduce_sum(onehot_counts), _all_reduce_sum(sums)
+        self.cluster_size.mul_(self.decay).add_(onehot_counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        # Laplace smoothing keeps rarely used codes from dividing by ~0.
+        total = self.cluster_size.sum()
+        smoothed = ((self.cluster_size + self.epsilon)
+                    / (total + self.codebook_size * self.epsilon) * total)
+        self.embed.copy_(self.embed_sum / smoothed[:, None])
+
+    @torch.no_grad()
+    def _revive_dead_codes(self, vectors: torch.Tensor) -> int:
+        dead = self.cluster_size < self.dead_code_threshold
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return 0
+        fresh = _broadcast(_sample_rows(vectors, n_dead).contiguous())
+        self.embed[dead] = fresh
+        # Reset the statistics too, or the next EMA step would pull the code back.
+        self.embed_sum[dead] = fresh * self.dead_code_threshold
+        self.cluster_size[dead] = self.dead_code_threshold
+        return n_dead
+
+    def forward(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Latents ``[B, D, T]`` -> (quantised ``[B, D, T]`` without gradient, codes ``[B, T]``,
+        stats). In training mode the codebook is updated from this batch."""
+        batch = latents.shape[0]
+        vectors = rearrange(latents, "b d t -> (b t) d").detach().float()
+        stats = {"revived": 0}
+        if self.training and not bool(self.initialized):
+            self._init_with_kmeans(vectors)
+        codes = self.quantize(vectors)
+        if self.training:
+            self._ema_update(vectors, codes)
+            stats["revived"] = self._revive_dead_codes(vectors)
+        codes = rearrange(codes, "(b t) -> b t", b=batch)
+        return self.dequantize(codes).to(latents.dtype), codes, stats
+
+
+def codebook_usage(codes: torch.Tensor, codebook_size: int) -> tuple[float, float]:
+    """(fraction of codewords used, perplexity) of a tensor of codes."""
+    counts = torch.bincount(codes.flatten(), minlength=codebook_size).float()
+    probs = counts / counts.sum().clamp(min=1)
+    entropy = -(probs * probs.clamp(min=1e-12).log()).sum()
+    return float((counts > 0).float().mean()), float(entropy.exp())
+
+
+class ResidualVQ(nn.Module):
+    """A stack of codebooks, each quantising what the previous ones left.
+
+    ``n_q`` may be chosen at call time. With ``dropout > 0`` in training, each item
+    uses a random number of codebooks in ``[1, n_q]`` (quantiser dropout,
+    Zeghidour et al. 2021), so one model serves every bitrate.
+    """
+
+    def __init__(self, *, dim: int, n_q: int, codebook_size: int, decay: float = 0.99,
+                 kmeans_iters: int = 10, dead_code_threshold: float = 2.0,
+                 dropout: float = 1.0):
+        super().__init__()
+        self.n_q = n_q
+        self.codebook_size = codebook_size
+        self.dropout = dropout
+        self.layers = nn.ModuleList(
+            VectorQuantizer(dim, codebook_size, decay=decay, kmeans_iters=kmeans_iters,
+                            dead_code_threshold=dead_code_threshold)
+            for _ in range(n_q))
+
+    def check_n_q(self, n_q: int | None) -> int:
+        n_q = self.n_q if n_q is None else int(n_q)
+        if not 1 <= n_q <= self.n_q:
+            raise ValueError(f"n_q must be between 1 and {self.n_q} (codebooks in this model), "
+                             f"got {n_q}")
+        return n_q
+
+    def _items_n_q(self, batch: int, n_q: int, device: torch.device) -> torch.Tensor:
+        """How many codebooks each item uses: ``n_q``, or a random count under dropout."""
+        full = torch.full((batch,), n_q, device=device)
+        if not (self.training and self.dropout > 0):
+            return full
+        random_n_q = torch.randint(1, n_q + 1, (batch,), device=device)
+        use_random = torch.rand(batch, device=device) < self.dropout
+        return torch.where(use_random, random_n_q, full)
+
+    def forward(self, latents: torch.Tensor, n_q: int | None = None) -> QuantizedResult:
+        n_q = self.check_n_q(n_q)
+        items_n_q = self._items_n_q(latents.shape[0], n_q, latents.device)
+        residual = latents
+        quantized = torch.zeros_like(latents)
+        commit = latents.new_zeros(())
+        codes, metrics = [], {}
+        for index, layer in enumerate(self.layers[:n_q]):
+            layer_q, layer_codes, stats = layer(residual)
+            active = (items_n_q > index).to(latents.dtype)[:, None, None]
+            # Commitment: pull the encoder towards its codeword (codebook learns by EMA).
+            per_item = (residual - layer_q).pow(2).mean(dim=(1, 2))
+            commit = commit + (per_item * active[:, 0, 0]).sum() / latents.shape[0]
+            quantized = quantized + layer_q * active
+            residual = residual - layer_q
+            codes.append(layer_codes)
+            usage, perplexity = codebook_usage(layer_codes, self.codebook_size)
+            metrics[f"codebook/{index}/usage"] = usage
+            metrics[f"codebook/{index}/perplexity"] = perplexity
+            metrics[f"codebook/{index}/revived"] = float(stats["revived"])
+        # Straight-through on the sum, so d(out)/d(latents) is exactly the identity:
+        # per-layer estimators leak gradient between codebooks (see audiocraft#207).
+        quantized = latents + (quantized - latents).detach()
+        metrics["codebooks_used_mean"] = float(items_n_q.float().mean())
+        return QuantizedResult(quantized, torch.stack(codes, dim=1), {"commit": commit}, metrics)
+
+    def encode(self, latents: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """Latents ``[B, D, T]`` -> codes ``[B, n_q, T]`` (no codebook updates)."""
+        n_q = self.check_n_q(n_q)
+        residual, codes = latents, []
+        for layer in self.layers[:n_q]:
+            layer_codes = rearrange(
+                layer.quantize(rearrange(residual, "b d t -> (b t) d").float()),
+                "(b t) -> b t", b=latents.shape[0])
+            residual = residual - layer.dequantize(layer_codes).to(latents.dtype)
+            codes.append(layer_codes)
+        return torch.stack(codes, dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, n_q, T]`` -> quantised latents ``[B, D, T]``."""
+        if codes.dim() != 3:
+            raise ValueError(f"codes must be [batch, n_q, frames], got shape {tuple(codes.shape)}")
+        self.check_n_q(codes.shape[1])
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        return sum(layer.dequantize(codes[:, i]) for i, layer in enumerate(self.layers[:codes.shape[1]]))
