@@ -5,8 +5,10 @@ Shapes: audio ``[B, C, T]`` (C = model channels), codes ``[B, n_q, F]`` with
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -118,3 +120,17 @@ class Codec(nn.Module):
 
 def build_model(config: ModelConfig) -> Codec:
     return Codec(config)
+
+
+def compute_model_id(model: Codec) -> str:
+    """16 hex digits identifying a model's config and codebooks.
+
+    Codes are only meaningful with the codebooks that made them, so the
+    compressed file carries this id and decoding with another model is refused.
+    Weight-norm folding and half-precision export leave the codebooks (float32
+    buffers) and the config unchanged, so an exported model keeps its id.
+    """
+    digest = hashlib.sha256(json.dumps(asdict(model.config), sort_keys=True).encode())
+    for layer in model.quantizer.layers:
+        digest.update(layer.embed.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
