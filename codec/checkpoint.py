@@ -1,0 +1,388 @@
+"""Checkpoints: atomic, pickle-free, resumable; and ``load_model`` for everyone else.
+
+Layout of a run directory::
+
+    RUN/config.yaml                     the resolved config the run was started with
+    RUN/checkpoints/step-000500/        one checkpoint (the last ``keep_last`` are kept)
+        model.safetensors               model weights and quantiser buffers; the header
+                                        metadata holds the ModelConfig, so the file alone
+                                        is enough to rebuild the model
+        train_state.safetensors         tensors of optimisers, discriminator, RNG states
+        meta.json                       resolved Config, step, model_id, metrics, the
+                                        non-tensor parts of the training state, and the
+                                        size and SHA-256 of each file above
+    RUN/best/                           the same files for the best validation score
+
+A checkpoint is written into a hidden temporary directory, every file is
+fsync'ed, and only then renamed into place, so a crash mid-write never leaves a
+broken checkpoint under a real name. A checkpoint whose files do not match the
+sizes and hashes in its meta.json (a truncated copy, a full disk) is refused;
+resuming then falls back to the previous one with a warning.
+
+Nothing here uses pickle: tensors go to safetensors and everything else to JSON.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from codec.config import ModelConfig, from_dict, to_dict
+from codec.errors import CodecError
+
+FORMAT = "codec-checkpoint"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "train_state.safetensors"
+META_FILE = "meta.json"
+CHECKPOINTS_DIR = "checkpoints"
+BEST_DIR = "best"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+class CheckpointError(CodecError):
+    """A checkpoint that is missing, damaged or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read back from disk.
+
+    meta: the parsed meta.json (``config``, ``step``, ``model_id``, ``metrics`` ...).
+    model_state: the model's state dict.
+    train_state: the nested training state (optimisers, schedulers, RNG ...) with its
+    tensors put back, or None when it was not asked for or not saved.
+    """
+    path: Path
+    meta: dict
+    model_state: dict[str, torch.Tensor]
+    train_state: dict | None = None
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+
+# ---------------------------------------------------------------------------
+# Nested state <-> (JSON tree, flat tensors)
+
+
+def pack_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+    """Split a nested state (dicts, lists, tuples, tensors, JSON scalars) into a JSON tree
+    and a flat ``{name: tensor}`` dict for safetensors. Tensors are replaced by
+    ``{"__tensor__": name}``; tuples and dicts with non-string keys (optimiser state is
+    keyed by int) are tagged so that ``unpack_state`` rebuilds them exactly."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, torch.Tensor):
+            # safetensors refuses views that share storage; a contiguous copy is cheap here.
+            tensors[path] = node.detach().cpu().contiguous().clone()
+            return {"__tensor__": path}
+        if isinstance(node, dict):
+            if all(isinstance(k, str) for k in node):
+                return {k: walk(v, f"{path}/{k}") for k, v in node.items()}
+            return {"__items__": [[k, walk(v, f"{path}/{k}")] for k, v in node.items()]}
+        if isinstance(node, tuple):
+            return {"__tuple__": [walk(v, f"{path}/{i}") for i, v in enumerate(node)]}
+        if isinstance(node, list):
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(node)]
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        raise TypeError(f"cannot store {type(node).__name__} at {path or '/'} in a checkpoint")
+
+    return walk(tree, prefix), tensors
+
+
+def unpack_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`pack_state`."""
+    if isinstance(tree, list):
+        return [unpack_state(v, tensors) for v in tree]
+    if isinstance(tree, dict):
+        if set(tree) == {"__tensor__"}:
+            return tensors[tree["__tensor__"]]
+        if set(tree) == {"__tuple__"}:
+            return tuple(unpack_state(v, tensors) for v in tree["__tuple__"])
+        if set(tree) == {"__items__"}:
+            return {k: unpack_state(v, tensors) for k, v in tree["__items__"]}
+        return {k: unpack_state(v, tensors) for k, v in tree.items()}
+    return tree
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _file_record(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def model_metadata(model_config: ModelConfig, model_id: str | None) -> dict[str, str]:
+    """The safetensors header metadata that makes model.safetensors self-describing."""
+    return {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+            "model_config": json.dumps(to_dict(model_config)), "model_id": model_id or ""}
+
+
+def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tensor],
+                    config: Any, step: int, model_id: str | None = None,
+                    metrics: dict[str, float] | None = None,
+                    train_state: dict | None = None) -> Path:
+    """Write one checkpoint atomically to ``directory`` (replacing it if it exists).
+
+    ``config`` is the resolved :class:`codec.config.Config`; ``train_state`` any nested
+    state (see :func:`pack_state`), omitted for a weights-only checkpoint such as ``best``.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".tmp-{directory.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+
+    files = {}
+    model_state = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
+    save_file(model_state, tmp / MODEL_FILE, metadata=model_metadata(config.model, model_id))
+    files[MODEL_FILE] = tmp / MODEL_FILE
+    state_json = None
+    if train_state is not None:
+        state_json, tensors = pack_state(train_state)
+        save_file(tensors, tmp / STATE_FILE)
+        files[STATE_FILE] = tmp / STATE_FILE
+    for path in files.values():
+        _fsync_file(path)
+
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "model_id": model_id,
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "config": to_dict(config),
+        "train_state": state_json,
+        "files": {name: _file_record(path) for name, path in files.items()},
+    }
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=1, allow_nan=True))
+    _fsync_file(tmp / META_FILE)
+    _fsync_dir(tmp)
+
+    # Directories cannot be renamed over non-empty ones: move the old one aside first.
+    old = directory.parent / f".old-{directory.name}-{os.getpid()}"
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    _fsync_dir(directory.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return directory
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+def _read_meta(directory: Path) -> dict:
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise CheckpointError(f"{directory}: not a checkpoint (no {META_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{meta_path}: damaged ({error})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: not a {FORMAT} file")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{meta_path}: format version {meta['format_version']} is newer "
+                              f"than this toolkit reads ({FORMAT_VERSION}); upgrade it")
+    return meta
+
+
+def _verify_file(directory: Path, name: str, record: dict) -> None:
+    path = directory / name
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if path.stat().st_size != record["bytes"]:
+        raise CheckpointError(f"{path}: damaged ({path.stat().st_size} bytes, "
+                              f"{record['bytes']} expected; truncated?)")
+    if _file_record(path)["sha256"] != record["sha256"]:
+        raise CheckpointError(f"{path}: damaged (content does not match its SHA-256)")
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot be read ({error})") from None
+
+
+def read_checkpoint(directory: str | Path, *, train_state: bool = True) -> Checkpoint:
+    """Read and verify a checkpoint directory; CheckpointError if it is damaged."""
+    directory = Path(directory)
+    meta = _read_meta(directory)
+    wanted = [MODEL_FILE] + ([STATE_FILE] if train_state and meta.get("train_state") else [])
+    for name in wanted:
+        _verify_file(directory, name, meta["files"][name])
+    model_state = _load_tensors(directory / MODEL_FILE)
+    state = None
+    if STATE_FILE in wanted:
+        state = unpack_state(meta["train_state"], _load_tensors(directory / STATE_FILE))
+    return Checkpoint(directory, meta, model_state, state)
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Step checkpoint directories of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir()
+             if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path, *, train_state: bool = True) -> Checkpoint | None:
+    """The newest readable checkpoint of a run, or None if there is none.
+
+    A damaged newer checkpoint is skipped with a warning naming it and the reason.
+    """
+    for directory in reversed(list_checkpoints(run_dir)):
+        try:
+            return read_checkpoint(directory, train_state=train_state)
+        except CheckpointError as error:
+            warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+    return None
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` step checkpoints (and stale temporaries)."""
+    directories = list_checkpoints(run_dir)
+    for directory in directories[:max(len(directories) - max(keep_last, 1), 0)]:
+        shutil.rmtree(directory, ignore_errors=True)
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    for stale in list(root.glob(".tmp-*")) + list(root.glob(".old-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Model configuration checks and load_model
+
+
+def config_differences(expected: ModelConfig, found: ModelConfig) -> list[str]:
+    """``'field: a != b'`` for each ModelConfig field that differs."""
+    return [f"{f.name}: {getattr(found, f.name)!r} != {getattr(expected, f.name)!r}"
+            for f in dataclasses.fields(ModelConfig)
+            if getattr(found, f.name) != getattr(expected, f.name)]
+
+
+def check_model_config(expected: ModelConfig, checkpoint: Checkpoint) -> None:
+    """Raise CheckpointError naming every field where the checkpoint's model differs."""
+    found = from_dict(ModelConfig, checkpoint.meta["config"]["model"])
+    differences = config_differences(expected, found)
+    if differences:
+        raise CheckpointError(
+            f"{checkpoint.path} holds a model with a different configuration "
+            f"(checkpoint != config): {'; '.join(differences)}. Use another run_dir, "
+            f"or set these model fields back.")
+
+
+def _model_from_file(path: Path, device: str | torch.device) -> Any:
+    """Build a Codec from a model.safetensors whose header names its config."""
+    from safetensors import safe_open
+
+    from codec.model import Codec, compute_model_id
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: cannot be read ({error})") from None
+    if metadata.get("format") != FORMAT or "model_config" not in metadata:
+        raise CheckpointError(f"{path}: a safetensors file without a codec model config")
+    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
+    model = Codec(config)
+    state = _load_tensors(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit its config ({error})") from None
+    model.model_id = metadata.get("model_id") or compute_model_id(model)
+    return model.to(device).eval()
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """The model.safetensors that ``path`` names: a run directory (its ``best``, else its
+    newest readable checkpoint), a checkpoint directory, or the file itself."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if (path / MODEL_FILE).is_file():
+        return path / MODEL_FILE
+    if (path / BEST_DIR / MODEL_FILE).is_file():
+        return path / BEST_DIR / MODEL_FILE
+    latest = latest_checkpoint(path, train_state=False)
+    if latest is not None:
+        return latest.path / MODEL_FILE
+    raise CheckpointError(f"{path}: not a model (expected a run directory with best/ or "
+                          f"checkpoints/, a checkpoint directory, or a {MODEL_FILE})")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Any:
+    """A trained :class:`codec.model.Codec` in eval mode, with ``model.model_id`` set.
+
+    ``path``: a run directory (uses RUN/best, else the newest checkpoint), a checkpoint
+    directory, or its model.safetensors. Raises CodecError for anything else.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix != ".safetensors":
+        # Exported inference-only files (codec/export.py) are read by their own module.
+        try:
+            export = importlib.import_module("codec.export")
+        except ModuleNotFoundError:
+            export = None
+        if export is not None and hasattr(export, "load_exported"):
+            return export.load_exported(path, device=device)
+        raise CheckpointError(f"{path}: not a model file (expected {MODEL_FILE})")
+    model_file = resolve_model_path(path)
+    meta_path = model_file.parent / META_FILE
+    if meta_path.is_file():
+        meta = _read_meta(model_file.parent)
+        record = meta.get("files", {}).get(MODEL_FILE)
+        if record is not None:
+            _verify_file(model_file.parent, MODEL_FILE, record)
+    return _model_from_file(model_file, device)
