@@ -1,0 +1,225 @@
+"""Training losses: reconstruction terms, adversarial terms and their weighted sum.
+
+Reconstruction (``ReconstructionLoss``) compares a decoded ``estimate`` with the
+``reference`` it came from, both ``[B, C, T]``:
+
+- ``mrstft``: multi-resolution STFT loss (spectral convergence + log magnitude,
+  Yamamoto et al. 2020) from auraloss;
+- ``mel``: L1 between log10 mel magnitudes at several FFT sizes (as in DAC, Kumar et
+  al. 2023), the same quantity as ``codec.metrics.mel_distance``;
+- ``l1``: waveform L1, the term that moves SNR and SI-SDR (see DESIGN.md);
+- ``rms``: level error, ``|log(rms_out / rms_in)|`` per item and channel.
+
+Adversarial terms take lists of ``DiscriminatorOutput`` (one per sub-discriminator,
+see ``codec.discriminators``) and average over them, so their scale does not
+depend on how many sub-discriminators are used.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import auraloss
+import torch
+import torchaudio
+from torch import nn
+
+from codec.discriminators import DiscriminatorOutput
+
+ADVERSARIAL_KINDS = ("hinge", "ls")
+
+# Level floor of the RMS term: 1e-4 is -80 dBFS, far below any normalised training
+# clip (-23 LUFS is about 1e-1) but above float32 rounding noise.
+RMS_FLOOR = 1e-4
+# Floor of the mel magnitudes before the log (as in codec.metrics.mel_distance).
+MEL_FLOOR = 1e-5
+
+
+def rms_loss(estimate: torch.Tensor, reference: torch.Tensor,
+             floor: float = RMS_FLOOR) -> torch.Tensor:
+    """Mean over items and channels of ``|log(rms_out / rms_in)|``; inputs ``[B, C, T]``.
+
+    A log ratio, rather than ``|rms_out - rms_in| / rms_in``, because it is symmetric
+    in decibels (half and double the level cost the same, log 2) and because with the
+    floor it stays bounded for silent references: the relative difference divides by
+    a zero RMS and explodes on the first silent crop. The floor sits inside the
+    square root, ``sqrt(mean(x^2) + floor^2)``, so an all-zero estimate still has a
+    finite gradient (the square root's derivative at 0 is infinite).
+    """
+    def level(x: torch.Tensor) -> torch.Tensor:
+        return (x.pow(2).mean(dim=-1) + floor ** 2).sqrt()
+
+    return (level(estimate).log() - level(reference).log()).abs().mean()
+
+
+class ReconstructionLoss(nn.Module):
+    """Reconstruction terms between ``estimate`` and ``reference`` (``[B, C, T]``).
+
+    ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1`` and
+    ``rms``. Everything is computed in float32 with autocast off, because STFT
+    magnitudes and their logs lose too much precision in half precision.
+
+    Args:
+        sample_rate: audio sample rate in Hz (for the mel filter banks).
+        stft_sizes: FFT sizes of the multi-resolution STFT loss (hop = size / 4).
+        mel_sizes: FFT sizes of the multi-scale mel loss (hop = size / 4).
+        n_mels: mel bands per mel FFT size; one int for all sizes or one per size. The
+            defaults leave no empty mel filter at 16 to 48 kHz.
+    """
+
+    def __init__(self, sample_rate: int, *,
+                 stft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128),
+                 mel_sizes: Sequence[int] = (256, 512, 1024, 2048),
+                 n_mels: int | Sequence[int] = (20, 40, 80, 160)):
+        super().__init__()
+        if isinstance(n_mels, int):
+            n_mels = (n_mels,) * len(mel_sizes)
+        if len(n_mels) != len(mel_sizes):
+            raise ValueError(f"n_mels has {len(n_mels)} entries but mel_sizes has "
+                             f"{len(mel_sizes)}: give one n_mels per mel FFT size")
+        if not stft_sizes or not mel_sizes:
+            raise ValueError("stft_sizes and mel_sizes must each name at least one FFT size")
+        self.sample_rate = sample_rate
+        self.stft_sizes = tuple(stft_sizes)
+        self.mel_sizes = tuple(mel_sizes)
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=list(stft_sizes), hop_sizes=[n // 4 for n in stft_sizes],
+            win_lengths=list(stft_sizes))
+        self.mels = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(
+                sample_rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=bands, power=1.0)
+            for n_fft, bands in zip(mel_sizes, n_mels, strict=True))
+        # Centred frames pad by reflection, which needs more than n_fft / 2 samples.
+        self.min_length = max(self.stft_sizes + self.mel_sizes) // 2 + 1
+
+    def mel_loss(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Mean over FFT sizes of the L1 distance between log10 mel magnitudes."""
+        total = estimate.new_zeros(())
+        for mel in self.mels:
+            est = mel(estimate).clamp(min=MEL_FLOOR).log10()
+            ref = mel(reference).clamp(min=MEL_FLOOR).log10()
+            total = total + (est - ref).abs().mean()
+        return total / len(self.mels)
+
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+        if estimate.shape != reference.shape or estimate.dim() != 3:
+            raise ValueError(f"estimate and reference must both be [B, C, T], got "
+                             f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
+        if estimate.shape[-1] < self.min_length:
+            raise ValueError(f"audio of {estimate.shape[-1]} samples is too short for the "
+                             f"reconstruction loss; it needs at least {self.min_length}")
+        with torch.autocast(device_type=estimate.device.type, enabled=False):
+            estimate = estimate.float().contiguous()
+            reference = reference.float().contiguous()
+            return {
+                "mrstft": self.mrstft(estimate, reference),
+                "mel": self.mel_loss(estimate, reference),
+                "l1": (estimate - reference).abs().mean(),
+                "rms": rms_loss(estimate, reference),
+            }
+
+
+def _weight_table(weights: object) -> dict[str, float]:
+    if isinstance(weights, Mapping):
+        return {str(k): float(v) for k, v in weights.items()}
+    if dataclasses.is_dataclass(weights) and not isinstance(weights, type):
+        return {f.name: float(getattr(weights, f.name)) for f in dataclasses.fields(weights)}
+    raise TypeError(f"weights must be a LossWeights dataclass or a dict, got "
+                    f"{type(weights).__name__}")
+
+
+def weighted_sum(losses: Mapping[str, torch.Tensor], weights: object) -> torch.Tensor:
+    """``sum(weight[name] * loss)`` over the named scalar losses.
+
+    ``weights`` is a ``codec.config.LossWeights`` or a dict. Every loss must have a
+    weight: an unknown name raises ValueError (a misspelt weight must never drop a
+    term silently). A weight of 0 leaves the term out entirely, so no gradient and
+    no NaN from it reaches the model; the caller still logs it. Weights without a
+    loss are fine.
+    """
+    table = _weight_table(weights)
+    unknown = sorted(set(losses) - set(table))
+    if unknown:
+        raise ValueError(f"no weight for loss(es) {unknown}; known loss names: {sorted(table)}")
+    terms = [table[name] * value for name, value in losses.items() if table[name] != 0]
+    if not terms:
+        device = next(iter(losses.values())).device if losses else None
+        return torch.zeros((), device=device)
+    return torch.stack([term.float() for term in terms]).sum()
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ADVERSARIAL_KINDS:
+        raise ValueError(f"unknown adversarial loss {kind!r}; choices: {list(ADVERSARIAL_KINDS)}")
+
+
+def _check_outputs(*groups: Sequence[DiscriminatorOutput]) -> None:
+    if any(len(group) == 0 for group in groups):
+        raise ValueError("adversarial losses need at least one discriminator output")
+    if len({len(group) for group in groups}) > 1:
+        raise ValueError(f"real and fake discriminator outputs differ in number: "
+                         f"{[len(group) for group in groups]}")
+
+
+def discriminator_loss(real: Sequence[DiscriminatorOutput], fake: Sequence[DiscriminatorOutput],
+                       kind: str = "hinge") -> torch.Tensor:
+    """Loss that teaches the discriminators to tell ``real`` from ``fake``.
+
+    hinge (EnCodec, Défossez et al. 2022, eq. 2): ``relu(1 - D(x)) + relu(1 + D(x_hat))``;
+    ls (least squares, Mao et al. 2017, as in HiFi-GAN): ``(1 - D(x))^2 + D(x_hat)^2``.
+    Each is averaged over logits and then over sub-discriminators. Pass fake outputs
+    computed from detached audio.
+    """
+    _check_kind(kind)
+    _check_outputs(real, fake)
+    total = 0.0
+    for r, f in zip(real, fake, strict=True):
+        r_logits, f_logits = r.logits.float(), f.logits.float()
+        if kind == "hinge":
+            total = total + torch.relu(1 - r_logits).mean() + torch.relu(1 + f_logits).mean()
+        else:
+            total = total + (1 - r_logits).pow(2).mean() + f_logits.pow(2).mean()
+    return total / len(real)
+
+
+def generator_adversarial_loss(fake: Sequence[DiscriminatorOutput],
+                               kind: str = "hinge") -> torch.Tensor:
+    """Loss that rewards the generator for fooling the discriminators.
+
+    hinge: ``relu(1 - D(x_hat))`` (EnCodec eq. 1); ls: ``(1 - D(x_hat))^2``.
+    Averaged over logits and then over sub-discriminators.
+    """
+    _check_kind(kind)
+    _check_outputs(fake)
+    total = 0.0
+    for f in fake:
+        logits = f.logits.float()
+        if kind == "hinge":
+            total = total + torch.relu(1 - logits).mean()
+        else:
+            total = total + (1 - logits).pow(2).mean()
+    return total / len(fake)
+
+
+def feature_matching_loss(real: Sequence[DiscriminatorOutput],
+                          fake: Sequence[DiscriminatorOutput]) -> torch.Tensor:
+    """Relative L1 between discriminator feature maps of real and generated audio.
+
+    Each layer's ``mean|real - fake|`` is divided by ``mean|real|`` (EnCodec eq. 3),
+    so every layer counts alike whatever its activation scale; the mean is over all
+    layers of all sub-discriminators. ``real`` features are detached: this loss
+    trains the generator only.
+    """
+    _check_outputs(real, fake)
+    terms = []
+    for r, f in zip(real, fake, strict=True):
+        if len(r.features) != len(f.features):
+            raise ValueError(f"real and fake outputs have {len(r.features)} and "
+                             f"{len(f.features)} feature maps")
+        for r_map, f_map in zip(r.features, f.features, strict=True):
+            r_map = r_map.detach().float()
+            scale = r_map.abs().mean().clamp(min=1e-8)
+            terms.append((r_map - f_map.float()).abs().mean() / scale)
+    if not terms:
+        raise ValueError("feature matching needs discriminator outputs with feature maps")
+    return torch.stack(terms).mean()

@@ -1,0 +1,156 @@
+import math
+
+import pytest
+import torch
+
+from codec.config import LossWeights
+from codec.discriminators import DiscriminatorOutput
+from codec.losses import (
+    ReconstructionLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    rms_loss,
+    weighted_sum,
+)
+
+SAMPLE_RATE = 24000
+NAMES = {"mrstft", "mel", "l1", "rms"}
+
+
+@pytest.fixture(scope="module")
+def recon() -> ReconstructionLoss:
+    return ReconstructionLoss(SAMPLE_RATE)
+
+
+def _tone_with_noise(batch: int = 2, length: int = 6000) -> torch.Tensor:
+    t = torch.arange(length) / SAMPLE_RATE
+    tone = 0.3 * torch.sin(2 * math.pi * 440 * t)
+    return tone + 0.05 * torch.randn(batch, 1, length)
+
+
+def test_identical_inputs_give_zero_and_different_ones_positive(recon):
+    reference = _tone_with_noise()
+    same = recon(reference.clone(), reference)
+    assert set(same) == NAMES
+    for name, value in same.items():
+        assert value.dim() == 0
+        assert float(value) == pytest.approx(0.0, abs=1e-5), name
+    other = recon(reference + 0.05 * torch.randn_like(reference), reference * 0.7)
+    for name, value in other.items():
+        assert float(value) > 1e-3, name
+
+
+def test_rms_loss_ignores_time_shift_and_penalises_level():
+    reference = _tone_with_noise(length=4800)
+    shifted = torch.roll(reference, 1234, dims=-1)  # same samples, so exactly the same RMS
+    assert float(rms_loss(shifted, reference)) == pytest.approx(0.0, abs=1e-6)
+    half = float(rms_loss(0.5 * reference, reference))
+    double = float(rms_loss(2.0 * reference, reference))
+    # A log ratio: halving and doubling both cost log 2 (the floor is far below this level).
+    assert half == pytest.approx(math.log(2), rel=1e-3)
+    assert double == pytest.approx(math.log(2), rel=1e-3)
+    assert float(rms_loss(4.0 * reference, reference)) > double
+
+
+def test_all_zero_reference_and_estimate_are_finite_with_finite_gradients(recon):
+    reference = torch.zeros(2, 1, 4800)
+    for estimate in (torch.zeros(2, 1, 4800), 0.1 * torch.randn(2, 1, 4800)):
+        estimate.requires_grad_(True)
+        losses = recon(estimate, reference)
+        total = sum(losses.values())
+        total.backward()
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        assert torch.isfinite(estimate.grad).all()
+
+
+def test_every_term_sends_gradient_to_the_estimate(recon):
+    reference = _tone_with_noise()
+    estimate = (reference * 0.8 + 0.01 * torch.randn_like(reference)).requires_grad_(True)
+    for name, value in recon(estimate, reference).items():
+        (grad,) = torch.autograd.grad(value, estimate)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def test_losses_are_float32_for_half_precision_input(recon):
+    reference = _tone_with_noise().bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = recon(reference * 0.5, reference)
+    assert all(v.dtype == torch.float32 for v in losses.values())
+
+
+def test_bad_shapes_and_short_audio_raise(recon):
+    with pytest.raises(ValueError, match=r"\[B, C, T\]"):
+        recon(torch.zeros(1, 4800), torch.zeros(1, 4800))
+    with pytest.raises(ValueError, match="too short"):
+        recon(torch.zeros(1, 1, 100), torch.zeros(1, 1, 100))
+    with pytest.raises(ValueError, match="n_mels"):
+        ReconstructionLoss(SAMPLE_RATE, mel_sizes=(512, 1024), n_mels=(40,))
+
+
+def test_weighted_sum_values_and_zero_weight_blocks_gradient():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = torch.tensor([3.0], requires_grad=True)
+    losses = {"l1": x.sum(), "rms": (y * float("nan")).sum(), "mel": 2 * y.sum()}
+    total = weighted_sum(losses, {"l1": 0.5, "rms": 0.0, "mel": 1.0, "commit": 9.0})
+    assert float(total.detach()) == pytest.approx(0.5 * 3 + 2 * 3)
+    total.backward()
+    assert torch.equal(x.grad, torch.full((2,), 0.5))
+    assert torch.equal(y.grad, torch.tensor([2.0]))  # the NaN term with weight 0 never got in
+
+
+def test_weighted_sum_accepts_loss_weights_dataclass():
+    weights = LossWeights(mrstft=2.0, l1=0.0)
+    losses = {"mrstft": torch.tensor(1.5), "l1": torch.tensor(100.0)}
+    assert float(weighted_sum(losses, weights)) == pytest.approx(3.0)
+    assert float(weighted_sum({}, weights)) == 0.0
+
+
+def test_weighted_sum_rejects_unknown_names():
+    with pytest.raises(ValueError, match="'mell'") as error:
+        weighted_sum({"mell": torch.tensor(1.0)}, LossWeights())
+    assert "mrstft" in str(error.value)  # the known names are listed
+
+
+def _outputs(*logit_values: float, features: list[list[torch.Tensor]] | None = None):
+    features = features or [[] for _ in logit_values]
+    return [DiscriminatorOutput(torch.full((2, 1, 3), v), f)
+            for v, f in zip(logit_values, features, strict=True)]
+
+
+def test_hinge_losses_on_known_logits():
+    real, fake = _outputs(1.0, 1.0), _outputs(-1.0, -1.0)
+    assert float(discriminator_loss(real, fake, "hinge")) == 0.0
+    # Fake logits at +1 cost relu(1 + 1) = 2 per logit; real at -1 cost 2 as well.
+    assert float(discriminator_loss(_outputs(-1.0), _outputs(1.0), "hinge")) == 4.0
+    assert float(generator_adversarial_loss(_outputs(1.0, 3.0), "hinge")) == 0.0
+    assert float(generator_adversarial_loss(_outputs(-1.0, 0.0), "hinge")) == pytest.approx(1.5)
+
+
+def test_least_squares_losses_on_known_logits():
+    assert float(discriminator_loss(_outputs(1.0), _outputs(0.0), "ls")) == 0.0
+    assert float(discriminator_loss(_outputs(0.0), _outputs(1.0), "ls")) == 2.0
+    assert float(generator_adversarial_loss(_outputs(1.0), "ls")) == 0.0
+    assert float(generator_adversarial_loss(_outputs(-1.0), "ls")) == 4.0
+
+
+def test_unknown_adversarial_kind_raises():
+    with pytest.raises(ValueError, match="wasserstein"):
+        discriminator_loss(_outputs(1.0), _outputs(0.0), "wasserstein")
+    with pytest.raises(ValueError, match="choices"):
+        generator_adversarial_loss(_outputs(1.0), "wasserstein")
+
+
+def test_feature_matching_is_relative_l1_and_trains_fake_only():
+    real_maps = [[torch.full((2, 4), 2.0), torch.full((3,), -0.5)]]
+    real = _outputs(0.0, features=[[m.clone().requires_grad_(True) for m in real_maps[0]]])
+    same = _outputs(0.0, features=[[m.clone() for m in real_maps[0]]])
+    assert float(feature_matching_loss(real, same)) == 0.0
+    fake_maps = [torch.full((2, 4), 3.0, requires_grad=True), torch.full((3,), 0.0)]
+    fake = _outputs(0.0, features=[fake_maps])
+    # Layer 1: |2 - 3| / 2 = 0.5; layer 2: |-0.5 - 0| / 0.5 = 1; mean 0.75.
+    loss = feature_matching_loss(real, fake)
+    assert float(loss.detach()) == pytest.approx(0.75)
+    loss.backward()
+    assert fake_maps[0].grad is not None
+    assert all(m.grad is None for m in real[0].features)
