@@ -1,0 +1,85 @@
+"""TensorBoard logging for training: scalars, audio clips and mel spectrogram images.
+
+Only one process of a distributed run writes; the others get a ``Monitor`` with
+``enabled=False`` whose methods do nothing, so the training loop never asks who
+it is before logging.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torchaudio
+
+# Fixed range of the log10 mel magnitudes shown in images (-100 dB .. +20 dB), so
+# that images of the same clip at different steps share one colour scale.
+MEL_IMAGE_RANGE = (-5.0, 1.0)
+
+
+class Monitor:
+    """A SummaryWriter into ``log_dir`` that logs nothing when ``enabled`` is False.
+
+    ``purge_step`` drops events at or after that step left by a run that was killed
+    after its last checkpoint, so a resumed run's curves do not double back.
+    """
+
+    def __init__(self, log_dir: str | Path, *, enabled: bool = True, purge_step: int | None = None):
+        self.enabled = enabled
+        self.originals_logged = False  # reference clips are logged once per process
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+        self._mel: dict[int, torchaudio.transforms.MelSpectrogram] = {}
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, float(value), step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        if self.writer is not None:
+            self.writer.add_text(tag, text, step)
+
+    def audio(self, tag: str, audio: torch.Tensor, sample_rate: int, step: int) -> None:
+        """One clip ``[C, T]``; the first channel is logged, clipped to [-1, 1] for playback."""
+        if self.writer is None:
+            return
+        clip = audio.detach().float().cpu()[0].clamp(-1, 1)
+        self.writer.add_audio(tag, clip, step, sample_rate=sample_rate)
+
+    def mel_image(self, tag: str, audio: torch.Tensor, sample_rate: int, step: int) -> None:
+        """The log-mel spectrogram of ``audio [C, T]`` (first channel) as a coloured image."""
+        if self.writer is None:
+            return
+        self.writer.add_image(tag, mel_image(audio, sample_rate, self._mel), step,
+                              dataformats="HWC")
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def mel_image(audio: torch.Tensor, sample_rate: int,
+              cache: dict[int, torchaudio.transforms.MelSpectrogram] | None = None
+              ) -> torch.Tensor:
+    """``audio [C, T]`` -> an RGB image ``[n_mels, frames, 3]`` in [0, 1], low bands at the
+    bottom, coloured with matplotlib's magma map."""
+    from matplotlib import colormaps
+
+    cache = {} if cache is None else cache
+    if sample_rate not in cache:
+        cache[sample_rate] = torchaudio.transforms.MelSpectrogram(
+            sample_rate, n_fft=1024, hop_length=256, n_mels=80, power=1.0)
+    mel = cache[sample_rate](audio.detach().float().cpu()[0])
+    low, high = MEL_IMAGE_RANGE
+    level = ((mel.clamp(min=1e-8).log10() - low) / (high - low)).clamp(0, 1).flip(0)
+    return torch.from_numpy(colormaps["magma"](level.numpy())[..., :3]).float()

@@ -1,0 +1,710 @@
+"""Training: ``codec train CONFIG.yaml [key=value ...]`` (also ``python -m codec.train``).
+
+The loop in one breath: build the model, the optional discriminator, their AdamW
+optimisers and warmup+cosine schedules; resume from the run's newest readable
+checkpoint if there is one; then for each step take the batch whose indices are
+``step * batch_size + j`` (so the step *is* the data position), run ``train_step``,
+log, validate, checkpoint. Rerunning the same command resumes the run.
+
+Randomness (quantiser dropout, k-means seeding) is reseeded at every step from
+``(train.seed, step, rank)``, so a resumed run draws exactly what the uninterrupted
+one would have, on any number of processes, without carrying RNG states around.
+
+Distributed: start with ``torchrun --nproc_per_node N -m codec.train CONFIG``. Each
+process takes its own slice of every batch (``data.batch_size`` is the global
+batch); gradients are averaged by DistributedDataParallel; the quantiser averages
+its EMA statistics itself; only rank 0 validates, logs and saves.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from codec import checkpoint as ckpt
+from codec.config import Config, load_config, save_yaml, to_dict
+from codec.errors import CodecError
+from codec.losses import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    weighted_sum,
+)
+from codec.model import Codec, compute_model_id
+from codec.monitor import Monitor
+
+LR_DECAYS = ("cosine", "linear", "constant")
+# Losses computed from the decoded audio; the balancer rescales their gradients there.
+OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "adv", "feat")
+
+
+# ---------------------------------------------------------------------------
+# Processes and devices
+
+
+@dataclass
+class Distributed:
+    """Where this process sits in a torchrun job (rank 0 of 1 when run alone)."""
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The average of ``value`` over processes (non-finite anywhere stays non-finite)."""
+        if self.world_size > 1:
+            value = value.clone()
+            dist.all_reduce(value)
+            value /= self.world_size
+        return value
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every process if ``flag`` is True on any, so all stop together."""
+        if self.world_size == 1:
+            return flag
+        tensor = torch.tensor(float(flag), device=device)
+        dist.all_reduce(tensor)
+        return bool(tensor > 0)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CodecError(f"train.device={name} but no CUDA device is available")
+    return torch.device(name)
+
+
+def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the torchrun job described by the environment, if any (nccl on CUDA, else gloo)."""
+    device = resolve_device(device_name)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size()), device
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for float32. ``auto``: bf16 on CUDA, float32 elsewhere."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise CodecError(f"train.precision must be auto, fp32 or bf16, got {precision!r}")
+    if precision == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else None
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def seed_step(seed: int, step: int, rank: int, world_size: int) -> None:
+    """Seed torch from (seed, step, rank): each step's draws are a function of where it is."""
+    torch.manual_seed((seed + 1_000_003 * (step * world_size + rank + 1)) % (1 << 63))
+
+
+# ---------------------------------------------------------------------------
+# Learning-rate schedule and data order
+
+
+def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float, decay: str) -> float:
+    """Multiplier of the base learning rate after ``step`` updates: linear warmup over
+    ``warmup`` updates, then ``decay`` down to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    if decay == "cosine":
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if decay == "linear":
+        return 1 - (1 - min_ratio) * progress
+    return 1.0
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: Config,
+                  total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    train = config.train
+    if train.lr_decay not in LR_DECAYS:
+        raise CodecError(f"train.lr_decay must be one of {LR_DECAYS}, got {train.lr_decay!r}")
+    factor = partial(lr_factor, warmup=train.warmup_steps, total=total,
+                     min_ratio=train.min_lr_ratio, decay=train.lr_decay)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Index lists for steps ``start .. stop - 1``: step s on rank r of w takes
+    ``s * batch_size + r * (batch_size / w) + j``, so every index is used once and the
+    data position is the step."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, dataset_size: int,
+                 rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise CodecError(f"data.batch_size={batch_size} must be divisible by the number "
+                             f"of processes ({world_size})")
+        self.start, self.stop, self.size = start, stop, dataset_size
+        self.batch_size, self.local = batch_size, batch_size // world_size
+        self.offset = rank * self.local
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            first = step * self.batch_size + self.offset
+            yield [(first + j) % self.size for j in range(self.local)]
+
+
+def build_datasets(config: Config) -> tuple[Any, list[torch.Tensor]]:
+    """(train dataset, validation crops ``[C, T]``) from the ``data`` section.
+
+    The crops are read once and kept in memory. Without ``data.valid`` the run
+    validates on crops from the far end of the training stream, which the sampler
+    never reaches in practice (but they come from the training files: a warning says so).
+    """
+    from codec import data
+
+    train_set, valid_set = data.build_datasets(config.data, config.model.sample_rate,
+                                               config.model.channels, config.train.seed)
+    if valid_set is None:
+        warnings.warn("data.valid is empty: validating on crops of the training files; "
+                      "give a held-out manifest for honest numbers", stacklevel=2)
+        last = len(train_set) - 1
+        return train_set, [train_set[last - i] for i in range(config.data.valid_crops)]
+    return train_set, [valid_set[i] for i in range(len(valid_set))]
+
+
+# ---------------------------------------------------------------------------
+# The trainer and one step
+
+
+@dataclass
+class Trainer:
+    """Everything a training step changes, and what it needs to change it."""
+    config: Config
+    codec: Codec                       # the model itself: what is saved and validated
+    model: nn.Module                   # codec, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    recon: nn.Module
+    device: torch.device
+    dist: Distributed = field(default_factory=Distributed)
+    autocast_dtype: torch.dtype | None = None
+    disc: nn.Module | None = None      # the discriminator itself
+    disc_model: nn.Module | None = None  # disc, or its DDP wrapper
+    disc_optimizer: torch.optim.Optimizer | None = None
+    disc_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    balancer: Any = None
+    step: int = 0
+    best_score: float = math.inf
+    bad_steps: int = 0                 # non-finite steps in a row
+    skipped_steps: int = 0             # non-finite steps in all
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def _clip(parameters: Any, max_norm: float) -> torch.Tensor:
+    """Clip to ``max_norm`` (<= 0: no clipping) and return the norm before clipping."""
+    return torch.nn.utils.clip_grad_norm_(list(parameters), max_norm if max_norm > 0 else math.inf)
+
+
+def _finite(*values: torch.Tensor) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in values)
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """No gradients into ``module``'s parameters (the generator's pass through the
+    discriminator must not accumulate discriminator gradients)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
+def _codebook_snapshot(codec: Codec) -> dict[str, torch.Tensor]:
+    return {name: buf.clone() for name, buf in codec.quantizer.named_buffers()}
+
+
+def _restore_codebooks(codec: Codec, snapshot: dict[str, torch.Tensor]) -> None:
+    for name, buf in codec.quantizer.named_buffers():
+        buf.copy_(snapshot[name])
+
+
+def _skip_step(t: Trainer, snapshot: dict[str, torch.Tensor], part: str) -> dict[str, float]:
+    """Undo what a non-finite step did (codebook EMA) and count it; stop after too many."""
+    _restore_codebooks(t.codec, snapshot)
+    t.optimizer.zero_grad(set_to_none=True)
+    if t.disc_optimizer is not None:
+        t.disc_optimizer.zero_grad(set_to_none=True)
+    t.bad_steps += 1
+    t.skipped_steps += 1
+    limit = t.config.train.max_bad_steps
+    if t.bad_steps >= limit:
+        raise CodecError(
+            f"stopped at step {t.step + 1}: {t.bad_steps} steps in a row had a non-finite "
+            f"{part} loss or gradient norm (train.max_bad_steps={limit}). The weights were "
+            f"never updated from them; lower train.lr, check the data for NaN or silent "
+            f"files, or resume from an earlier checkpoint.")
+    return {"skipped": 1.0}
+
+
+def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
+    """One update on a batch ``[B, C, T]``; returns the scalars to log.
+
+    A step whose loss or gradient norm is not finite (on any process) changes nothing:
+    no optimiser step, and the quantiser's EMA codebooks, which update inside the
+    forward pass, are put back. (If only the generator's part is non-finite, the
+    discriminator's update of that step stands.)
+    """
+    train, weights = t.config.train, t.config.loss
+    snapshot = _codebook_snapshot(t.codec)
+    with t.autocast():
+        out = t.model(audio)
+    logs: dict[str, float] = dict(out.metrics)
+
+    # Discriminator step on detached output, so that its loss never trains the codec.
+    use_disc = t.disc is not None and t.step >= train.disc_start_step
+    if use_disc:
+        with t.autocast():
+            d_loss = discriminator_loss(t.disc_model(audio), t.disc_model(out.audio.detach()),
+                                        train.adv_loss)
+        t.disc_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_norm = _clip(t.disc.parameters(), train.grad_clip)
+        d_loss = t.dist.mean(d_loss.detach())
+        if not _finite(d_loss, d_norm):
+            return _skip_step(t, snapshot, "discriminator")
+        t.disc_optimizer.step()
+        t.disc_scheduler.step()
+        logs.update({"disc/loss": float(d_loss), "disc/grad_norm": float(d_norm)})
+
+    # Generator losses: reconstruction, commitment, and the discriminator's verdict.
+    losses = dict(t.recon(out.audio, audio), commit=out.losses["commit"])
+    if use_disc:
+        with _frozen(t.disc), t.autocast():
+            fake = t.disc(out.audio)
+            with torch.no_grad():
+                real = t.disc(audio)
+        losses["adv"] = generator_adversarial_loss(fake, train.adv_loss)
+        losses["feat"] = feature_matching_loss(real, fake)
+    total = weighted_sum(losses, weights)
+
+    t.optimizer.zero_grad(set_to_none=True)
+    if t.balancer is None:
+        total.backward()
+    else:
+        commit = losses["commit"] * weights.commit if weights.commit else None
+        balanced = {k: v for k, v in losses.items() if k in OUTPUT_LOSSES}
+        norms = t.balancer.backward(balanced, out.audio, other=commit)
+        logs.update({f"balancer/{k}_grad_norm": v for k, v in norms.items()})
+    grad_norm = _clip(t.codec.parameters(), train.grad_clip)
+    values = t.dist.mean(torch.stack([total.detach().float()]
+                                     + [v.detach().float() for v in losses.values()]))
+    if not _finite(values, grad_norm):
+        return _skip_step(t, snapshot, "generator")
+    t.optimizer.step()
+    t.scheduler.step()
+    t.bad_steps = 0
+
+    logs.update({f"loss/{name}": float(v) for name, v in zip(losses, values[1:], strict=True)})
+    logs.update({"loss/total": float(values[0]), "grad_norm": float(grad_norm),
+                 "lr": t.optimizer.param_groups[0]["lr"], "skipped": 0.0})
+    return logs
+
+# ---------------------------------------------------------------------------
+# Building, saving and resuming
+
+
+def build_trainer(config: Config, device: torch.device | str = "cpu",
+                  distributed: Distributed | None = None) -> Trainer:
+    """Model, discriminator, optimisers, schedules and losses for ``config`` (no DDP yet)."""
+    from codec.balancer import Balancer
+    from codec.discriminators import build_discriminator
+    from codec.losses import ReconstructionLoss
+
+    train, device = config.train, torch.device(device)
+    torch.manual_seed(train.seed)  # the same initial weights on every process
+    codec = Codec(config.model).to(device)
+    optimizer = torch.optim.AdamW(codec.parameters(), lr=train.lr, betas=tuple(train.betas),
+                                  weight_decay=train.weight_decay)
+    t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer,
+                scheduler=make_schedule(optimizer, config, train.steps),
+                recon=ReconstructionLoss(config.model.sample_rate).to(device), device=device,
+                dist=distributed or Distributed(),
+                autocast_dtype=resolve_precision(train.precision, device))
+    try:
+        disc = build_discriminator(tuple(train.disc), config.model.channels)
+    except ValueError as error:
+        raise CodecError(f"train.disc: {error}") from None
+    if disc is not None:
+        t.disc = t.disc_model = disc.to(device)
+        t.disc_optimizer = torch.optim.AdamW(disc.parameters(), lr=train.disc_lr,
+                                             betas=tuple(train.betas),
+                                             weight_decay=train.weight_decay)
+        t.disc_scheduler = make_schedule(t.disc_optimizer, config,
+                                         max(train.steps - train.disc_start_step, 1))
+    if train.balancer:
+        t.balancer = Balancer({k: getattr(config.loss, k) for k in OUTPUT_LOSSES})
+    return t
+
+
+def wrap_distributed(t: Trainer) -> None:
+    """Wrap codec and discriminator in DistributedDataParallel (after resuming, so that
+    every process starts from rank 0's weights, which DDP broadcasts)."""
+    if t.dist.world_size == 1:
+        return
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [t.device.index] if t.device.type == "cuda" else None
+    # The quantiser all-reduces its own EMA statistics, so its buffers agree already.
+    t.model = DistributedDataParallel(t.codec, device_ids=ids, broadcast_buffers=False)
+    if t.disc is not None:
+        t.disc_model = DistributedDataParallel(t.disc, device_ids=ids, broadcast_buffers=False)
+
+
+def train_state(t: Trainer) -> dict:
+    """The nested state a checkpoint needs to resume exactly (besides the model weights)."""
+    state: dict[str, Any] = {
+        "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
+        "best_score": t.best_score, "bad_steps": t.bad_steps,
+        "skipped_steps": t.skipped_steps,
+    }
+    if t.disc is not None:
+        state.update(disc=t.disc.state_dict(), disc_optimizer=t.disc_optimizer.state_dict(),
+                     disc_scheduler=t.disc_scheduler.state_dict())
+    if t.balancer is not None:
+        # The balancer's running averages of gradient norms.
+        state["balancer"] = {"norm_sum": dict(t.balancer._norm_sum),
+                             "norm_count": dict(t.balancer._norm_count)}
+    return state
+
+
+def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
+    """Load a checkpoint into ``t``; CodecError naming the fields if the model differs."""
+    ckpt.check_model_config(t.config.model, checkpoint)
+    state = checkpoint.train_state or {}
+    t.codec.load_state_dict(checkpoint.model_state)
+    t.optimizer.load_state_dict(state["optimizer"])
+    t.scheduler.load_state_dict(state["scheduler"])
+    if t.disc is not None and "disc" in state:
+        t.disc.load_state_dict(state["disc"])
+        t.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        t.disc_scheduler.load_state_dict(state["disc_scheduler"])
+    if t.balancer is not None and "balancer" in state:
+        t.balancer._norm_sum = dict(state["balancer"]["norm_sum"])
+        t.balancer._norm_count = dict(state["balancer"]["norm_count"])
+    t.step = checkpoint.step
+    t.best_score = float(state.get("best_score", math.inf))
+    t.bad_steps = int(state.get("bad_steps", 0))
+    t.skipped_steps = int(state.get("skipped_steps", 0))
+
+
+def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
+    """A step checkpoint (pruned to ``train.keep_last``), and ``best`` if it improved."""
+    run_dir = Path(t.config.run_dir)
+    model_id = compute_model_id(t.codec)
+    ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(t.step),
+                         model_state=t.codec.state_dict(), config=t.config, step=t.step,
+                         model_id=model_id, metrics=metrics, train_state=train_state(t))
+    ckpt.prune_checkpoints(run_dir, t.config.train.keep_last)
+    if best:
+        ckpt.save_checkpoint(run_dir / ckpt.BEST_DIR, model_state=t.codec.state_dict(),
+                             config=t.config, step=t.step, model_id=model_id, metrics=metrics)
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+def valid_bitrates(codec: Codec, kbps: Sequence[float]) -> list[int]:
+    """Codebook counts to validate: one per ``train.valid_kbps`` entry the model can
+    reach, and always all codebooks; sorted, without repeats."""
+    counts = {codec.config.n_q}
+    for rate in kbps:
+        with contextlib.suppress(ValueError):  # below the model's lowest bitrate
+            counts.add(codec.n_q_for_kbps(rate))
+    return sorted(counts)
+
+
+def _batches(clips: Sequence[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
+    """Clips ``[C, T]`` stacked into ``[B, C, T]`` batches (clips of other lengths alone)."""
+    for start in range(0, len(clips), size):
+        chunk = clips[start:start + size]
+        if len({c.shape for c in chunk}) == 1:
+            yield torch.stack(chunk)
+        else:
+            yield from (c[None] for c in chunk)
+
+
+@torch.no_grad()
+def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dict[str, float]:
+    """Metrics over the validation crops at each validation bitrate, codebook usage,
+    and audio and mel images of the first ``train.valid_audio_clips`` crops.
+
+    ``valid/score`` (lower is better; picks ``best``) is the mel distance averaged
+    over the validated bitrates, so that a model good at one bitrate only does not win.
+    """
+    from codec import metrics as M
+    from codec.quantize import codebook_usage
+
+    codec, sample_rate = t.codec, t.codec.sample_rate
+    was_training = codec.training
+    codec.eval()
+    counts = valid_bitrates(codec, t.config.train.valid_kbps)
+    sums: dict[str, float] = defaultdict(float)
+    peaks = {n_q: 0.0 for n_q in counts}
+    all_codes = []
+    for batch in _batches(list(clips), t.config.data.batch_size):
+        reference = batch.to(t.device)
+        for n_q in counts:
+            with t.autocast():
+                codes = codec.encode(reference, n_q)
+                decoded = codec.decode(codes, reference.shape[-1]).float()
+            if n_q == codec.config.n_q:
+                all_codes.append(codes.cpu())
+            ref, est = reference.cpu(), decoded.cpu()
+            for i in range(len(ref)):
+                sums[f"{n_q}/snr"] += M.snr(ref[i], est[i])
+                sums[f"{n_q}/si_sdr"] += M.si_sdr(ref[i], est[i])
+                sums[f"{n_q}/rms_ratio"] += M.rms_ratio(ref[i], est[i])
+            sums[f"{n_q}/mel_distance"] += M.mel_distance(ref, est, sample_rate) * len(ref)
+            peaks[n_q] = max(peaks[n_q], float(est.abs().max()))
+
+    results: dict[str, float] = {}
+    for n_q in counts:
+        label = f"valid/{codec.bitrate(n_q) / 1000:g}kbps"
+        for name in ("snr", "si_sdr", "rms_ratio", "mel_distance"):
+            results[f"{label}/{name}"] = sums[f"{n_q}/{name}"] / len(clips)
+        results[f"{label}/peak"] = peaks[n_q]
+    full = f"valid/{codec.bitrate() / 1000:g}kbps"
+    for name in ("snr", "si_sdr", "rms_ratio", "mel_distance", "peak"):
+        results[f"valid/{name}"] = results[f"{full}/{name}"]
+    results["valid/score"] = sum(results[f"valid/{codec.bitrate(n) / 1000:g}kbps/mel_distance"]
+                                 for n in counts) / len(counts)
+    codes = torch.cat([c.transpose(0, 1).reshape(c.shape[1], -1) for c in all_codes], dim=1)
+    for index in range(codes.shape[0]):
+        usage, perplexity = codebook_usage(codes[index], codec.config.codebook_size)
+        results[f"valid/codebook/{index}/usage"] = usage
+        results[f"valid/codebook/{index}/perplexity"] = perplexity
+
+    monitor.scalars(results, t.step)
+    _log_clips(t, clips[:t.config.train.valid_audio_clips], counts, monitor)
+    monitor.flush()
+    codec.train(was_training)
+    return results
+
+
+def _log_clips(t: Trainer, clips: Sequence[torch.Tensor], counts: list[int],
+               monitor: Monitor) -> None:
+    """Audio and mel images: originals once per process, decodings at every validation."""
+    if not monitor.enabled:
+        return
+    codec, sample_rate = t.codec, t.codec.sample_rate
+    first = not monitor.originals_logged
+    for index, clip in enumerate(clips):
+        if first:
+            monitor.audio(f"audio/{index}/original", clip, sample_rate, t.step)
+            monitor.mel_image(f"mel/{index}/original", clip, sample_rate, t.step)
+        for n_q in counts:
+            with t.autocast():
+                audio = clip[None].to(t.device)
+                decoded = codec.decode(codec.encode(audio, n_q), clip.shape[-1])[0].float()
+            tag = f"{index}/{codec.bitrate(n_q) / 1000:g}kbps"
+            monitor.audio(f"audio/{tag}", decoded, sample_rate, t.step)
+            monitor.mel_image(f"mel/{tag}", decoded, sample_rate, t.step)
+    monitor.originals_logged = True
+
+
+# ---------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class TrainResult:
+    """How a call to :func:`fit` ended. ``model`` is the trained codec (train mode)."""
+    step: int
+    stopped: str                       # "steps", "time" or "done" (nothing left to train)
+    metrics: dict[str, float]
+    skipped_steps: int
+    model: Codec
+
+
+class _Averages:
+    """Running means of the logged scalars between two log steps."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] += float(value)
+            self.counts[key] += 1
+
+    def pop(self) -> dict[str, float]:
+        means = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums.clear()
+        self.counts.clear()
+        return means
+
+
+def _train_tags(values: dict[str, float]) -> dict[str, float]:
+    """Training scalars under ``train/`` (codebook stats keep their own group)."""
+    return {(f"train/{k}" if not k.startswith("codebook/") else f"train_{k}"): v
+            for k, v in values.items()}
+
+
+def fit(config: Config) -> TrainResult:
+    """Train (or resume) the run in ``config.run_dir`` until ``train.steps`` or
+    ``train.max_minutes``; validate and save at the end."""
+    distributed, device = init_distributed(config.train.device)
+    try:
+        return _fit(config, distributed, device)
+    finally:
+        if distributed.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _fit(config: Config, distributed: Distributed, device: torch.device) -> TrainResult:
+    from tqdm import tqdm
+
+    train, run_dir = config.train, Path(config.run_dir)
+    if train.threads > 0:
+        torch.set_num_threads(train.threads)
+    if distributed.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(config, run_dir / "config.yaml")
+    train_set, valid_set = build_datasets(config)
+    t = build_trainer(config, device, distributed)
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is not None:
+        restore(t, latest)
+    wrap_distributed(t)
+    if t.step >= train.steps:
+        if distributed.is_main:
+            print(f"{run_dir}: already trained to step {t.step} (train.steps={train.steps})")
+        return TrainResult(t.step, "done", dict(latest.meta.get("metrics", {})),
+                           t.skipped_steps, t.codec)
+
+    monitor = Monitor(run_dir / "tb", enabled=distributed.is_main,
+                      purge_step=t.step + 1 if latest is not None else None)
+    if latest is None:
+        monitor.text("config", "```\n" + _yaml(config) + "\n```")
+    loader = torch.utils.data.DataLoader(
+        train_set, num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+        batch_sampler=StepBatches(t.step, train.steps, config.data.batch_size, len(train_set),
+                                  distributed.rank, distributed.world_size))
+    audio_seconds = config.data.segment_seconds * config.data.batch_size
+    bar = tqdm(total=train.steps, initial=t.step, disable=not distributed.is_main,
+               unit="step", dynamic_ncols=True, mininterval=2.0)
+    averages, stopped = _Averages(), "steps"
+    started = window_start = time.monotonic()
+    metrics = dict(latest.meta.get("metrics", {})) if latest is not None else {}
+    window_steps, last_snr = 0, metrics.get("valid/snr", math.nan)
+    try:
+        for audio in loader:
+            seed_step(train.seed, t.step, distributed.rank, distributed.world_size)
+            averages.add(train_step(t, audio.to(device, non_blocking=True)))
+            t.step += 1
+            window_steps += 1
+            if t.step % train.log_every == 0:
+                speed = audio_seconds * window_steps / (time.monotonic() - window_start)
+                logs = averages.pop()
+                monitor.scalars(_train_tags(logs) | {"train/audio_seconds_per_second": speed,
+                                                     "train/skipped_steps": t.skipped_steps},
+                                t.step)
+                bar.set_postfix(loss=f"{logs.get('loss/total', math.nan):.3f}",
+                                snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x")
+                window_start, window_steps = time.monotonic(), 0
+            bar.update(1)
+            out_of_time = distributed.any(
+                train.max_minutes > 0 and time.monotonic() - started > 60 * train.max_minutes,
+                device)
+            last = out_of_time or t.step >= train.steps
+            if distributed.is_main and (t.step % train.valid_every == 0 or last):
+                metrics = validate(t, valid_set, monitor)
+                last_snr = metrics["valid/snr"]
+                improved = metrics["valid/score"] < t.best_score
+                t.best_score = min(t.best_score, metrics["valid/score"])
+                if t.step % train.checkpoint_every == 0 or last or improved:
+                    save(t, metrics, best=improved)
+                window_start = time.monotonic()  # validation is not training time
+            elif distributed.is_main and t.step % train.checkpoint_every == 0:
+                save(t, metrics, best=False)
+            if out_of_time:
+                stopped = "time"
+                break
+    finally:
+        bar.close()
+        monitor.close()
+    if distributed.is_main:
+        print(f"{run_dir}: stopped at step {t.step} ({stopped}); valid SNR "
+              f"{metrics.get('valid/snr', math.nan):.2f} dB, RMS ratio "
+              f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps")
+    return TrainResult(t.step, stopped, metrics, t.skipped_steps, t.codec)
+
+
+def _yaml(config: Config) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(config)))
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = [item for item in args.config if "=" not in item]
+    overrides = [item for item in args.config if "=" in item]
+    if not paths:
+        raise CodecError("give a config file (e.g. recipes/base.yaml), then key=value overrides")
+    fit(load_config(paths, overrides))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train or resume a codec",
+        description="Train a codec from YAML config files and key=value overrides "
+                    "(e.g. train.steps=1000 run_dir=exp/x). Rerunning resumes the run.")
+    parser.add_argument("config", nargs="+", metavar="CONFIG.yaml|key=value",
+                        help="config files (later ones win), then dotted overrides")
+    parser.set_defaults(run=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codec.train")
+    subparsers = parser.add_subparsers(dest="command")
+    register(subparsers)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return run(args)
+    except CodecError as error:
+        print(f"codec train: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_corpus import make_corpus, tiny_config, tiny_overrides
+
+from codec import cli
+from codec.checkpoint import load_model, read_checkpoint
+from codec.errors import CodecError
+from codec.train import (
+    StepBatches,
+    build_datasets,
+    build_trainer,
+    fit,
+    lr_factor,
+    train_step,
+)
+
+# The run the module's tests share: a discriminator that starts at step 2, so that
+# resuming covers both optimisers and both schedules.
+DISC = {"train.disc": "[mpd]", "train.disc_start_step": 2}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("corpus")
+    return root, make_corpus(root)
+
+
+@pytest.fixture(scope="module")
+def trained_run(corpus, tmp_path_factory) -> Path:
+    """A finished 6-step run with checkpoints at steps 3 and 6."""
+    torch.set_num_threads(1)
+    _, manifests = corpus
+    root = tmp_path_factory.mktemp("trained")
+    fit(tiny_config(root, manifests, **DISC))
+    return root / "run"
+
+
+def _batch(config) -> torch.Tensor:
+    train_set, _ = build_datasets(config)
+    return torch.stack([train_set[i] for i in range(config.data.batch_size)])
+
+
+def _state(t) -> dict[str, torch.Tensor]:
+    """Every tensor a step may change: weights, codebook buffers, optimiser moments."""
+    state = {f"model/{k}": v.clone() for k, v in t.codec.state_dict().items()}
+    for index, moments in t.optimizer.state_dict()["state"].items():
+        state.update({f"opt/{index}/{k}": v.clone() for k, v in moments.items()})
+    return state
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"differ: {different[:5]}"
+
+
+def test_lr_schedule_warms_up_then_decays_to_min_ratio():
+    factor = dict(warmup=10, total=110, min_ratio=0.1, decay="cosine")
+    assert lr_factor(0, **factor) == pytest.approx(0.1)
+    assert lr_factor(9, **factor) == pytest.approx(1.0)
+    assert lr_factor(60, **factor) == pytest.approx(0.55)  # half way down the cosine
+    assert lr_factor(110, **factor) == pytest.approx(0.1)
+    assert lr_factor(500, **factor) == pytest.approx(0.1)
+
+
+def test_step_batches_split_each_batch_between_ranks_and_resume_at_the_step():
+    ranks = [list(StepBatches(2, 4, 6, 10 ** 9, rank, 2)) for rank in (0, 1)]
+    assert ranks[0] == [[12, 13, 14], [18, 19, 20]]
+    assert ranks[1] == [[15, 16, 17], [21, 22, 23]]
+    with pytest.raises(CodecError, match="divisible"):
+        StepBatches(0, 1, 5, 100, 0, 2)
+
+
+@pytest.mark.parametrize("extra", [{}, {"train.disc": "[msstft]"}], ids=["plain", "disc"])
+def test_a_few_steps_lower_the_reconstruction_loss(corpus, tmp_path, extra):
+    _, manifests = corpus
+    config = tiny_config(tmp_path, manifests, **extra)
+    t = build_trainer(config)
+    audio = _batch(config)
+    history = [train_step(t, audio) for _ in range(12)]
+    assert all(logs["skipped"] == 0 for logs in history)
+    for name in ("loss/total", "loss/mel", "loss/mrstft"):
+        first, last = [sum(logs[name] for logs in part) / 3 for part in (history[:3],
+                                                                          history[-3:])]
+        assert last < first, name
+    if extra:
+        assert all(math.isfinite(logs["disc/loss"]) for logs in history)
+        assert "loss/adv" in history[-1] and "loss/feat" in history[-1]
+
+
+def test_non_finite_loss_is_skipped_without_touching_any_state(corpus, tmp_path, monkeypatch):
+    _, manifests = corpus
+    config = tiny_config(tmp_path, manifests, **{"train.max_bad_steps": 2})
+    t = build_trainer(config)
+    audio = _batch(config)
+    train_step(t, audio)  # initialise codebooks and optimiser moments
+    before = _state(t)
+    recon = t.recon.forward
+
+    def nan_mel(estimate, reference):
+        losses = recon(estimate, reference)
+        return losses | {"mel": losses["mel"] * math.nan}
+
+    monkeypatch.setattr(t.recon, "forward", nan_mel)
+    assert train_step(t, audio)["skipped"] == 1
+    _assert_same(before, _state(t))
+    assert t.skipped_steps == 1
+    with pytest.raises(CodecError, match="2 steps in a row .* non-finite"):
+        train_step(t, audio)
+
+
+def test_non_finite_encoder_output_leaves_the_codebooks_as_they_were(corpus, tmp_path):
+    # The EMA codebook update happens inside the forward pass, before the loss exists.
+    _, manifests = corpus
+    t = build_trainer(tiny_config(tmp_path, manifests))
+    audio = _batch(t.config)
+    train_step(t, audio)
+    before = _state(t)
+    hook = t.codec.encoder.register_forward_hook(lambda module, args, out: out * math.nan)
+    assert train_step(t, audio)["skipped"] == 1
+    hook.remove()
+    _assert_same(before, _state(t))
+    assert train_step(t, audio)["skipped"] == 0  # and training goes on
+
+
+def test_rerun_after_a_kill_matches_the_uninterrupted_run(trained_run, tmp_path, corpus):
+    _, manifests = corpus
+    # Simulate a kill after the step-3 checkpoint: the step-6 checkpoint never got written.
+    shutil.copytree(trained_run, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000006")
+    result = fit(tiny_config(tmp_path, manifests, **DISC))
+    assert result.step == 6
+    for name in ("model.safetensors", "train_state.safetensors"):
+        resumed = load_file(tmp_path / "run" / "checkpoints" / "step-000006" / name)
+        uninterrupted = load_file(trained_run / "checkpoints" / "step-000006" / name)
+        _assert_same(uninterrupted, resumed)
+    meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "step-000006").meta
+    assert meta["train_state"]["scheduler"]["last_epoch"] == 6
+    assert meta["train_state"]["disc_scheduler"]["last_epoch"] == 4  # disc starts at step 2
+
+
+def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(trained_run, tmp_path,
+                                                                     corpus):
+    _, manifests = corpus
+    shutil.copytree(trained_run, tmp_path / "run")
+    newest = tmp_path / "run" / "checkpoints" / "step-000006" / "train_state.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="step-000006.*damaged"):
+        result = fit(tiny_config(tmp_path, manifests, **DISC, **{"train.steps": 7}))
+    assert result.step == 7  # resumed from step 3, not from scratch and not from 6
+
+
+def test_run_that_is_done_does_not_train_again(trained_run, tmp_path, corpus):
+    _, manifests = corpus
+    shutil.copytree(trained_run, tmp_path / "run")
+    result = fit(tiny_config(tmp_path, manifests, **DISC))
+    assert result.stopped == "done" and result.step == 6
+
+
+def test_model_config_mismatch_names_the_field(trained_run, tmp_path, corpus):
+    _, manifests = corpus
+    shutil.copytree(trained_run, tmp_path / "run")
+    with pytest.raises(CodecError, match=r"n_q: 4 != 2"):
+        fit(tiny_config(tmp_path, manifests, **DISC, **{"model.n_q": 2}))
+
+
+def test_trained_run_loads_as_a_model(trained_run):
+    model = load_model(trained_run)
+    best = read_checkpoint(trained_run / "best", train_state=False)
+    assert model.model_id == best.meta["model_id"]
+    assert not model.training
+    assert (trained_run / "config.yaml").is_file()
+    assert best.meta["metrics"]["valid/score"] == pytest.approx(
+        min(read_checkpoint(p, train_state=False).meta["metrics"]["valid/score"]
+            for p in sorted((trained_run / "checkpoints").iterdir())))
+
+
+def test_tensorboard_has_losses_validation_audio_and_images(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trained_run / "tb"), size_guidance={"audio": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in ("train/loss/total", "train/loss/mel", "train/loss/commit", "train/loss/adv",
+                "train/lr", "train/grad_norm", "train/disc/loss", "train/disc/grad_norm",
+                "train/audio_seconds_per_second", "train/skipped_steps",
+                "train_codebook/0/perplexity", "train_codebook/3/revived",
+                "valid/snr", "valid/si_sdr", "valid/rms_ratio", "valid/mel_distance",
+                "valid/peak", "valid/score", "valid/2.4kbps/snr",
+                "valid/codebook/0/usage", "valid/codebook/3/perplexity"):
+        assert tag in tags["scalars"], tag
+    assert [e.step for e in events.Scalars("train/loss/total")] == [1, 2, 3, 4, 5, 6]
+    assert [e.step for e in events.Scalars("valid/snr")] == [3, 6]
+    for tag in ("audio/0/original", "audio/0/2.4kbps", "audio/0/4.8kbps", "audio/0/9.6kbps"):
+        assert tag in tags["audio"], tag
+    for tag in ("mel/0/original", "mel/0/9.6kbps"):
+        assert tag in tags["images"], tag
+
+
+def test_cli_trains_and_reports_bad_config(corpus, tmp_path, capsys):
+    _, manifests = corpus
+    overrides = tiny_overrides(tmp_path, manifests, **{"train.steps": 2})
+    base = Path(__file__).parents[1] / "recipes" / "base.yaml"
+    assert cli.main(["train", str(base), *overrides]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "step-000002").is_dir()
+    assert cli.main(["train", str(base), *overrides, "train.lr_decay=sideways"]) == 2
+    assert "train.lr_decay" in capsys.readouterr().err
