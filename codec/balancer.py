@@ -14,25 +14,29 @@ from typing import Mapping
 
 import torch
 
+from codec.losses import weights_as_dict
+
 
 class Balancer:
     """Combine the gradients of several losses at the model ``output``.
 
     Args:
         weights: share of each loss in the output gradient; 0 leaves the loss out.
+            A dict or a ``codec.config.LossWeights``.
         total_norm: norm of the combined output gradient (when the losses' gradients
             are orthogonal and their norms are at their running averages).
         ema_decay: decay of the running average of each gradient norm; the average
             is bias-corrected, so the first step uses the first norm as it is.
     """
 
-    def __init__(self, weights: Mapping[str, float], total_norm: float = 1.0,
+    def __init__(self, weights: Mapping[str, float] | object, total_norm: float = 1.0,
                  ema_decay: float = 0.999):
+        weights = weights_as_dict(weights)
         if any(w < 0 for w in weights.values()):
-            raise ValueError(f"balancer weights must be >= 0, got {dict(weights)}")
+            raise ValueError(f"balancer weights must be >= 0, got {weights}")
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
-        self.weights = {name: float(w) for name, w in weights.items()}
+        self.weights = weights
         if not any(self.weights.values()):
             raise ValueError("the balancer needs at least one loss with a positive weight")
         self.total_norm = total_norm
@@ -49,6 +53,14 @@ class Balancer:
         if name not in self._norm_count:
             return norm
         return self._norm_sum[name] / self._norm_count[name]
+
+    def state_dict(self) -> dict[str, dict[str, float]]:
+        """The running norm averages, as plain floats (JSON-safe) for checkpoints."""
+        return {"norm_sum": dict(self._norm_sum), "norm_count": dict(self._norm_count)}
+
+    def load_state_dict(self, state: Mapping[str, Mapping[str, float]]) -> None:
+        self._norm_sum = {k: float(v) for k, v in state["norm_sum"].items()}
+        self._norm_count = {k: float(v) for k, v in state["norm_count"].items()}
 
     def backward(self, losses: Mapping[str, torch.Tensor], output: torch.Tensor,
                  other: torch.Tensor | None = None) -> dict[str, float]:

@@ -40,8 +40,8 @@ class STFTDiscriminator(nn.Module):
     """2-D conv net on one complex STFT (real and imaginary parts as channels).
 
     Follows the layout of EnCodec's MS-STFT discriminator (Défossez et al. 2022,
-    sec. 3.3): a first conv, then convs that halve the frequency axis while their
-    time dilation grows (1, 2, 4), a last 3x3 conv, and a 3x3 conv to one logit map.
+    sec. 3.3): convs with kernel (3 frames, 9 bins) that halve the frequency axis while
+    their time dilation grows (1, 2, 4), a last 3x3 conv, and a 3x3 conv to one logit map.
     Input ``[B, C, T]``; the spectrogram is ``[B, 2C, frames, bins]``.
     """
 
@@ -52,7 +52,10 @@ class STFTDiscriminator(nn.Module):
         self.hop_length = n_fft // 4
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         time_k, freq_k = kernel
-        layers = [nn.Conv2d(2 * channels, filters, kernel, padding=(time_k // 2, freq_k // 2))]
+        # Unlike EnCodec, the first conv already halves the frequency axis: the convs
+        # after it, filters x filters wide, then cost half as much, which matters on CPU.
+        layers = [nn.Conv2d(2 * channels, filters, kernel, stride=(1, 2),
+                            padding=(time_k // 2, freq_k // 2))]
         for dilation in dilations:
             layers.append(nn.Conv2d(filters, filters, kernel, stride=(1, 2),
                                     dilation=(dilation, 1),

@@ -59,6 +59,12 @@ class ReconstructionLoss(nn.Module):
     ``rms``. Everything is computed in float32 with autocast off, because STFT
     magnitudes and their logs lose too much precision in half precision.
 
+    All terms stay finite for silent references, but ``mrstft`` contains spectral
+    convergence, ``|Y - X|_F / |Y|_F`` over the whole batch: a batch of pure digital
+    silence leaves only the magnitude floor in the denominator and the term becomes
+    large (about 1.5e3 for a -40 dBFS estimate). Salient crops keep such batches out
+    of training; the other terms are bounded by their floors.
+
     Args:
         sample_rate: audio sample rate in Hz (for the mel filter banks).
         stft_sizes: FFT sizes of the multi-resolution STFT loss (hop = size / 4).
@@ -119,7 +125,8 @@ class ReconstructionLoss(nn.Module):
             }
 
 
-def _weight_table(weights: object) -> dict[str, float]:
+def weights_as_dict(weights: object) -> dict[str, float]:
+    """``{loss name: weight}`` from a ``LossWeights`` dataclass or a mapping."""
     if isinstance(weights, Mapping):
         return {str(k): float(v) for k, v in weights.items()}
     if dataclasses.is_dataclass(weights) and not isinstance(weights, type):
@@ -137,7 +144,7 @@ def weighted_sum(losses: Mapping[str, torch.Tensor], weights: object) -> torch.T
     no NaN from it reaches the model; the caller still logs it. Weights without a
     loss are fine.
     """
-    table = _weight_table(weights)
+    table = weights_as_dict(weights)
     unknown = sorted(set(losses) - set(table))
     if unknown:
         raise ValueError(f"no weight for loss(es) {unknown}; known loss names: {sorted(table)}")
@@ -208,7 +215,8 @@ def feature_matching_loss(real: Sequence[DiscriminatorOutput],
     Each layer's ``mean|real - fake|`` is divided by ``mean|real|`` (EnCodec eq. 3),
     so every layer counts alike whatever its activation scale; the mean is over all
     layers of all sub-discriminators. ``real`` features are detached: this loss
-    trains the generator only.
+    trains the generator only, so the real outputs may be computed under
+    ``torch.no_grad()`` to save time and memory.
     """
     _check_outputs(real, fake)
     terms = []

@@ -56,3 +56,31 @@ def test_errors_name_the_loss():
         Balancer({"a": 1.0}).backward({"a": unrelated.sum()}, output)
     with pytest.raises(ValueError, match="positive weight"):
         Balancer({"a": 0.0})
+
+
+def test_state_dict_round_trip_continues_the_running_average():
+    weight = torch.randn(1, 1, 32, requires_grad=True)
+    first = Balancer({"a": 1.0, "b": 1.0}, ema_decay=0.5)
+    output = weight * 1.0
+    first.backward(_split_losses(output, 1.0, 1.0), output)
+    second = Balancer({"a": 1.0, "b": 1.0}, ema_decay=0.5)
+    second.load_state_dict(first.state_dict())
+    assert second.state_dict() == first.state_dict()
+
+
+def test_balances_reconstruction_losses_of_a_codec_and_backpropagates_commitment(tiny_model):
+    from codec.config import LossWeights
+    from codec.losses import ReconstructionLoss
+
+    audio = 0.1 * torch.randn(2, 1, 4000)
+    out = tiny_model(audio)
+    recon = ReconstructionLoss(tiny_model.sample_rate, stft_sizes=(512, 128), mel_sizes=(512,),
+                               n_mels=40)
+    weights = LossWeights(l1=0.0)
+    balancer = Balancer(weights)
+    norms = balancer.backward(recon(out.audio, audio), out.audio,
+                              other=weights.commit * out.losses["commit"])
+    assert set(norms) == {"mrstft", "mel", "rms"}  # l1 has weight 0
+    grads = [p.grad for p in tiny_model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(p.grad is not None for p in tiny_model.encoder.parameters())
