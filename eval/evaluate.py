@@ -1,0 +1,455 @@
+"""Measure a trained codec on a set of files, against Opus, and write a report.
+
+    python -m eval.evaluate --model exp/x/best --data data/test.jsonl -o exp/x/eval \\
+        [--kbps 1.5,3,6] [--max-files N] [--opus] [--rd] [--kind auto|speech|music]
+
+Every number comes from the path a user takes: audio -> ``codec.compress.encode_audio``
+-> bytes written to a file and read back -> ``decode_bytes`` -> audio. The bitrate is
+measured from the file's size, and encode and decode are timed separately.
+
+Written to OUT_DIR:
+
+- ``results/<system>.csv``  one row per file: every metric, bytes, bitrate, timings;
+- ``results/<system>.json`` the set's summary for that system (means, medians, actual
+  bitrate, codebook usage entropy, real-time factors);
+- ``files.csv`` all rows together; ``summary.json`` everything the report shows;
+- ``rd/`` rate-distortion tables and plots (``eval.rate_distortion``);
+- ``clips/`` short excerpts for listening; ``index.html`` the report (``eval.report``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import codec
+from codec import bitstream, compress, metrics
+from codec.audio import read_audio, resample, to_channels
+from codec.entropy import EntropyTables
+from codec.errors import CodecError
+from eval import opus, rate_distortion, report
+from eval.dataset import KINDS, EvalItem, list_items
+from eval.results import text_table, write_csv, write_json
+
+DEFAULT_KBPS = (1.5, 3.0, 6.0)
+
+
+@dataclass(frozen=True)
+class System:
+    """One way of coding: the model with ``n_q`` codebooks, or Opus at ``nominal_kbps``."""
+    kind: str
+    nominal_kbps: float
+    n_q: int | None = None
+    reference: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"codec-nq{self.n_q}" if self.kind == "codec" else f"opus-{self.nominal_kbps:g}kbps"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "codec":
+            plural = "s" if self.n_q != 1 else ""
+            return f"codec {self.nominal_kbps:g} kbps ({self.n_q} codebook{plural})"
+        return f"Opus {self.nominal_kbps:g} kbps"
+
+
+@dataclass
+class Coded:
+    """Decoded audio ``[C, T]`` and what it took to get it."""
+    audio: torch.Tensor
+    sample_rate: int
+    file_bytes: int
+    encode_seconds: float
+    decode_seconds: float
+    payload_bytes: int | None = None
+    codes: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------------
+# Which systems to run
+
+
+def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
+                 with_opus: bool) -> tuple[list[System], list[System]]:
+    """``(headline, all)``: the systems at the asked bitrates (plus the Opus reference
+    row), and every system to run (adding each codebook count for the RD curves).
+
+    Opus runs at the codec's nominal bitrate for each codebook count, so the two are
+    compared at the same target.
+    """
+    try:
+        counts = [model.n_q_for_kbps(k) for k in kbps]
+    except ValueError as error:
+        raise CodecError(str(error)) from None
+    headline: list[System] = []
+    for n_q in dict.fromkeys(counts):
+        rate = model.bitrate(n_q) / 1000
+        headline.append(System("codec", rate, n_q))
+        if with_opus:
+            headline.append(System("opus", rate))
+    if with_opus:
+        headline.append(System("opus", opus.REFERENCE_KBPS, reference=True))
+    every = list(headline)
+    if rd:
+        for n_q in range(1, model.config.n_q + 1):
+            rate = model.bitrate(n_q) / 1000
+            every.append(System("codec", rate, n_q))
+            if with_opus:
+                every.append(System("opus", rate))
+    unique = {s.key: s for s in reversed(every)}  # the headline copy wins (reference flag)
+    every = sorted(unique.values(), key=lambda s: (s.kind != "codec", s.nominal_kbps))
+    return headline, every
+
+
+# ---------------------------------------------------------------------------
+# Coding one file
+
+
+def code_with_model(model: codec.Codec, audio: torch.Tensor, sample_rate: int, n_q: int,
+                    workdir: Path, tables: EntropyTables | None = None) -> Coded:
+    """Encode to bytes, store them in a file, read them back and decode, as a user would."""
+    start = time.perf_counter()
+    data = compress.encode_audio(model, audio, sample_rate, n_q, entropy_tables=tables)
+    encode_seconds = time.perf_counter() - start
+    path = workdir / f"nq{n_q}.qca"
+    path.write_bytes(data)
+    stored = path.read_bytes()
+    start = time.perf_counter()
+    decoded, rate = compress.decode_bytes(model, stored, entropy_tables=tables)
+    decode_seconds = time.perf_counter() - start
+    path.unlink()
+    header, _ = bitstream.parse(stored)
+    return Coded(decoded.detach().cpu().float(), rate, len(stored), encode_seconds,
+                 decode_seconds, payload_bytes=header.payload_bytes,
+                 codes=codes_in(stored, tables))
+
+
+def codes_in(data: bytes, tables: EntropyTables | None = None) -> torch.Tensor:
+    """The codes a compressed file carries, as ``[n_q, items * frames]``."""
+    header, payload = bitstream.parse(data)
+    if header.entropy is None:
+        flat = bitstream.unpack_codes(payload, header.num_codes, header.bits_per_code)
+        codes = flat.reshape(header.items, header.n_q, header.frames)
+    else:
+        codes = tables.decode(payload, header.items, header.n_q, header.frames)
+    codes = torch.from_numpy(codes.astype("int64"))
+    return codes.transpose(0, 1).reshape(header.n_q, -1)
+
+
+def code_with_opus(audio: torch.Tensor, sample_rate: int, kbps: float, workdir: Path) -> Coded:
+    result = opus.encode_decode(audio, sample_rate, kbps, workdir)
+    return Coded(result.audio, result.sample_rate, result.file_bytes, result.encode_seconds,
+                 result.decode_seconds, payload_bytes=result.payload_bytes)
+
+
+def matched(original: torch.Tensor, rate: int, coded: Coded) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(reference, decoded)`` at the original's rate with the decoded channel count."""
+    decoded = resample(coded.audio, coded.sample_rate, rate)
+    reference = original
+    if reference.shape[0] != decoded.shape[0]:
+        reference = to_channels(reference, decoded.shape[0])
+    return reference, decoded
+
+
+# ---------------------------------------------------------------------------
+# Summaries
+
+
+def summarize(system: System, rows: list[dict], model: codec.Codec,
+              codes: list[torch.Tensor]) -> dict:
+    """The set's figures for one system: mean and median of every metric (NaN results,
+    such as PESQ finding no speech, are left out and counted), bitrate from the total
+    bytes over the total duration, and real-time factors (compute seconds per second of
+    audio; below 1 is faster than real time)."""
+    duration = sum(r["duration"] for r in rows)
+    summary = {
+        "key": system.key, "label": system.label, "kind": system.kind,
+        "n_q": system.n_q, "nominal_kbps": system.nominal_kbps, "reference": system.reference,
+        "files": len(rows), "speech_files": sum(bool(r["speech"]) for r in rows),
+        "duration_seconds": duration,
+        "actual_kbps": sum(r["file_bytes"] for r in rows) * 8 / duration / 1000,
+        "encode_rtf": sum(r["encode_seconds"] for r in rows) / duration,
+        "decode_rtf": sum(r["decode_seconds"] for r in rows) / duration,
+        "delay_samples": sorted({r["delay_samples"] for r in rows}),
+        "mean": {}, "median": {}, "count": {},
+    }
+    if all("payload_bytes" in r for r in rows):
+        summary["payload_kbps"] = sum(r["payload_bytes"] for r in rows) * 8 / duration / 1000
+    for name in metrics.METRICS + metrics.SPEECH_METRICS:
+        values = [r[name] for r in rows if name in r and not math.isnan(r[name])]
+        if values:
+            summary["mean"][name] = _mean(values)
+            summary["median"][name] = float(statistics.median(values))
+            summary["count"][name] = len(values)
+    if codes:
+        entropy = metrics.codebook_entropy(torch.cat(codes, dim=-1), model.config.codebook_size)
+        summary["codebook_entropy_bits"] = entropy
+        summary["entropy_kbps"] = sum(entropy) * model.frame_rate / 1000
+    return summary
+
+
+def _mean(values: list[float]) -> float:
+    # math.fsum keeps inf (a lossless file) as inf instead of raising.
+    return math.fsum(values) / len(values)
+
+
+TABLE_METRICS = report.TABLE_METRICS
+
+
+def summary_table(summaries: list[dict]) -> str:
+    headers = ["system", "nominal kbps", "actual kbps", "payload kbps"] + \
+        [rate_distortion.SHORT_LABELS[m] for m in TABLE_METRICS] + ["enc RTF", "dec RTF"]
+    rows = [[s["label"], s["nominal_kbps"], s["actual_kbps"], s.get("payload_kbps")]
+            + [s["mean"].get(m) for m in TABLE_METRICS] + [s["encode_rtf"], s["decode_rtf"]]
+            for s in summaries]
+    return text_table(headers, rows)
+
+
+# ---------------------------------------------------------------------------
+# Listening excerpts
+
+
+def pick_clip_items(items: list[EvalItem], count: int) -> list[EvalItem]:
+    """Up to ``count`` items, alternating speech and other material when both exist."""
+    speech = [i for i in items if i.speech]
+    other = [i for i in items if not i.speech]
+    picked = []
+    while len(picked) < count and (speech or other):
+        for pool in (speech, other):
+            if pool and len(picked) < count:
+                picked.append(pool.pop(0))
+    return picked
+
+
+def loudest_window(audio: torch.Tensor, length: int) -> int:
+    """Start of the ``length``-sample window of ``audio [C, T]`` with the most energy."""
+    if audio.shape[-1] <= length:
+        return 0
+    energy = torch.cumsum(audio.double().pow(2).sum(0), 0)
+    energy = torch.cat([energy.new_zeros(1), energy])
+    sums = energy[length:] - energy[:-length]
+    return int(sums.argmax())
+
+
+# ---------------------------------------------------------------------------
+# The evaluation
+
+
+def model_facts(model: codec.Codec) -> dict:
+    config = model.config
+    return {"model_id": getattr(model, "model_id", None), "preset": config.preset,
+            "sample_rate": model.sample_rate, "channels": config.channels,
+            "n_q": config.n_q, "codebook_size": config.codebook_size,
+            "frame_rate": model.frame_rate, "kbps_per_codebook": model.bitrate(1) / 1000,
+            "parameters": model.num_parameters()}
+
+
+def evaluate(model: codec.Codec, items: list[EvalItem], out_dir: str | Path, *,
+             kbps: tuple[float, ...] = DEFAULT_KBPS, with_opus: bool = False, rd: bool = False,
+             clips: int = 3, clip_seconds: float = 4.0, model_name: str = "",
+             data_name: str = "", entropy_tables: EntropyTables | None = None) -> dict:
+    """Run the evaluation and write everything under ``out_dir``; returns the summary.
+
+    ``model`` is coded exactly as ``codec encode`` would: at its ``target_lufs`` (set by
+    :func:`load_for_coding`), range-coded with ``entropy_tables`` when given.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    notes: list[str] = []
+    if with_opus and not opus.available():
+        notes.append("Opus baseline skipped: opusenc/opusdec not found (install opus-tools).")
+        with_opus = False
+    headline, systems = plan_systems(model, kbps, rd=rd, with_opus=with_opus)
+    listened = {s.key for s in headline}
+    clip_items = {i.name for i in pick_clip_items(list(items), clips)}
+    rows: dict[str, list[dict]] = {s.key: [] for s in systems}
+    codes: dict[str, list[torch.Tensor]] = {s.key: [] for s in systems}
+    excerpts: list[dict] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="codec-eval-") as scratch:
+        for item in tqdm(items, desc="evaluate", unit="file", disable=None):
+            original, rate = read_audio(item.path)
+            if original.shape[-1] == 0:
+                notes.append(f"{item.name}: empty file, skipped.")
+                continue
+            excerpt = _start_excerpt(item, original, rate, clip_seconds) \
+                if item.name in clip_items else None
+            for system in systems:
+                coded = (code_with_model(model, original, rate, system.n_q, Path(scratch),
+                                         entropy_tables)
+                         if system.kind == "codec" else
+                         code_with_opus(original, rate, system.nominal_kbps, Path(scratch)))
+                reference, decoded = matched(original, rate, coded)
+                row = _file_row(item, rate, original.shape[-1], system, coded)
+                row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
+                rows[system.key].append(row)
+                if coded.codes is not None:
+                    codes[system.key].append(coded.codes.cpu())
+                if excerpt is not None and system.key in listened:
+                    start, length = excerpt["start"], excerpt["length"]
+                    excerpt["audio"][system.key] = decoded[..., start:start + length]
+            if excerpt is not None:
+                excerpts.append(excerpt)
+    if not any(rows.values()):
+        raise CodecError("no audio to evaluate: every file was empty")
+
+    summaries = {s.key: summarize(s, rows[s.key], model, codes[s.key]) for s in systems}
+    for system in systems:
+        write_csv(out_dir / "results" / f"{system.key}.csv", rows[system.key])
+        write_json(out_dir / "results" / f"{system.key}.json", summaries[system.key])
+    write_csv(out_dir / "files.csv", [r for s in systems for r in rows[s.key]])
+    notes += _notes(items, summaries, with_opus)
+    summary = {
+        "model": {"path": model_name, **model_facts(model),
+                  "target_lufs": getattr(model, "target_lufs", None),
+                  "entropy_coded": entropy_tables is not None},
+        "data": data_name,
+        "files": [i.name for i in items],
+        "speech_files": sum(i.speech for i in items),
+        "duration_seconds": next(iter(summaries.values()))["duration_seconds"],
+        "systems": [summaries[s.key] for s in headline],
+        "rate_distortion": rate_distortion.write(list(summaries.values()), out_dir / "rd"),
+        "clips": report.write_clips(excerpts, [(s.key, s.label) for s in headline],
+                                    out_dir / "clips"),
+        "notes": notes,
+        "environment": {"toolkit": codec.__version__, "torch": torch.__version__,
+                        "threads": torch.get_num_threads(), "python": platform.python_version(),
+                        "machine": platform.machine()},
+        "runtime_seconds": time.perf_counter() - started,
+    }
+    write_json(out_dir / "summary.json", summary)
+    report.write_report(out_dir)
+    return summary
+
+
+def _start_excerpt(item: EvalItem, original: torch.Tensor, rate: int, seconds: float) -> dict:
+    length = min(original.shape[-1], int(seconds * rate))
+    start = loudest_window(original, length)
+    return {"name": item.name, "speech": item.speech, "sample_rate": rate,
+            "start": start, "length": length,
+            "audio": {"original": original[..., start:start + length]}}
+
+
+def _file_row(item: EvalItem, rate: int, frames: int, system: System, coded: Coded) -> dict:
+    duration = frames / rate
+    row = {"file": item.name, "group": item.group, "speech": item.speech,
+           "system": system.key, "n_q": system.n_q, "nominal_kbps": system.nominal_kbps,
+           "duration": duration, "sample_rate": rate, "file_bytes": coded.file_bytes,
+           "actual_kbps": coded.file_bytes * 8 / duration / 1000}
+    if coded.payload_bytes is not None:
+        row["payload_bytes"] = coded.payload_bytes
+        row["payload_kbps"] = coded.payload_bytes * 8 / duration / 1000
+    row["encode_seconds"] = coded.encode_seconds
+    row["decode_seconds"] = coded.decode_seconds
+    return row
+
+
+def _notes(items: list[EvalItem], summaries: dict[str, dict], with_opus: bool) -> list[str]:
+    notes = ["Actual kbps is the compressed file's size over the audio's duration, "
+             "headers included; payload kbps counts the coded audio alone; nominal kbps "
+             "is frame rate x codebooks x bits per code."]
+    if with_opus:
+        notes.append("Opus actual kbps is the .opus file's size (Ogg pages and the OpusHead/"
+                     "OpusTags headers included); Opus payload kbps counts its audio packets "
+                     "alone. The difference is container overhead, large on short clips.")
+    speech = sum(i.speech for i in items)
+    missing = metrics.missing_speech_packages()
+    if speech and missing:
+        notes.append(f"PESQ/STOI not computed: {', '.join(missing)} not installed "
+                     f"(pip install '.[speech]').")
+    elif not speech:
+        notes.append("No speech files in the set, so no PESQ/STOI "
+                     "(speech is a manifest group or folder named speech; or --kind speech).")
+    delays = sorted({d for s in summaries.values() for d in s["delay_samples"]})
+    if delays != [0]:
+        notes.append(f"A constant delay between original and decoded audio was found and "
+                     f"compensated before measuring (samples: {delays}).")
+    return notes
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+
+def load_for_coding(path: str, device: str = "cpu",
+                    entropy: bool = False) -> tuple[codec.Codec, EntropyTables | None]:
+    """The model as ``codec encode`` loads it (with the loudness its run trained at) and,
+    when ``entropy`` is set, its entropy tables (CodecError if there are none)."""
+    model = compress._load(path, device)
+    tables = compress._tables_for(path, model, required=True) if entropy else None
+    return model, tables
+
+
+def parse_kbps(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise CodecError(f"--kbps must be numbers separated by commas, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise CodecError(f"--kbps needs positive numbers, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval.evaluate", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--model", required=True,
+                        help="run directory (uses best/), checkpoint directory or model file")
+    parser.add_argument("--data", required=True,
+                        help="JSONL manifest, folder of audio files, or one audio file")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--kbps", default=",".join(f"{k:g}" for k in DEFAULT_KBPS),
+                        help="comma-separated target bitrates (default: %(default)s)")
+    parser.add_argument("--max-files", type=int, default=None, help="evaluate the first N files")
+    parser.add_argument("--opus", action="store_true",
+                        help="also measure Opus at the same bitrates and at 12 kbps")
+    parser.add_argument("--rd", action="store_true",
+                        help="rate-distortion curves over every codebook count")
+    parser.add_argument("--kind", choices=KINDS, default="auto",
+                        help="speech or music for every file (default: from group/folder)")
+    parser.add_argument("--clips", type=int, default=3, help="listening excerpts in the report")
+    parser.add_argument("--clip-seconds", type=float, default=4.0)
+    parser.add_argument("--entropy", action="store_true",
+                        help="range-code with the model's entropy tables, as codec encode "
+                             "--entropy does (made by codec entropy-tables)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's choice)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model, tables = load_for_coding(args.model, args.device, args.entropy)
+        items = list_items(args.data, args.kind, args.max_files)
+        summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
+                           with_opus=args.opus, rd=args.rd, clips=args.clips,
+                           clip_seconds=args.clip_seconds, model_name=str(args.model),
+                           data_name=str(args.data), entropy_tables=tables)
+    except CodecError as error:
+        print(f"eval.evaluate: error: {error}", file=sys.stderr)
+        return 2
+    print(summary_table(summary["systems"]))
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    print(f"{len(summary['files'])} files, {summary['duration_seconds']:.1f} s of audio, "
+          f"{summary['runtime_seconds']:.1f} s; report: {Path(args.out) / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
