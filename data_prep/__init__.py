@@ -1,0 +1,1 @@
+"""Programs that turn folders of audio into manifests and demo corpora."""

@@ -1,0 +1,75 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codec.errors import CodecError
+from data_prep import demo_corpus, manifest, synth
+
+
+def corpus_files(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.wav"))
+
+
+def test_synthetic_corpus_is_made_once_and_splits_into_groups(tmp_path):
+    out = tmp_path / "corpus"
+    report = demo_corpus.build(out, minutes=0.5, synthetic_only=True, progress=False)
+    files = corpus_files(out)
+    assert report.files == len(files) == 8  # 4 groups (the minimum) of 2 clips
+    assert set(report.seconds) == {"synthetic"}
+    assert report.seconds["synthetic"] == pytest.approx(30.0, abs=0.1)
+    info = sf.info(str(out / files[0]))
+    assert (info.samplerate, info.channels) == (demo_corpus.SAMPLE_RATE, 1)
+    marker = json.loads((out / demo_corpus.MARKER).read_text())
+    assert marker["synthetic_only"] is True and marker["files"] == 8
+    assert not list(tmp_path.glob(".corpus.partial-*"))  # the work folder was moved
+
+    stamp = (out / files[0]).stat().st_mtime_ns
+    assert demo_corpus.build(out, minutes=0.5, synthetic_only=True, progress=False) is None
+    assert (out / files[0]).stat().st_mtime_ns == stamp
+    with pytest.raises(CodecError, match="made with"):
+        demo_corpus.build(out, minutes=1.0, synthetic_only=True, progress=False)
+
+    summary = manifest.build([out], tmp_path / "manifests")
+    assert summary["skipped"] == {}
+    assert {s: row["groups"] for s, row in summary["splits"].items()} == {
+        "train": 2, "valid": 1, "test": 1}
+
+
+def test_synthetic_corpus_is_the_same_for_the_same_seed(tmp_path):
+    demo_corpus.build(tmp_path / "a", minutes=0.2, synthetic_only=True, progress=False)
+    demo_corpus.build(tmp_path / "b", minutes=0.2, synthetic_only=True, progress=False)
+    for name in corpus_files(tmp_path / "a"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_folder_holding_other_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CodecError, match="not an empty folder"):
+        demo_corpus.build(tmp_path, minutes=0.2, synthetic_only=True, progress=False)
+
+
+def test_synthetic_clips_are_seeded_bounded_and_audible():
+    palette = synth.Palette.draw(np.random.default_rng(1))
+    first = synth.clip(palette, 2.0, 16000, np.random.default_rng(2))
+    again = synth.clip(palette, 2.0, 16000, np.random.default_rng(2))
+    assert first.shape == (32000,) and np.array_equal(first, again)
+    assert 0.3 <= np.abs(first).max() <= 0.9
+    assert np.sqrt(np.mean(first ** 2)) > 1e-3
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng is not installed")
+def test_espeak_speech_is_24k_mono_and_not_silent():
+    audio = demo_corpus._espeak("en-us+f2", "Seven thin cats slept.", 160, 50)
+    assert audio.shape[0] == 1 and audio.shape[1] > 0.5 * demo_corpus.SAMPLE_RATE
+    assert float(audio.abs().max()) > 0.05
+
+
+def test_command_line_prints_a_summary_and_then_nothing_to_do(tmp_path, capsys):
+    arguments = [str(tmp_path / "c"), "--minutes", "0.2", "--synthetic-only"]
+    assert demo_corpus.main(arguments) == 0
+    assert "synthetic 0.2 min" in capsys.readouterr().out
+    assert demo_corpus.main(arguments) == 0
+    assert "already present" in capsys.readouterr().out

@@ -1,0 +1,225 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from codec.audio import loudness
+from codec.data import MANIFEST_FIELDS, read_manifest
+from data_prep import manifest, probe
+from data_prep.loudness import BlockLoudness
+from data_prep.split import SplitSizes, assign_splits, group_of, stratum_of
+
+
+def sine(seconds: float, rate: int, amplitude: float = 0.1, hz: float = 1000.0,
+         channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    return np.repeat(wave[:, None], channels, axis=1)  # [T, C]
+
+
+def write(path: Path, data: np.ndarray, rate: int = 16000, subtype: str = "PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data, rate, subtype=subtype)
+    return path
+
+
+def lines(path: Path) -> list[dict]:
+    text = path.read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+# ------------------------------------------------------------------ loudness
+
+def test_sine_at_minus_20_dbfs_measures_minus_23_lufs():
+    # BS.1770: a 0 dBFS 1 kHz sine reads -3.01 LUFS, so peak 0.1 (-20 dBFS) reads -23.0.
+    audio = torch.from_numpy(sine(3.0, 48000).T.copy())
+    assert loudness(audio, 48000) == pytest.approx(-23.0, abs=0.1)
+    meter = BlockLoudness(48000, 1)
+    meter.add(sine(3.0, 48000))
+    assert meter.result() == pytest.approx(-23.0, abs=0.1)
+
+
+def test_block_loudness_equals_whole_signal_measure_fed_in_uneven_pieces():
+    rng = np.random.default_rng(0)
+    rate = 22050
+    ramp = np.linspace(0.002, 0.4, rate * 8)[:, None]
+    signal = (rng.standard_normal((rate * 8, 2)) * ramp).astype(np.float32)
+    signal[: rate * 2] = 0  # silence that the gates must drop
+    meter = BlockLoudness(rate, 2)
+    position = 0
+    while position < len(signal):
+        size = int(rng.integers(1, rate))
+        meter.add(signal[position:position + size])
+        position += size
+    whole = loudness(torch.from_numpy(signal.T.copy()), rate)
+    assert meter.result() == pytest.approx(whole, abs=0.01)
+
+
+def test_block_loudness_of_silence_is_minus_infinity():
+    meter = BlockLoudness(16000, 1)
+    meter.add(np.zeros((16000, 1)))
+    assert meter.result() == -math.inf
+
+
+def test_long_files_are_measured_in_blocks_with_the_same_result(tmp_path, monkeypatch):
+    path = write(tmp_path / "a.wav", sine(3.0, 16000, amplitude=0.3, hz=440), 16000)
+    whole = probe.probe(str(path))
+    monkeypatch.setattr(probe, "WHOLE_FILE_SECONDS", 1.0)
+    monkeypatch.setattr(probe, "BLOCK_SECONDS", 0.7)
+    streamed = probe.probe(str(path))
+    assert streamed.loudness == pytest.approx(whole.loudness, abs=0.01)
+    assert (streamed.frames, streamed.peak) == (whole.frames, pytest.approx(whole.peak))
+
+
+# ------------------------------------------------------------------ bad files
+
+def make_bad_folder(root: Path) -> dict[str, str]:
+    """Good files in root/good*, and one bad file per reason; returns bad name -> reason."""
+    write(root / "spk1" / "good1.wav", sine(1.0, 16000))
+    write(root / "spk2" / "good2.flac", sine(1.0, 22050, channels=2), 22050)
+    write(root / "good3.ogg", sine(1.0, 24000), 24000, subtype="VORBIS")
+    whole = write(root / "whole.wav", sine(2.0, 16000)).read_bytes()
+    (root / "whole.wav").unlink()
+    (root / "truncated.wav").write_bytes(whole[: len(whole) // 2])  # cut mid-data
+    broken = bytearray(whole)
+    broken[8:16] = b"JUNKJUNK"  # RIFF then garbage where WAVE/fmt belong
+    (root / "broken_header.wav").write_bytes(bytes(broken))
+    (root / "empty.wav").write_bytes(b"")
+    write(root / "silent.wav", np.zeros((16000, 1), np.float32))
+    (root / "text.wav").write_text("this is not audio\n" * 20)
+    nan = sine(1.0, 16000)
+    nan[500] = np.nan
+    write(root / "nan.wav", nan, subtype="FLOAT")
+    write(root / "short.wav", sine(0.2, 16000))
+    return {"truncated.wav": "unreadable", "broken_header.wav": "unreadable",
+            "empty.wav": "empty", "silent.wav": "silent", "text.wav": "not_audio",
+            "nan.wav": "non_finite", "short.wav": "too_short"}
+
+
+def test_manifests_hold_exactly_the_good_files_and_skipped_names_each_bad_one(tmp_path):
+    root = tmp_path / "audio"
+    bad = make_bad_folder(root)
+    (root / ".hidden.wav").write_text("ignored")
+    summary = manifest.build([root], tmp_path / "out", min_seconds=0.5)
+    used = [line for split in ("train", "valid", "test")
+            for line in lines(tmp_path / "out" / f"{split}.jsonl")]
+    assert sorted(Path(line["path"]).name for line in used) == ["good1.wav", "good2.flac",
+                                                                "good3.ogg"]
+    for line in used:
+        assert tuple(line) == tuple(MANIFEST_FIELDS)
+        assert Path(line["path"]).is_absolute()
+        # Every good file is a -20 dBFS sine: -23 LUFS a channel, and BS.1770 sums channels.
+        expected = -23.0 + 10 * math.log10(line["channels"])
+        assert line["loudness"] == pytest.approx(expected, abs=0.15)
+    good2 = next(line for line in used if line["path"].endswith("good2.flac"))
+    assert (good2["sample_rate"], good2["channels"], good2["frames"]) == (22050, 2, 22050)
+    assert good2["group"] == "spk2"
+    skipped = {Path(item["path"]).name: item["reason"]
+               for item in lines(tmp_path / "out" / "skipped.jsonl")}
+    assert skipped == bad
+    assert summary["skipped"] == {"unreadable": 2, "empty": 1, "too_short": 1, "silent": 1,
+                                  "non_finite": 1, "not_audio": 1}
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
+
+
+# ------------------------------------------------------------------ splits
+
+def make_corpus(root: Path, per_kind: int = 6, files: int = 2) -> None:
+    for kind in ("speech", "music"):
+        for group in range(per_kind):
+            for number in range(files):
+                hz = 200 + 50 * group + 10 * number
+                write(root / kind / f"{kind}{group}" / f"f{number}.wav",
+                      sine(0.5, 8000, hz=hz), 8000)
+
+
+def split_groups(out: Path) -> dict[str, set[str]]:
+    return {split: {line["group"] for line in lines(out / f"{split}.jsonl")}
+            for split in ("train", "valid", "test")}
+
+
+def test_splits_are_disjoint_by_group_stratified_and_identical_across_reruns(tmp_path):
+    make_corpus(tmp_path / "corpus")
+    manifest.build([tmp_path / "corpus"], tmp_path / "a", seed=3)
+    manifest.build([tmp_path / "corpus"], tmp_path / "b", seed=3)
+    for name in ("train.jsonl", "valid.jsonl", "test.jsonl", "skipped.jsonl", "summary.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    groups = split_groups(tmp_path / "a")
+    assert not groups["train"] & groups["valid"]
+    assert not groups["train"] & groups["test"]
+    assert not groups["valid"] & groups["test"]
+    for split in ("valid", "test"):  # one group of each kind: 6 groups * 0.05 rounds up to 1
+        assert sorted(group.split("/")[0] for group in groups[split]) == ["music", "speech"]
+    assert len(groups["train"]) == 8
+
+
+def test_output_folder_inside_the_scanned_folder_is_not_scanned(tmp_path):
+    make_corpus(tmp_path, per_kind=3, files=1)
+    manifest.build([tmp_path], tmp_path / "manifests")
+    first = (tmp_path / "manifests" / "skipped.jsonl").read_text()
+    manifest.build([tmp_path], tmp_path / "manifests")
+    assert (tmp_path / "manifests" / "skipped.jsonl").read_text() == first == ""
+
+
+def test_split_by_file_lets_a_group_reach_every_split(tmp_path):
+    make_corpus(tmp_path / "corpus", per_kind=2, files=4)
+    manifest.build([tmp_path / "corpus"], tmp_path / "out", split_by="file")
+    groups = split_groups(tmp_path / "out")
+    assert groups["train"] == groups["valid"] == groups["test"]
+
+
+def test_group_counts_per_stratum(tmp_path):
+    make_corpus(tmp_path / "corpus", per_kind=5, files=1)
+    summary = manifest.build([tmp_path / "corpus"], tmp_path / "out",
+                             sizes=SplitSizes(valid_count=2, test_count=1))
+    assert {s: row["groups"] for s, row in summary["splits"].items()} == {
+        "train": 4, "valid": 4, "test": 2}
+
+
+def test_split_sizes_round_and_keep_a_training_group():
+    default = SplitSizes(0.05, 0.05)
+    assert [default.counts(n) for n in (1, 2, 3, 40, 50)] == [(0, 0), (0, 0), (1, 1), (2, 2),
+                                                              (3, 3)]
+    assert SplitSizes(valid_count=1, test_count=1).counts(2) == (1, 0)
+    assert SplitSizes(0.5, 0.5).counts(4) == (2, 1)
+
+
+def test_assignment_of_a_group_does_not_depend_on_the_other_groups_present():
+    few = assign_splits([(f"g{i}", "") for i in range(20)], SplitSizes(0.1, 0.1), seed=0)
+    assert sum(split == "valid" for split in few.values()) == 2
+    again = assign_splits([(f"g{i}", "") for i in reversed(range(20))], SplitSizes(0.1, 0.1),
+                          seed=0)
+    assert again == few
+    other_seed = assign_splits([(f"g{i}", "") for i in range(20)], SplitSizes(0.1, 0.1), seed=1)
+    assert other_seed != few
+
+
+def test_group_and_stratum_names():
+    assert group_of("take.wav") == "take.wav"
+    assert group_of("spk/chapter/a.flac") == "spk/chapter"
+    assert group_of("spk/chapter/a.flac", group_depth=1) == "spk"
+    assert stratum_of("speech/en-us", 1) == "speech"
+    assert stratum_of("speaker12", 1) == ""
+    assert stratum_of("speech/en-us", 0) == ""
+
+
+# ------------------------------------------------------------------ command line
+
+def test_command_line_writes_manifests_and_prints_a_summary(tmp_path, capsys):
+    make_corpus(tmp_path / "corpus", per_kind=3, files=1)
+    code = manifest.main([str(tmp_path / "corpus"), "-o", str(tmp_path / "out"),
+                          "--valid-groups", "1", "--test-fraction", "0", "--seed", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "train" in printed and "skipped 0 file(s)" in printed
+    assert len(read_manifest(tmp_path / "out" / "valid.jsonl")) == 2
+    assert (tmp_path / "out" / "test.jsonl").read_text() == ""
+
+
+def test_command_line_reports_a_missing_folder_in_one_line(tmp_path, capsys):
+    assert manifest.main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
+    assert "not a folder" in capsys.readouterr().err
