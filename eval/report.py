@@ -47,7 +47,7 @@ def image_tag(path: str | Path, alt: str) -> str:
 
 
 def audio_tag(path: str | Path, title: str) -> str:
-    return (f'<audio controls preload="none" title="{html.escape(title)}" '
+    return (f'<audio controls preload="metadata" title="{html.escape(title)}" '
             f'src="{data_uri(path, "audio/flac")}"></audio>')
 
 
