@@ -154,3 +154,21 @@ def test_feature_matching_is_relative_l1_and_trains_fake_only():
     loss.backward()
     assert fake_maps[0].grad is not None
     assert all(m.grad is None for m in real[0].features)
+
+
+def test_mel_term_is_the_mel_distance_metric():
+    """Training loss and evaluation metric measure the same thing when set up alike."""
+    from codec.metrics import mel_distance
+
+    loss = ReconstructionLoss(SAMPLE_RATE, mel_sizes=(512, 1024, 2048), n_mels=80)
+    reference = _tone_with_noise()
+    estimate = 0.5 * reference + 0.02 * torch.randn_like(reference)
+    expected = mel_distance(reference, estimate, SAMPLE_RATE, scales=(512, 1024, 2048), n_mels=80)
+    assert float(loss(estimate, reference)["mel"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_stereo_input(recon):
+    reference = torch.cat([_tone_with_noise(batch=2), 0.1 * torch.randn(2, 1, 6000)], dim=1)
+    losses = recon(reference[:, [1, 0]], reference)  # channels swapped
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    assert float(recon(reference, reference)["mrstft"]) == pytest.approx(0.0, abs=1e-5)
