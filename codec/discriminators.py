@@ -154,14 +154,16 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
 class Discriminator(nn.Module):
     """Several discriminators side by side; ``forward`` concatenates their outputs."""
 
-    def __init__(self, parts: dict[str, nn.Module]):
+    def __init__(self, parts: dict[str, nn.Module], channels: int = 1):
         super().__init__()
         self.parts = nn.ModuleDict(parts)
+        self.channels = channels
 
     def forward(self, audio: torch.Tensor) -> list[DiscriminatorOutput]:
         """``audio [B, C, T]`` -> one ``DiscriminatorOutput`` per sub-discriminator."""
-        if audio.dim() != 3:
-            raise ValueError(f"discriminators take audio [B, C, T], got {tuple(audio.shape)}")
+        if audio.dim() != 3 or audio.shape[1] != self.channels:
+            raise ValueError(f"discriminators built for {self.channels} channel(s) take audio "
+                             f"[B, {self.channels}, T], got {tuple(audio.shape)}")
         return [out for part in self.parts.values() for out in part(audio)]
 
 
@@ -176,4 +178,5 @@ def build_discriminator(names: Sequence[str], channels: int = 1) -> Discriminato
         raise ValueError(f"discriminator names repeat: {list(names)}")
     if not names:
         return None
-    return Discriminator({name: DISCRIMINATORS[name](channels=channels) for name in names})
+    return Discriminator({name: DISCRIMINATORS[name](channels=channels) for name in names},
+                         channels=channels)

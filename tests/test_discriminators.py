@@ -37,6 +37,8 @@ def test_stereo_and_odd_lengths():
     with torch.no_grad():
         outputs = disc(torch.randn(1, 2, 5003))
     assert all(torch.isfinite(out.logits).all() for out in outputs)
+    with pytest.raises(ValueError, match=r"\[B, 2, T\]"):
+        disc(torch.randn(1, 1, 5003))
 
 
 def test_build_by_name_errors_and_empty():
