@@ -62,6 +62,24 @@ RESAMPLE_CONTEXT = 16
 STREAM_LENGTH = 10 ** 9
 
 
+class Strings:
+    """Strings packed in one UTF-8 byte array with offsets: no Python object per item.
+
+    A numpy ``str`` array would pad every path to the longest (4 bytes a character).
+    """
+
+    def __init__(self, items: Sequence[str]):
+        encoded = [item.encode("utf-8") for item in items]
+        self.offsets = np.cumsum([0] + [len(item) for item in encoded], dtype=np.int64)
+        self.data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> str:
+        return self.data[self.offsets[index]:self.offsets[index + 1]].tobytes().decode("utf-8")
+
+
 class Manifest:
     """The files of one manifest as numpy columns (paths absolute)."""
 
@@ -69,11 +87,11 @@ class Manifest:
         self.source = str(path)
         lines = _manifest_lines(Path(path))
         base = Path(path).resolve().parent
-        self.paths = np.array([str(base / line["path"]) for line in lines])
+        self.paths = Strings([str(base / line["path"]) for line in lines])
         self.sample_rates = np.array([line["sample_rate"] for line in lines], dtype=np.int64)
         self.frames = np.array([line["frames"] for line in lines], dtype=np.int64)
         self.loudness = np.array([line["loudness"] for line in lines], dtype=np.float64)
-        self.groups = np.array([line["group"] for line in lines])
+        self.groups = Strings([line["group"] for line in lines])
         self.durations = self.frames / self.sample_rates
         self.cumulative = torch.from_numpy(np.cumsum(self.durations))
 
@@ -162,7 +180,7 @@ class _Crops(Dataset):
         needed = math.ceil(self.length * rate / self.sample_rate)
         spare = frames - needed
         start = int(torch.randint(0, spare + 1, (1,), generator=generator)) if spare > 0 else 0
-        crop, layout_db = read_crop(str(manifest.paths[row]), start, rate, frames,
+        crop, layout_db = read_crop(manifest.paths[row], start, rate, frames,
                                     self.length, self.sample_rate, self.channels)
         if self.target_lufs is None:
             return crop
@@ -320,11 +338,12 @@ def _mix_seed(seed: int, index: int, salt: int) -> int:
     return (value ^ (value >> 29)) % 2 ** 63
 
 
-def _round_robin_by_group(groups: np.ndarray, seed: int) -> np.ndarray:
+def _round_robin_by_group(groups: "Strings", seed: int) -> np.ndarray:
     """Row numbers in a seeded order that takes one file from each group in turn."""
     generator = torch.Generator().manual_seed(_mix_seed(seed, 0, salt=3))
     by_group: dict[str, list[int]] = {}
-    for row, name in enumerate(groups.tolist()):
+    for row in range(len(groups)):
+        name = groups[row]
         by_group.setdefault(name, []).append(row)
     names = sorted(by_group)
     members = []

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-import torch
 from tqdm import tqdm
 
 from codec.data import MANIFEST_FIELDS
@@ -74,13 +73,9 @@ def measure_all(paths: list[str], min_seconds: float, jobs: int) -> Iterator[Mea
     if jobs <= 1:
         yield from tqdm((probe(path, min_seconds) for path in paths), **bar)
         return
-    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(jobs) as pool:
         results = pool.map(probe, paths, [min_seconds] * len(paths), chunksize=4)
         yield from tqdm(results, **bar)
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 def manifest_line(candidate: Candidate, measured: Measured, group: str) -> dict:
@@ -232,9 +227,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    # Files are measured one after another; parallel work is --jobs processes. Intra-op
-    # threads only contend here (torchaudio's loudness ran 8x slower with 2 on 2 busy cores).
-    torch.set_num_threads(1)
     sizes = SplitSizes(args.valid_fraction, args.test_fraction, args.valid_groups,
                        args.test_groups)
     started = time.perf_counter()

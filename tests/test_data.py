@@ -180,3 +180,9 @@ def test_clear_errors_for_bad_manifests_and_vanished_files(tmp_path, stereo_16k)
     Path(json.loads(stereo_16k.read_text())["path"]).unlink()
     with pytest.raises(CodecError, match="no longer exists"):
         crops[0]
+
+
+def test_packed_strings_give_back_what_went_in():
+    items = ["/a/b.wav", "", "/späť/ünïcode €.flac"]
+    packed = data.Strings(items)
+    assert len(packed) == 3 and [packed[i] for i in range(3)] == items

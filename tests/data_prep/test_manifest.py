@@ -65,14 +65,17 @@ def test_block_loudness_of_silence_is_minus_infinity():
     assert meter.result() == -math.inf
 
 
-def test_long_files_are_measured_in_blocks_with_the_same_result(tmp_path, monkeypatch):
-    path = write(tmp_path / "a.wav", sine(3.0, 16000, amplitude=0.3, hz=440), 16000)
-    whole = probe.probe(str(path))
-    monkeypatch.setattr(probe, "WHOLE_FILE_SECONDS", 1.0)
+def test_files_are_measured_in_blocks_as_loud_as_the_whole_signal(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    audio = sine(3.0, 16000, amplitude=0.3, hz=440, channels=2)
+    audio[:, 1] *= 0.5
+    audio += 0.02 * rng.standard_normal(audio.shape).astype(np.float32)
+    path = write(tmp_path / "a.wav", audio, 16000, subtype="FLOAT")
+    whole = loudness(torch.from_numpy(audio.T.copy()), 16000)
     monkeypatch.setattr(probe, "BLOCK_SECONDS", 0.7)
-    streamed = probe.probe(str(path))
-    assert streamed.loudness == pytest.approx(whole.loudness, abs=0.01)
-    assert (streamed.frames, streamed.peak) == (whole.frames, pytest.approx(whole.peak))
+    measured = probe.probe(str(path))
+    assert measured.loudness == pytest.approx(whole, abs=0.01)
+    assert measured.frames == 48000 and measured.peak == pytest.approx(np.abs(audio).max())
 
 
 # ------------------------------------------------------------------ bad files
@@ -223,3 +226,18 @@ def test_command_line_writes_manifests_and_prints_a_summary(tmp_path, capsys):
 def test_command_line_reports_a_missing_folder_in_one_line(tmp_path, capsys):
     assert manifest.main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_a_file_shorter_than_one_gating_block_is_measured_looped(tmp_path):
+    # BS.1770 needs 400 ms blocks; codec.audio.loudness loops a shorter clip, and so does
+    # the manifest: a 0.3 s -20 dBFS sine still reads -23 LUFS.
+    path = write(tmp_path / "short.wav", sine(0.3, 16000), 16000, subtype="FLOAT")
+    assert probe.probe(str(path)).loudness == pytest.approx(-23.0, abs=0.1)
+
+
+def test_measuring_in_two_processes_writes_the_same_manifests(tmp_path):
+    make_corpus(tmp_path / "corpus", per_kind=3, files=2)
+    manifest.build([tmp_path / "corpus"], tmp_path / "one")
+    manifest.build([tmp_path / "corpus"], tmp_path / "two", jobs=2)
+    for name in ("train.jsonl", "valid.jsonl", "test.jsonl", "summary.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
