@@ -242,7 +242,10 @@ def find_tracks(packages: dict[str, Sequence[str]], report: Report) -> list[Trac
                 track = _track(package, path.stem, lambda p=path: str(p))
                 tracks += [track] if track else []
             elif suffix in ARCHIVE_SUFFIXES:
-                tracks += _archive_tracks(package, path)
+                try:
+                    tracks += _archive_tracks(package, path)
+                except (zipfile.BadZipFile, OSError) as error:
+                    report.notes.append(f"{package}: cannot open {path.name} ({error})")
             elif suffix in {".xm", ".mod", ".it", ".s3m"}:
                 report.notes.append(f"{package}: {path.name} is a tracker module; "
                                     f"soundfile cannot decode it, left out")
