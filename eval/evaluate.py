@@ -363,6 +363,11 @@ def _notes(items: list[EvalItem], summaries: dict[str, dict], with_opus: bool) -
         notes.append("Opus actual kbps is the .opus file's size (Ogg pages and the OpusHead/"
                      "OpusTags headers included); Opus payload kbps counts its audio packets "
                      "alone. The difference is container overhead, large on short clips.")
+    for s in summaries.values():
+        if s["kind"] == "opus" and s["payload_kbps"] < 0.95 * s["nominal_kbps"]:
+            notes.append(f"Opus asked for {s['nominal_kbps']:g} kbps spent "
+                         f"{s['payload_kbps']:.3g} kbps on audio packets: hard CBR rounds each "
+                         f"20 ms packet down to whole bytes.")
     speech = sum(i.speech for i in items)
     missing = metrics.missing_speech_packages()
     if speech and missing:

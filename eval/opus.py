@@ -10,8 +10,9 @@ way a listener would get it. The bitrate we report is measured, never assumed:
 On short clips the difference is large: each Ogg page costs 27 bytes plus one lacing
 byte per 20 ms packet, and the OpusHead and OpusTags headers add a few hundred bytes
 per file, about 2 kbit/s on a 5 s clip. opusenc accepts targets below its documented
-6 kbit/s, but libopus does not go below one byte per 20 ms packet (about 0.4 kbit/s),
-and quality there is poor; the measured numbers show what was actually spent.
+6 kbit/s; with ``--hard-cbr`` each 20 ms packet gets the target's bytes rounded down
+(1.5 kbit/s -> 3 bytes -> 1.2 kbit/s), never less than one byte (0.4 kbit/s), and
+quality below about 6 kbit/s is poor. The measured numbers show what was spent.
 """
 from __future__ import annotations
 
