@@ -264,7 +264,7 @@ def diagnostic_figures(history: Sequence[dict]) -> dict[str, Figure]:
 
     figure, axes = _figure()
     axes.plot(steps, scalar("latent/relevance_r2"), "o-")
-    _finish(axes, "relevance: R^2 of latent frame -> log-mel frame (held-out crops)", "step",
+    _finish(axes, "relevance: R^2 of latent -> log-mel (held-out)", "step",
             "R^2", legend=False)
     figures[FIGURES[5]] = figure
 
