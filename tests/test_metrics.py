@@ -159,3 +159,11 @@ def test_existing_training_metrics_keep_their_names():
     assert metrics.rms_ratio(x, 2 * x) == pytest.approx(2.0)
     assert metrics.si_sdr(x, x + 1e-3 * noise(0.5, seed=1)) > 30
     assert metrics.mel_distance(x, x, RATE) == 0.0
+
+
+def test_speech_metrics_are_skipped_when_packages_are_missing(monkeypatch):
+    monkeypatch.setattr(metrics, "missing_speech_packages", lambda: ["pesq", "pystoi"])
+    x = speechlike()
+    result = metrics.measure(x, x, RATE, speech=True)
+    assert "pesq" not in result and "stoi" not in result
+    assert result["snr"] == math.inf
