@@ -1,0 +1,444 @@
+import math
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from codec import Codec, bitstream, compress, entropy, model_config
+from codec.audio import loudness, resample
+from codec.bitstream import BitstreamError
+from codec.cli import main
+from codec.config import Config
+from codec.errors import CodecError
+from codec.metrics import rms_ratio, snr
+
+MODEL_RATE = 16000
+SMALL_CHUNK = 0.05  # seconds: 50 frames, so a clip of a few seconds crosses many seams
+
+
+def tones(channels: int, length: int, rate: int, seed: int = 0, rms: float = 0.07) -> torch.Tensor:
+    """Sums of three tones between 100 and 1600 Hz with a slow swell and a little noise,
+    ``[channels, length]`` (or ``[channels, 1, length]`` batches via ``tones_batch``)."""
+    return tones_batch(channels, length, rate, torch.Generator().manual_seed(seed), rms)[:, 0]
+
+
+def tones_batch(batch: int, length: int, rate: int, generator: torch.Generator,
+                rms: float = 0.07) -> torch.Tensor:
+    t = torch.arange(length) / rate
+    freq = 100 * 2 ** (torch.rand(batch, 3, 1, generator=generator) * 4)
+    amp = torch.rand(batch, 3, 1, generator=generator)
+    phase = torch.rand(batch, 3, 1, generator=generator) * 2 * math.pi
+    x = (amp * torch.sin(2 * math.pi * freq * t + phase)).sum(1, keepdim=True)
+    x = x + 0.02 * torch.randn(batch, 1, length, generator=generator)
+    swell = torch.rand(batch, 1, 1, generator=generator) * 3
+    x = x * (0.8 + 0.2 * torch.sin(2 * math.pi * swell * t))
+    return x / x.pow(2).mean(-1, keepdim=True).sqrt() * rms
+
+
+def small_model(**changes) -> Codec:
+    """Hop 16 at 16 kHz: 1000 frames/s, 8 bits a code, 4 codebooks."""
+    options = dict(sample_rate=MODEL_RATE, strides=(4, 4), widths=(16, 32, 64), latent_dim=32,
+                   n_q=4, codebook_size=256, ema_decay=0.9)
+    return Codec(model_config("tiny", **{**options, **changes}))
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Codec:
+    """A small model trained for 200 quick steps on tones (waveform L1 + commitment), so
+    that levels and SNR of round trips mean something. About 10 s on one CPU thread."""
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = small_model()
+    steps = 200
+    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps,
+                                                   pct_start=0.1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        audio = tones_batch(8, 2048, MODEL_RATE, generator)
+        out = model(audio)
+        loss = 10 * (out.audio - audio).abs().mean() + out.losses["commit"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    torch.set_num_threads(threads)
+    return model.eval()
+
+
+@pytest.fixture
+def untrained_model() -> Codec:
+    return small_model().eval()
+
+
+# --- streamed loudness and resampling equal their whole-signal versions -----------------
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 11025])
+@pytest.mark.parametrize("length_seconds, scale", [(3.0, 0.1), (0.02, 0.3), (1.0, 1.5)])
+def test_loudness_meter_equals_whole_signal_loudness(rate, length_seconds, scale):
+    audio = torch.randn(2, int(rate * length_seconds)) * scale  # 1.5: the filters clamp
+    meter = compress.LoudnessMeter(rate, 2)
+    for start in range(0, audio.shape[1], 7777):
+        meter.push(audio[:, start:start + 7777])
+    assert meter.loudness() == pytest.approx(loudness(audio, rate), abs=1e-3)
+    assert meter.peak == pytest.approx(float(audio.abs().max()))
+
+
+def test_loudness_meter_of_silence():
+    meter = compress.LoudnessMeter(16000, 1)
+    meter.push(torch.zeros(1, 16000))
+    assert meter.loudness() == float("-inf")
+
+
+@pytest.mark.parametrize("orig, new", [(44100, 16000), (48000, 16000), (16000, 44100),
+                                       (22050, 24000), (8000, 8000)])
+@pytest.mark.parametrize("block", [997, 8192])
+def test_stream_resampler_equals_whole_signal_resample(orig, new, block):
+    audio = torch.randn(2, 30011)
+    resampler = compress.StreamResampler(orig, new)
+    pieces = [resampler.push(audio[:, i:i + block]) for i in range(0, audio.shape[1], block)]
+    pieces.append(resampler.flush())
+    streamed = torch.cat([p for p in pieces if p.numel()], dim=-1)
+    whole = resample(audio, orig, new)
+    assert streamed.shape == whole.shape
+    assert torch.allclose(streamed, whole, atol=1e-4)
+
+
+# --- chunking ----------------------------------------------------------------------------
+
+
+def test_chunked_codes_equal_whole_signal_codes(untrained_model):
+    audio = tones(2, 48000 * 2, 48000)
+    source = compress.tensor_source(audio, 48000)
+    whole = compress.encode_codes(untrained_model, source, 4, chunk_seconds=100)
+    chunked = compress.encode_codes(untrained_model, source, 4, chunk_seconds=SMALL_CHUNK)
+    assert whole.codes.shape == chunked.codes.shape == (2, 4, 2000)
+    assert (whole.codes == chunked.codes).mean() > 0.999  # rare float ties may flip one
+
+
+def test_context_is_what_makes_chunks_exact(untrained_model, monkeypatch):
+    audio = tones(1, MODEL_RATE * 2, MODEL_RATE)
+    source = compress.tensor_source(audio, MODEL_RATE)
+    whole = compress.encode_codes(untrained_model, source, 4, chunk_seconds=100).codes
+    monkeypatch.setattr(compress, "context_frames", lambda model: 0)
+    naive = compress.encode_codes(untrained_model, source, 4, chunk_seconds=SMALL_CHUNK).codes
+    assert (whole != naive).any()  # without context the seams show up in the codes
+
+
+def test_chunked_decode_equals_whole_decode(trained_model):
+    data = compress.encode_audio(trained_model, tones(1, MODEL_RATE * 2, MODEL_RATE),
+                                 MODEL_RATE, 4)
+    _, whole = compress.decode_blocks(trained_model, data, chunk_seconds=100)
+    _, chunked = compress.decode_blocks(trained_model, data, chunk_seconds=SMALL_CHUNK)
+    whole, chunked = torch.cat(list(whole), -1), torch.cat(list(chunked), -1)
+    assert whole.shape == chunked.shape
+    assert snr(whole, chunked) > 80
+
+
+# --- round trips ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (44100, 1), (48000, 2), (44100, 2)])
+@pytest.mark.parametrize("n_q", [1, 2, 4])
+def test_round_trip_restores_rate_channels_and_length(trained_model, rate, channels, n_q):
+    audio = tones(channels, int(rate * 0.7) + 13, rate, seed=n_q)
+    data = compress.encode_audio(trained_model, audio, rate, n_q, chunk_seconds=SMALL_CHUNK)
+    decoded, decoded_rate = compress.decode_bytes(trained_model, data)
+    assert decoded_rate == rate
+    assert decoded.shape == audio.shape and decoded.dtype == torch.float32
+    assert bitstream.parse(data)[0].n_q == n_q
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (44100, 1), (48000, 2)])
+@pytest.mark.parametrize("n_q", [3, 4])
+def test_round_trip_keeps_the_level(trained_model, rate, channels, n_q):
+    # Quiet input: the header's gain lifts it to the training level and back down.
+    audio = tones(channels, rate * 2, rate, seed=7, rms=0.01)
+    decoded, _ = compress.decode_bytes(
+        trained_model, compress.encode_audio(trained_model, audio, rate, n_q))
+    assert 0.9 < rms_ratio(audio, decoded) < 1.1
+    assert snr(audio, decoded) > 6
+
+
+@pytest.mark.parametrize("n_q", [1, 4])
+def test_gain_is_undone_exactly(trained_model, n_q):
+    # Two levels of one signal normalise to the same model input: same codes, and
+    # the decoded audio differs by exactly the level factor.
+    audio = tones(1, MODEL_RATE, MODEL_RATE, rms=0.02)
+    loud = compress.encode_audio(trained_model, audio, MODEL_RATE, n_q)
+    quiet = compress.encode_audio(trained_model, audio / 4, MODEL_RATE, n_q)
+    loud_header, loud_payload = bitstream.parse(loud)
+    quiet_header, quiet_payload = bitstream.parse(quiet)
+    assert quiet_header.gain == pytest.approx(4 * loud_header.gain, rel=1e-4)
+    assert loud_payload == quiet_payload
+    loud_audio, _ = compress.decode_bytes(trained_model, loud)
+    quiet_audio, _ = compress.decode_bytes(trained_model, quiet)
+    assert torch.allclose(quiet_audio * 4, loud_audio, atol=1e-5)
+
+
+def test_gain_reaches_the_target_level(untrained_model):
+    audio = tones(2, 48000, 48000, rms=0.005)
+    header, _ = bitstream.parse(compress.encode_audio(untrained_model, audio, 48000, 1))
+    assert loudness(audio * header.gain, 48000) == pytest.approx(-23.0, abs=0.01)
+    untrained_model.target_lufs = -16.0
+    header, _ = bitstream.parse(compress.encode_audio(untrained_model, audio, 48000, 1))
+    assert loudness(audio * header.gain, 48000) == pytest.approx(-16.0, abs=0.01)
+
+
+def test_gain_is_peak_limited(untrained_model):
+    audio = torch.zeros(1, 16000)
+    audio[0, 100] = 0.5  # one click: loud peak, tiny loudness
+    header, _ = bitstream.parse(compress.encode_audio(untrained_model, audio, 16000, 1))
+    assert header.gain == pytest.approx(0.99 / 0.5)
+
+
+def test_silence_gets_unit_gain(untrained_model):
+    data = compress.encode_audio(untrained_model, torch.zeros(2, 4000), 16000, 2)
+    assert bitstream.parse(data)[0].gain == 1.0
+    decoded, _ = compress.decode_bytes(untrained_model, data)
+    assert decoded.shape == (2, 4000)
+
+
+def test_file_size_matches_nominal_bitrate(trained_model):
+    seconds, n_q = 10, 2
+    audio = tones(2, 44100 * seconds, 44100)
+    data = compress.encode_audio(trained_model, audio, 44100, n_q)
+    header, payload = bitstream.parse(data)
+    overhead = len(data) - len(payload)
+    # 2 channels x n_q codebooks x 8 bits x 1000 frames/s
+    nominal_bps = 2 * n_q * 8 * 1000
+    assert header.nominal_bps == nominal_bps
+    assert len(data) == pytest.approx(nominal_bps * seconds / 8 + overhead, rel=0.02)
+    assert overhead < 600
+
+
+def test_multichannel_model_layouts():
+    model = small_model(channels=2).eval()
+    stereo = tones(2, 8000, 16000)
+    decoded, _ = compress.decode_bytes(model, compress.encode_audio(model, stereo, 16000, 2))
+    assert decoded.shape == (2, 8000)
+    assert bitstream.parse(compress.encode_audio(model, stereo, 16000, 2))[0].items == 1
+    mono = tones(1, 8000, 16000)
+    decoded, _ = compress.decode_bytes(model, compress.encode_audio(model, mono, 16000, 2))
+    assert decoded.shape == (1, 8000)
+    with pytest.raises(CodecError, match="cannot code 3 channels"):
+        compress.encode_audio(model, tones(3, 8000, 16000), 16000, 2)
+
+
+def test_bad_audio_is_refused(untrained_model):
+    with pytest.raises(CodecError, match="empty audio"):
+        compress.encode_audio(untrained_model, torch.zeros(1, 0), 16000, 1)
+    with pytest.raises(CodecError, match="NaN"):
+        compress.encode_audio(untrained_model, torch.full((1, 100), float("nan")), 16000, 1)
+
+
+def test_decoding_with_another_model_names_both_ids(trained_model, untrained_model):
+    data = compress.encode_audio(trained_model, tones(1, 4000, 16000), 16000, 1)
+    mine, other = compress.model_id_of(trained_model), compress.model_id_of(untrained_model)
+    with pytest.raises(BitstreamError, match=f"{mine}.*{other}"):
+        compress.decode_bytes(untrained_model, data)
+
+
+def test_entropy_coded_round_trip_equals_bit_packed(trained_model):
+    audio = tones(1, MODEL_RATE * 3, MODEL_RATE, seed=3)
+    codes = compress.encode_codes(trained_model, compress.tensor_source(audio, MODEL_RATE),
+                                  4).codes
+    tables = entropy.EntropyTables(compress.model_id_of(trained_model),
+                                   entropy.count_codes(codes, 256))
+    packed = compress.encode_audio(trained_model, audio, MODEL_RATE, 4)
+    coded = compress.encode_audio(trained_model, audio, MODEL_RATE, 4, entropy_tables=tables)
+    assert bitstream.parse(coded)[0].entropy == {"tables_id": tables.tables_id}
+    assert len(coded) < len(packed)
+    from_packed, _ = compress.decode_bytes(trained_model, packed)
+    from_coded, _ = compress.decode_bytes(trained_model, coded, entropy_tables=tables)
+    assert torch.equal(from_packed, from_coded)
+    with pytest.raises(BitstreamError, match="no entropy tables"):
+        compress.decode_bytes(trained_model, coded)
+
+
+def test_hostile_bytes_raise_only_bitstream_error(untrained_model):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    valid = compress.encode_audio(untrained_model, tones(2, 3000, 16000), 16000, 2)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def check(data):
+        blob = bytearray(valid)
+        for _ in range(data.draw(st.integers(0, 3))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+        blob = bytes(blob[:data.draw(st.integers(0, len(blob)))])
+        try:
+            audio, _ = compress.decode_bytes(untrained_model, blob)
+        except BitstreamError:
+            return
+        assert blob == valid[:len(blob)] and audio.shape == (2, 3000)
+
+    check()
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_dir(tmp_path, trained_model):
+    from codec.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    save_checkpoint(run / "best", model_state=trained_model.state_dict(),
+                    config=Config(model=trained_model.config), step=200,
+                    model_id=compress.model_id_of(trained_model))
+    return run
+
+
+def write_wav(path, audio: torch.Tensor, rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio.numpy().T, rate, subtype="FLOAT")
+
+
+def one_error_line(capsys, *names: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in err, err
+    return err
+
+
+def test_cli_encode_decode_and_info(tmp_path, run_dir, capsys):
+    audio = tones(2, 44100, 44100, rms=0.03)
+    write_wav(tmp_path / "song.wav", audio, 44100)
+    assert main(["encode", str(tmp_path / "song.wav"), "-o", str(tmp_path / "song.qca"),
+                 "--model", str(run_dir), "--kbps", "17"]) == 0
+    header, _ = bitstream.read_file(tmp_path / "song.qca")
+    assert header.n_q == 2 and header.model_hint == str(run_dir.resolve())
+    # DESIGN's form: positional output, and no --model (the recorded model path is used).
+    assert main(["decode", str(tmp_path / "song.qca"), str(tmp_path / "out.wav"),
+                 "--subtype", "FLOAT"]) == 0
+    decoded, rate = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
+    assert rate == 44100 and decoded.shape == (44100, 2)
+    assert sf.info(str(tmp_path / "out.wav")).subtype == "FLOAT"
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "song.qca")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"nominal_kbps: 32\.0\b", out) and "channels: 2" in out
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_decode_pcm_counts_clipping(tmp_path, run_dir, capsys):
+    audio = tones(1, 16000, 16000, rms=0.3).clamp(-0.999, 0.999)
+    write_wav(tmp_path / "hot.wav", audio, 16000)
+    main(["encode", str(tmp_path / "hot.wav"), "-o", str(tmp_path / "hot.qca"),
+          "--model", str(run_dir)])
+    capsys.readouterr()
+    assert main(["decode", str(tmp_path / "hot.qca"), "-o", str(tmp_path / "hot.wav2.wav"),
+                 "--model", str(run_dir)]) == 0
+    decoded, _ = sf.read(str(tmp_path / "hot.wav2.wav"), always_2d=True)
+    assert np.abs(decoded).max() <= 1.0
+    assert sf.info(str(tmp_path / "hot.wav2.wav")).subtype == "PCM_16"
+
+
+def test_cli_kbps_below_lowest(tmp_path, run_dir, capsys):
+    write_wav(tmp_path / "a.wav", tones(1, 1600, 16000), 16000)
+    assert main(["encode", str(tmp_path / "a.wav"), "-o", str(tmp_path / "a.qca"),
+                 "--model", str(run_dir), "--kbps", "1"]) == 2
+    one_error_line(capsys, "1.0 kbps is below")
+    assert not (tmp_path / "a.qca").exists()
+
+
+def _bad_audio_files(tmp_path):
+    (tmp_path / "text.wav").write_text("this is not audio")
+    sf.write(str(tmp_path / "empty.wav"), np.zeros((0, 1)), 16000)
+    return {"missing.wav": "no such file", "text.wav": "not a readable audio file",
+            "empty.wav": "empty audio"}
+
+
+@pytest.mark.parametrize("name", ["missing.wav", "text.wav", "empty.wav"])
+def test_cli_encode_bad_input(tmp_path, run_dir, capsys, name):
+    problem = _bad_audio_files(tmp_path)[name]
+    assert main(["encode", str(tmp_path / name), "-o", str(tmp_path / "out.qca"),
+                 "--model", str(run_dir)]) == 2
+    one_error_line(capsys, str(tmp_path / name), problem)
+    assert not list(tmp_path.glob("*.qca")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def _damage(data: bytes, how: str) -> bytes:
+    if how == "truncated":
+        return data[:len(data) // 2]
+    if how == "magic":
+        return b"RIFF" + data[4:]
+    if how == "version":
+        return data[:4] + bytes([9]) + data[5:]
+    broken = bytearray(data)
+    broken[-20] ^= 0x40
+    return bytes(broken)
+
+
+@pytest.mark.parametrize("how, problem", [("truncated", "truncated"), ("magic", "wrong magic"),
+                                          ("version", "unknown format version 9"),
+                                          ("checksum", "bad checksum")])
+def test_cli_decode_bad_input(tmp_path, run_dir, trained_model, capsys, how, problem):
+    data = compress.encode_audio(trained_model, tones(1, 8000, 16000), 16000, 2)
+    (tmp_path / "a.qca").write_bytes(_damage(data, how))
+    assert main(["decode", str(tmp_path / "a.qca"), "-o", str(tmp_path / "a.wav"),
+                 "--model", str(run_dir)]) == 2
+    one_error_line(capsys, str(tmp_path / "a.qca"), problem)
+    assert not list(tmp_path.glob("*.wav")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_decode_with_another_model(tmp_path, run_dir, untrained_model, capsys):
+    data = compress.encode_audio(untrained_model, tones(1, 8000, 16000), 16000, 2)
+    (tmp_path / "a.qca").write_bytes(data)
+    assert main(["decode", str(tmp_path / "a.qca"), "-o", str(tmp_path / "a.wav"),
+                 "--model", str(run_dir)]) == 2
+    one_error_line(capsys, "a.qca", compress.model_id_of(untrained_model),
+                   bitstream.read_file(tmp_path / "a.qca")[0].model_id)
+    assert not (tmp_path / "a.wav").exists()
+
+
+def test_cli_decode_without_model_or_hint(tmp_path, untrained_model, capsys):
+    data = compress.encode_audio(untrained_model, tones(1, 8000, 16000), 16000, 2)
+    (tmp_path / "a.qca").write_bytes(data)
+    assert main(["decode", str(tmp_path / "a.qca"), str(tmp_path / "a.wav")]) == 2
+    one_error_line(capsys, "a.qca", "--model")
+
+
+def test_cli_folders_mirror_the_tree_and_survive_a_bad_file(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    write_wav(src / "a.wav", tones(1, 8000, 16000), 16000)
+    write_wav(src / "sub" / "b.wav", tones(2, 22050, 44100), 44100)
+    (src / "sub" / "bad.wav").write_text("not audio")
+    (src / "notes.txt").write_text("ignored: not an audio suffix")
+    assert main(["encode", str(src), "-o", str(tmp_path / "codes"), "--model", str(run_dir),
+                 "--n-q", "3"]) == 2
+    one_error_line(capsys, str(src / "sub" / "bad.wav"))
+    assert sorted(p.relative_to(tmp_path / "codes").as_posix()
+                  for p in (tmp_path / "codes").rglob("*")) == ["a.qca", "sub", "sub/b.qca"]
+    assert main(["decode", str(tmp_path / "codes"), "-o", str(tmp_path / "out")]) == 0
+    assert sf.info(str(tmp_path / "out" / "sub" / "b.wav")).frames == 22050
+    assert sf.info(str(tmp_path / "out" / "sub" / "b.wav")).channels == 2
+    assert sf.info(str(tmp_path / "out" / "a.wav")).samplerate == 16000
+
+
+def test_cli_entropy_tables_and_entropy_encode(tmp_path, run_dir, capsys):
+    for index in range(3):
+        write_wav(tmp_path / "train" / f"{index}.wav", tones(1, 16000, 16000, seed=index), 16000)
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(f'{{"path": "train/{i}.wav"}}\n' for i in range(3)))
+    assert main(["encode", str(tmp_path / "train" / "0.wav"), "-o", str(tmp_path / "x.qca"),
+                 "--model", str(run_dir), "--entropy"]) == 2
+    one_error_line(capsys, "entropy-tables")
+    assert main(["entropy-tables", "--model", str(run_dir), "--data", str(manifest)]) == 0
+    assert "expected saving" in capsys.readouterr().out
+    assert (run_dir / entropy.TABLES_FILE).is_file()
+    assert main(["encode", str(tmp_path / "train" / "1.wav"), "-o", str(tmp_path / "x.qca"),
+                 "--model", str(run_dir), "--entropy"]) == 0
+    assert main(["decode", str(tmp_path / "x.qca"), "-o", str(tmp_path / "x.wav")]) == 0
+    assert sf.info(str(tmp_path / "x.wav")).frames == 16000
+    info = bitstream.describe(tmp_path / "x.qca")
+    assert info["entropy_coded"] and info["payload_saving_percent"] > 0
