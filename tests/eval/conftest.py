@@ -1,13 +1,9 @@
 """Shared fixtures for the evaluation tests: a small speech + music set, a saved model."""
 from __future__ import annotations
 
-import importlib
-import json
 import math
 import shutil
 import subprocess
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -15,49 +11,9 @@ import soundfile as sf
 import torch
 
 from codec import Codec, model_config
-from codec.audio import resample, to_channels
 from codec.checkpoint import save_checkpoint
 from codec.config import Config
 from codec.model import compute_model_id
-
-
-def _standin_compress() -> types.ModuleType:
-    """Stands in for codec.compress until it exists: same calls, raw int16 codes."""
-    module = types.ModuleType("codec.compress")
-
-    def encode_audio(model, audio, sample_rate, n_q):
-        x = to_channels(resample(audio, sample_rate, model.sample_rate), model.config.channels)
-        codes = model.encode(x[None], n_q)[0]
-        head = json.dumps({"rate": sample_rate, "length": audio.shape[-1],
-                           "shape": list(codes.shape)}).encode()
-        return len(head).to_bytes(4, "little") + head + codes.short().numpy().tobytes()
-
-    def _parse(data):
-        size = int.from_bytes(data[:4], "little")
-        head = json.loads(data[4:4 + size])
-        codes = np.frombuffer(data[4 + size:], dtype=np.int16).reshape(head["shape"])
-        return head, torch.from_numpy(codes.astype(np.int64))
-
-    def decode_bytes(model, data):
-        head, codes = _parse(data)
-        audio = model.decode(codes[None])[0]
-        audio = resample(audio, model.sample_rate, head["rate"])
-        return audio[..., :head["length"]], head["rate"]
-
-    def read_codes(model, data):
-        return _parse(data)[1]
-
-    module.encode_audio, module.decode_bytes, module.read_codes = \
-        encode_audio, decode_bytes, read_codes
-    return module
-
-
-try:
-    importlib.import_module("codec.compress")
-except ModuleNotFoundError:
-    sys.modules["codec.compress"] = _standin_compress()
-    import codec
-    codec.compress = sys.modules["codec.compress"]
 
 
 def _music(seconds: float, rate: int, seed: int) -> np.ndarray:
