@@ -330,6 +330,10 @@ def _model_from_file(path: Path, device: str | torch.device) -> Any:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: cannot be read ({error})") from None
+    if metadata.get("format") == "codec-export":  # an inference-only file (codec/export.py)
+        from codec.export import load_exported
+
+        return load_exported(path, device)
     if metadata.get("format") != FORMAT or "model_config" not in metadata:
         raise CheckpointError(f"{path}: a safetensors file without a codec model config")
     config = from_dict(ModelConfig, json.loads(metadata["model_config"]))

@@ -28,6 +28,8 @@ class ModelConfig:
     widths: Tuple[int, ...] = (32, 64, 128, 256, 512)
     latent_dim: int = 128
     dilations: Tuple[int, ...] = (1, 3)
+    # Stages before this one (the highest sample rates) have no residual units.
+    first_residual_stage: int = 0
     kernel_size: int = 7
     residual_kernel_size: int = 3
     activation: str = "elu"

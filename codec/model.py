@@ -36,7 +36,8 @@ class Codec(nn.Module):
                           kernel_size=config.kernel_size,
                           residual_kernel_size=config.residual_kernel_size,
                           activation=config.activation, causal=config.causal,
-                          weight_norm=config.weight_norm)
+                          weight_norm=config.weight_norm,
+                          first_residual_stage=config.first_residual_stage)
         self.encoder = SEANetEncoder(**layer_opts)
         self.quantizer = ResidualVQ(dim=config.latent_dim, n_q=config.n_q,
                                     codebook_size=config.codebook_size, decay=config.ema_decay,

@@ -45,12 +45,16 @@ class SEANetEncoder(nn.Module):
     """Audio ``[B, C, T]`` -> latents ``[B, latent_dim, T / prod(strides)]``.
 
     ``widths[i]`` is the channel count entering stage ``i``; ``widths[-1]`` is the
-    width after the last downsampling. Strides run from fine to coarse.
+    width after the last downsampling. Strides run from fine to coarse. Stages before
+    ``first_residual_stage`` (the highest rates) only downsample: a residual unit there
+    costs the most time per parameter, because small convs and activations over many
+    samples are memory-bound.
     """
 
     def __init__(self, *, channels: int, strides: Sequence[int], widths: Sequence[int],
                  latent_dim: int, dilations: Sequence[int], kernel_size: int,
-                 residual_kernel_size: int, activation: str, causal: bool, weight_norm: bool):
+                 residual_kernel_size: int, activation: str, causal: bool, weight_norm: bool,
+                 first_residual_stage: int = 0):
         super().__init__()
         if len(widths) != len(strides) + 1:
             raise ValueError(f"widths needs len(strides) + 1 = {len(strides) + 1} entries, "
@@ -59,7 +63,9 @@ class SEANetEncoder(nn.Module):
         layers: list[nn.Module] = [Conv1d(channels, widths[0], kernel_size, **opts)]
         for stage, stride in enumerate(strides):
             width, next_width = widths[stage], widths[stage + 1]
-            layers += _residual_stack(width, dilations, residual_kernel_size, activation, **opts)
+            if stage >= first_residual_stage:
+                layers += _residual_stack(width, dilations, residual_kernel_size, activation,
+                                          **opts)
             layers += [make_activation(activation, width),
                        Conv1d(width, next_width, 2 * stride, stride=stride, **opts)]
         layers += [make_activation(activation, widths[-1]),
@@ -71,11 +77,15 @@ class SEANetEncoder(nn.Module):
 
 
 class SEANetDecoder(nn.Module):
-    """Latents ``[B, latent_dim, F]`` -> audio ``[B, C, F * prod(strides)]``, unbounded."""
+    """Latents ``[B, latent_dim, F]`` -> audio ``[B, C, F * prod(strides)]``, unbounded.
+
+    The mirror of :class:`SEANetEncoder`, with the same ``first_residual_stage``.
+    """
 
     def __init__(self, *, channels: int, strides: Sequence[int], widths: Sequence[int],
                  latent_dim: int, dilations: Sequence[int], kernel_size: int,
-                 residual_kernel_size: int, activation: str, causal: bool, weight_norm: bool):
+                 residual_kernel_size: int, activation: str, causal: bool, weight_norm: bool,
+                 first_residual_stage: int = 0):
         super().__init__()
         opts = dict(causal=causal, weight_norm=weight_norm)
         layers: list[nn.Module] = [Conv1d(latent_dim, widths[-1], kernel_size, **opts)]
@@ -84,8 +94,9 @@ class SEANetDecoder(nn.Module):
             layers += [make_activation(activation, width),
                        ConvTranspose1d(width, next_width, 2 * strides[stage],
                                        stride=strides[stage], **opts)]
-            layers += _residual_stack(next_width, dilations, residual_kernel_size, activation,
-                                      **opts)
+            if stage >= first_residual_stage:
+                layers += _residual_stack(next_width, dilations, residual_kernel_size,
+                                          activation, **opts)
         # Plain conv last: no tanh, no output scale (see module docstring).
         layers += [make_activation(activation, widths[0]),
                    Conv1d(widths[0], channels, kernel_size, **opts)]

@@ -20,6 +20,11 @@ def fold_weight_norm(model: nn.Module) -> nn.Module:
     """Replace every weight-norm parametrisation by its plain weight (for inference)."""
     for module in model.modules():
         if parametrize.is_parametrized(module, "weight"):
+            # torch gives a deepcopy the same injected class as its original, and removal
+            # deletes the ``weight`` property from that class, which would break the
+            # original: fold a private copy of the class instead.
+            cls = module.__class__
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return model
 

@@ -1,0 +1,437 @@
+"""Speed and memory of a codec, optionally side by side with EnCodec's architecture.
+
+    python -m eval.bench [--preset base | --model PATH] [--threads 2] [--device cpu|cuda]
+                         [--seconds 10] [--repeats 5] [--peer encodec] [--compile] [--json]
+
+For each codec it measures, after a warm-up call, the median of ``--repeats`` runs of:
+
+- encode and decode of ``--seconds`` of audio (batch 1), as real-time factors
+  (audio seconds per wall-clock second; 10 means ten times faster than real time);
+- a generator training step on ``--batch`` x ``--segment`` s: forward, the
+  reconstruction losses (``codec.losses.ReconstructionLoss``, weighted by the default
+  ``LossWeights``) plus the codec's own quantiser loss, backward, AdamW step;
+- the same step with discriminators (``--disc msstft mpd``): a discriminator update
+  on detached audio, then adversarial and feature-matching terms for the generator;
+- peak resident memory (and peak CUDA memory on a GPU).
+
+Our model is timed for inference as ``codec export`` writes it: weight norm folded into
+plain conv weights. ``--peer encodec`` builds EnCodec's 24 kHz architecture with random
+weights (``pip install encodec``, the ``peer`` extra) at 6 kbps, folds its weight norm
+the same way, and times it in the same process, alternating with ours, so that both
+see the same machine load. Its training step runs encoder -> quantiser (with its
+straight-through estimator and commitment penalty) -> decoder, because
+``EncodecModel.forward`` quantises without a gradient path to the encoder.
+``ratios`` are ours / peer for quantities where higher is faster.
+
+Random weights run at the speed of trained ones: nothing here depends on their values.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from codec.config import PRESETS, LossWeights, model_config
+from codec.errors import CodecError
+from codec.losses import (
+    ReconstructionLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    weighted_sum,
+)
+from codec.model import Codec
+from codec.nn import fold_weight_norm
+
+PEERS = ("encodec",)
+PEER_KBPS = 6.0
+
+
+@dataclass
+class Subject:
+    """One codec under test, seen through the four calls the benchmark makes.
+
+    encode: audio ``[1, C, T]`` -> codes (any form decode takes).
+    decode: codes -> audio ``[1, C, T']``.
+    train_forward: audio ``[B, C, T]`` -> (reconstruction ``[B, C, T]``, named model losses),
+        with gradients, on ``trainable``.
+    """
+    name: str
+    parameters: int
+    sample_rate: int
+    channels: int
+    kbps: float
+    encode: Callable[[torch.Tensor], Any]
+    decode: Callable[[Any], torch.Tensor]
+    trainable: nn.Module
+    train_forward: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def _compiled(module: nn.Module, enabled: bool) -> nn.Module:
+    return torch.compile(module) if enabled else module
+
+
+def our_subject(name: str, model: Codec, device: torch.device, compile_: bool) -> Subject:
+    """Our codec: ``model`` (folded copy) for inference, a fresh one of its config to train."""
+    inference = fold_weight_norm(copy.deepcopy(model)).to(device).eval()
+    inference.encoder = _compiled(inference.encoder, compile_)
+    inference.decoder = _compiled(inference.decoder, compile_)
+    # Training starts from fresh weights: an exported model has no EMA statistics.
+    trainable = Codec(model.config).to(device).train()
+    forward = _compiled(trainable, compile_)
+
+    def train_forward(audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = forward(audio)
+        return out.audio, out.losses
+
+    return Subject(name=name, parameters=model.num_parameters(),
+                   sample_rate=model.sample_rate, channels=model.config.channels,
+                   kbps=model.bitrate() / 1000, encode=inference.encode,
+                   decode=inference.decode, trainable=trainable, train_forward=train_forward)
+
+
+def _remove_old_weight_norm(model: nn.Module) -> nn.Module:
+    """Fold EnCodec's hook-style weight norm (``weight_g``/``weight_v``) into ``weight``."""
+    for module in model.modules():
+        if hasattr(module, "weight_g"):
+            torch.nn.utils.remove_weight_norm(module)
+    return model
+
+
+def encodec_subject(device: torch.device, compile_: bool) -> Subject:
+    """EnCodec's 24 kHz architecture with random weights at 6 kbps."""
+    try:
+        from encodec import EncodecModel
+    except ImportError:
+        raise CodecError("--peer encodec needs the encodec package: pip install encodec "
+                         "(or pip install -e '.[peer]')") from None
+    with warnings.catch_warnings():  # it builds with the deprecated weight_norm
+        warnings.simplefilter("ignore")
+        inference = EncodecModel.encodec_model_24khz(pretrained=False)
+        trainable = EncodecModel.encodec_model_24khz(pretrained=False)
+    for model in (inference, trainable):
+        model.set_target_bandwidth(PEER_KBPS)
+    inference = _remove_old_weight_norm(inference).to(device).eval()
+    inference.encoder = _compiled(inference.encoder, compile_)
+    inference.decoder = _compiled(inference.decoder, compile_)
+    trainable = trainable.to(device).train()
+    encoder = _compiled(trainable.encoder, compile_)
+    decoder = _compiled(trainable.decoder, compile_)
+
+    def train_forward(audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        result = trainable.quantizer(encoder(audio), trainable.frame_rate, trainable.bandwidth)
+        decoded = decoder(result.quantized)[..., :audio.shape[-1]]
+        return decoded, {"commit": result.penalty}
+
+    return Subject(name="encodec", parameters=sum(p.numel() for p in inference.parameters()),
+                   sample_rate=inference.sample_rate, channels=inference.channels,
+                   kbps=PEER_KBPS, encode=inference.encode, decode=inference.decode,
+                   trainable=trainable, train_forward=train_forward)
+
+
+# ---------------------------------------------------------------------------
+# Timing
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, device: torch.device) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _summary(times: list[float], audio_seconds: float, rate_key: str) -> dict[str, float]:
+    median = statistics.median(times)
+    return {"median_s": median, "min_s": min(times), "repeats": len(times),
+            rate_key: audio_seconds / median}
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on a GPU (losses run in float32 inside); nothing on a CPU."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def make_train_step(subject: Subject, batch: torch.Tensor, device: torch.device,
+                    disc_names: tuple[str, ...]) -> Callable[[], None]:
+    """One generator step (and a discriminator step first when ``disc_names``)."""
+    reconstruction = ReconstructionLoss(subject.sample_rate).to(device)
+    weights = LossWeights()
+    optimizer = torch.optim.AdamW(subject.trainable.parameters(), lr=1e-4)
+    disc = disc_optimizer = None
+    if disc_names:
+        from codec.discriminators import build_discriminator
+
+        disc = build_discriminator(list(disc_names), channels=subject.channels).to(device)
+        disc_optimizer = torch.optim.AdamW(disc.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with _autocast(device):
+            decoded, model_losses = subject.train_forward(batch)
+        losses = {**reconstruction(decoded, batch), **model_losses}
+        if disc is not None:
+            with _autocast(device):
+                d_loss = discriminator_loss(disc(batch), disc(decoded.detach()))
+            disc_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            disc_optimizer.step()
+            with _autocast(device):
+                with torch.no_grad():
+                    real = disc(batch)
+                fake = disc(decoded)
+                losses["adv"] = generator_adversarial_loss(fake)
+                losses["feat"] = feature_matching_loss(real, fake)
+        loss = weighted_sum(losses, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+# ---------------------------------------------------------------------------
+# Memory
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident-memory high-water mark (Linux); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kilobytes, macOS bytes.
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+# ---------------------------------------------------------------------------
+# The benchmark
+
+
+def benchmark(subjects: list[Subject], *, device: torch.device, seconds: float, repeats: int,
+              batch_size: int, segment_seconds: float, disc_names: tuple[str, ...],
+              seed: int = 0) -> dict[str, dict]:
+    """Measure every subject, metric by metric (so that load changes hit all alike)."""
+    results: dict[str, dict] = {s.name: {"parameters": s.parameters, "kbps": s.kbps,
+                                         "peak_rss_mb": 0.0} for s in subjects}
+    rss_per_codec = True
+
+    def measure(subject: Subject, fn: Callable[[], Any]) -> list[float]:
+        nonlocal rss_per_codec
+        rss_per_codec = _reset_peak_rss() and rss_per_codec
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = time_calls(fn, repeats, device)
+        record = results[subject.name]
+        record["peak_rss_mb"] = max(record["peak_rss_mb"], _peak_rss_mb())
+        if device.type == "cuda":
+            record["cuda_max_allocated_mb"] = max(record.get("cuda_max_allocated_mb", 0.0),
+                                                  torch.cuda.max_memory_allocated(device) / 2**20)
+        return times
+
+    generator = torch.Generator().manual_seed(seed)
+    inputs = {}
+    for subject in subjects:
+        samples = round(seconds * subject.sample_rate)
+        audio = 0.1 * torch.randn(1, subject.channels, samples, generator=generator)
+        inputs[subject.name] = audio.to(device)
+
+    with torch.inference_mode():
+        for subject in subjects:
+            audio = inputs[subject.name]
+            times = measure(subject, functools.partial(subject.encode, audio))
+            results[subject.name]["encode"] = _summary(times, seconds, "rtf")
+        for subject in subjects:
+            codes = subject.encode(inputs[subject.name])
+            times = measure(subject, functools.partial(subject.decode, codes))
+            results[subject.name]["decode"] = _summary(times, seconds, "rtf")
+
+    variants = [("train_step", ())] + ([("train_step_disc", disc_names)] if disc_names else [])
+    for key, names in variants:
+        for subject in subjects:
+            samples = round(segment_seconds * subject.sample_rate)
+            batch = 0.1 * torch.randn(batch_size, subject.channels, samples, generator=generator)
+            step = make_train_step(subject, batch.to(device), device, names)
+            times = measure(subject, step)
+            summary = _summary(times, batch_size * segment_seconds, "audio_seconds_per_second")
+            results[subject.name][key] = {**summary, "batch": batch_size,
+                                          "segment_seconds": segment_seconds}
+    for record in results.values():
+        record["peak_rss_scope"] = "codec" if rss_per_codec else "process"
+    return results
+
+
+def ratios(ours: dict, peer: dict) -> dict[str, float]:
+    """Ours / peer for each throughput (higher means ours is faster)."""
+    pairs = {"encode_rtf": ("encode", "rtf"), "decode_rtf": ("decode", "rtf"),
+             "train_step": ("train_step", "audio_seconds_per_second"),
+             "train_step_disc": ("train_step_disc", "audio_seconds_per_second")}
+    return {name: ours[a][b] / peer[a][b] for name, (a, b) in pairs.items()
+            if a in ours and a in peer}
+
+
+def _load_our_model(args: argparse.Namespace) -> tuple[str, Codec]:
+    if args.model:
+        from codec.checkpoint import load_model
+
+        model = load_model(args.model)
+        # A half-precision export computes in float32 anyway; time that.
+        return str(args.model), model.float()
+    return args.preset, Codec(model_config(args.preset))
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = _device(args.device)
+    name, model = _load_our_model(args)
+    subjects = [our_subject(name, model, device, args.compile)]
+    if args.peer == "encodec":
+        subjects.append(encodec_subject(device, args.compile))
+    disc_names = tuple(args.disc)
+    if disc_names:
+        try:
+            import codec.discriminators  # noqa: F401
+        except ImportError:
+            warnings.warn("codec.discriminators is missing; skipping the step with "
+                          "discriminators", stacklevel=1)
+            disc_names = ()
+    results = benchmark(subjects, device=device, seconds=args.seconds, repeats=args.repeats,
+                        batch_size=args.batch, segment_seconds=args.segment,
+                        disc_names=disc_names, seed=args.seed)
+    report = {
+        "settings": {"threads": torch.get_num_threads(), "device": str(device),
+                     "seconds": args.seconds, "repeats": args.repeats, "batch": args.batch,
+                     "segment_seconds": args.segment, "disc": list(disc_names),
+                     "compile": args.compile, "torch": torch.__version__,
+                     "machine": platform.machine(), "processor": _processor_name()},
+        "ours": {"name": name, **results[name]},
+    }
+    if args.peer:
+        report["peer"] = {"name": args.peer, **results[args.peer]}
+        report["ratios"] = ratios(results[name], results[args.peer])
+    return report
+
+
+def _processor_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _format_report(report: dict) -> str:
+    s = report["settings"]
+    columns = [report["ours"]] + ([report["peer"]] if "peer" in report else [])
+    header = f"{'':32s}" + "".join(f"{c['name'][-14:]:>15s}" for c in columns)
+    if "ratios" in report:
+        header += f"{'ours/peer':>12s}"
+    rows = [("parameters (M)", lambda c: c["parameters"] / 1e6, None),
+            ("encode (x real time)", lambda c: c["encode"]["rtf"], "encode_rtf"),
+            ("decode (x real time)", lambda c: c["decode"]["rtf"], "decode_rtf"),
+            (f"train step (s, {s['batch']} x {s['segment_seconds']:g} s)",
+             lambda c: c["train_step"]["median_s"], None),
+            ("  audio seconds per second", lambda c: c["train_step"]["audio_seconds_per_second"],
+             "train_step")]
+    if s["disc"]:
+        rows += [(f"train step + {'+'.join(s['disc'])} (s)",
+                  lambda c: c["train_step_disc"]["median_s"], None),
+                 ("  audio seconds per second",
+                  lambda c: c["train_step_disc"]["audio_seconds_per_second"], "train_step_disc")]
+    rows.append((f"peak RSS (MB, per {columns[0]['peak_rss_scope']})",
+                 lambda c: c["peak_rss_mb"], None))
+    if "cuda_max_allocated_mb" in columns[0]:
+        rows.append(("CUDA max allocated (MB)", lambda c: c["cuda_max_allocated_mb"], None))
+    lines = [f"codec bench: {s['seconds']:g} s of audio, {s['threads']} thread(s), "
+             f"{s['device']} ({s['processor']}), median of {s['repeats']}", header]
+    for label, value, ratio_key in rows:
+        line = f"{label:32s}" + "".join(f"{value(c):15.2f}" for c in columns)
+        if ratio_key and "ratios" in report:
+            line += f"{report['ratios'][ratio_key]:12.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--preset", default="base", choices=sorted(PRESETS),
+                       help="model preset with random weights (default: base)")
+    which.add_argument("--model", help="a trained model: run dir, checkpoint or exported file")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (default 2, the setting the README quotes)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="audio length for encode and decode (default 10)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs after the warm-up; the median is reported (default 5)")
+    parser.add_argument("--batch", type=int, default=8, help="training batch size (default 8)")
+    parser.add_argument("--segment", type=float, default=1.0,
+                        help="training segment length in seconds (default 1)")
+    parser.add_argument("--disc", nargs="*", default=["msstft", "mpd"],
+                        help="discriminators of the second training step (default msstft mpd); "
+                        "--disc with no names skips that step")
+    parser.add_argument("--peer", choices=PEERS, help="also measure this codec's architecture")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads < 1 or args.repeats < 1 or args.batch < 1:
+        print("bench: --threads, --repeats and --batch must be at least 1", file=sys.stderr)
+        return 2
+    if args.seconds <= 0 or args.segment <= 0:
+        print("bench: --seconds and --segment must be positive", file=sys.stderr)
+        return 2
+    try:
+        report = run_benchmark(args)
+    except CodecError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else _format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
