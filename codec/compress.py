@@ -49,7 +49,12 @@ from codec.entropy import EntropyTables
 from codec.errors import CodecError
 from codec.nn import Conv1d, ConvTranspose1d
 
-DEFAULT_CHUNK_SECONDS = 10.0
+# Audio coded at a time, by default: what fits this working-memory budget. One chunk
+# needs about 12 float32 tensors of the first layer's width at the model rate alive at
+# once (measured: ~35 MB per second of audio for the base preset), so the default is
+# ~5 s for base, ~11 s for small and ~3 s for large; 1 to 30 s in any case.
+WORK_MEMORY_BYTES = 192 << 20
+LIVE_TENSORS = 12
 DEFAULT_TARGET_LUFS = -23.0
 READ_BLOCK = 1 << 16
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
@@ -238,7 +243,15 @@ def context_frames(model) -> int:
     return max(encoder_frames, math.ceil(span)) + 1
 
 
-def chunk_frames_for(model, chunk_seconds: float) -> int:
+def default_chunk_seconds(model) -> float:
+    per_second = LIVE_TENSORS * 4 * model.config.widths[0] * model.sample_rate
+    return min(30.0, max(1.0, WORK_MEMORY_BYTES / per_second))
+
+
+def chunk_frames_for(model, chunk_seconds: float | None) -> int:
+    """Frames per chunk; ``None`` picks :func:`default_chunk_seconds`."""
+    if chunk_seconds is None:
+        chunk_seconds = default_chunk_seconds(model)
     if not chunk_seconds > 0:
         raise CodecError(f"chunk length must be positive, got {chunk_seconds} s")
     return max(1, round(chunk_seconds * model.frame_rate))
@@ -287,7 +300,9 @@ class ChunkEncoder:
         first = max(0, self.next_frame - self.context)
         segment = self.buffer[..., first * self.hop - self.buffer_start:
                               segment_end - self.buffer_start]
-        codes = self.model.encode(segment.to(self.device), self.n_q)
+        # One item at a time: peak memory does not grow with the channel count.
+        codes = torch.cat([self.model.encode(item[None].to(self.device), self.n_q)
+                           for item in segment])
         kept = codes[..., self.next_frame - first:stop - first]
         self.codes.append(kept.cpu().numpy().astype(np.uint16))
         self.next_frame = stop
@@ -306,10 +321,13 @@ def decode_chunks(model, codes: np.ndarray, length: int, chunk_frames: int, cont
     for start in range(0, frames, chunk_frames):
         stop = min(start + chunk_frames, frames)
         first, last = max(0, start - context), min(frames, stop + context)
-        window = torch.from_numpy(codes[..., first:last].astype(np.int64)).to(device)
-        audio = model.decode(window)
         keep = min(stop * hop, length) - start * hop
-        yield audio[..., (start - first) * hop:(start - first) * hop + keep].float().cpu()
+        offset = (start - first) * hop
+        pieces = []
+        for item in codes[..., first:last]:  # one item at a time, as in encoding
+            window = torch.from_numpy(item[None].astype(np.int64)).to(device)
+            pieces.append(model.decode(window)[..., offset:offset + keep].float().cpu())
+        yield torch.cat(pieces)
         if progress is not None:
             progress.update(1)
 
@@ -433,7 +451,7 @@ class EncodedCodes:
 
 
 def encode_codes(model, source: AudioSource, n_q: int, *,
-                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+                 chunk_seconds: float | None = None,
                  target_lufs: float | None = None, progress: bool = False) -> EncodedCodes:
     """The codes of a source at the model rate, loudness-normalised, chunk by chunk."""
     n_q = model.quantizer.check_n_q(n_q)
@@ -468,7 +486,7 @@ def encode_codes(model, source: AudioSource, n_q: int, *,
     return EncodedCodes(codes, gain, meter.total, chunk, context)
 
 
-def _encode_source(model, source: AudioSource, n_q: int, *, chunk_seconds: float,
+def _encode_source(model, source: AudioSource, n_q: int, *, chunk_seconds: float | None,
                    entropy_tables: EntropyTables | None, target_lufs: float | None,
                    model_hint: str | None, progress: bool) -> bytes:
     result = encode_codes(model, source, n_q, chunk_seconds=chunk_seconds,
@@ -495,7 +513,7 @@ def _encode_source(model, source: AudioSource, n_q: int, *, chunk_seconds: float
 
 
 def encode_audio(model, audio: torch.Tensor, sample_rate: int, n_q: int, *,
-                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+                 chunk_seconds: float | None = None,
                  entropy_tables: EntropyTables | None = None,
                  target_lufs: float | None = None, model_hint: str | None = None,
                  progress: bool = False) -> bytes:
@@ -530,7 +548,7 @@ def _named(path: Path, error: CodecError) -> CodecError:
 
 
 def encode_file(model, in_path: str | Path, out_path: str | Path, n_q: int, *,
-                chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+                chunk_seconds: float | None = None,
                 entropy_tables: EntropyTables | None = None,
                 target_lufs: float | None = None, model_hint: str | None = None,
                 progress: bool = False) -> Path:
@@ -568,7 +586,7 @@ def _payload_codes(header: Header, payload: bytes,
 
 
 def decode_blocks(model, data: bytes, *, entropy_tables: EntropyTables | None = None,
-                  chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+                  chunk_seconds: float | None = None,
                   progress: bool = False) -> tuple[Header, Iterator[torch.Tensor]]:
     """Check a file's bytes and return its header and a generator of decoded blocks
     ``[C, n]`` at the original rate, ``header.length`` samples in all."""
@@ -627,7 +645,7 @@ def _output_format(path: Path, subtype: str) -> str:
 
 def decode_file(model, in_path: str | Path, out_path: str | Path, *,
                 subtype: str = "PCM_16", entropy_tables: EntropyTables | None = None,
-                chunk_seconds: float = DEFAULT_CHUNK_SECONDS, progress: bool = False) -> int:
+                chunk_seconds: float | None = None, progress: bool = False) -> int:
     """Decode a ``.qca`` file to an audio file written block by block under a temporary
     name. Integer subtypes clip samples beyond [-1, 1] (the decoder is unbounded and
     the original level is restored, so a file peaking near 0 dBFS can overshoot a
@@ -710,11 +728,14 @@ def _check_device(device: str) -> str:
     return device
 
 
-def _load(model_path: str, device: str):
-    """A model from a run / checkpoint path, with the level its run trained at."""
+def load_coding_model(model_path: str, device: str = "cpu"):
+    """A model from a run / checkpoint path as ``codec encode`` uses it: in eval mode,
+    with ``model.target_lufs`` set to the level its run trained at (-23 LUFS if unknown)."""
     from codec.checkpoint import META_FILE, load_model, resolve_model_path
 
     model = load_model(model_path, device=_check_device(device))
+    if hasattr(model, "target_lufs"):  # exported models record it
+        return model
     model.target_lufs = DEFAULT_TARGET_LUFS
     with contextlib.suppress(CodecError, OSError, ValueError, KeyError, TypeError):
         meta = json.loads((resolve_model_path(model_path).parent / META_FILE).read_text())
@@ -722,7 +743,9 @@ def _load(model_path: str, device: str):
     return model
 
 
-def _tables_for(model_path: str, model, required: bool) -> EntropyTables | None:
+def entropy_tables_for(model_path: str, model, required: bool) -> EntropyTables | None:
+    """The entropy tables saved for ``model`` in its run directory; None if there are
+    none, or CodecError saying how to make them when ``required``."""
     from codec.entropy import TABLES_FILE, find_tables, tables_dir
 
     model_id = model_id_of(model)
@@ -745,9 +768,9 @@ def _n_q(model, args: argparse.Namespace) -> int:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    model = _load(args.model, args.device)
+    model = load_coding_model(args.model, args.device)
     n_q = _n_q(model, args)
-    tables = _tables_for(args.model, model, required=True) if args.entropy else None
+    tables = entropy_tables_for(args.model, model, required=True) if args.entropy else None
     pairs = _plan(args.inputs, args.output, AUDIO_SUFFIXES, bitstream.SUFFIX)
     if len(pairs) == 1 and pairs[0][1].suffix != bitstream.SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of encode should end in "
@@ -776,8 +799,8 @@ def run_decode(args: argparse.Namespace) -> int:
                                  f"with ({path or 'not recorded'}) is not found; "
                                  f"pass --model")
         if path not in models:
-            model = _load(path, args.device)
-            models[path] = (model, _tables_for(path, model, required=False))
+            model = load_coding_model(path, args.device)
+            models[path] = (model, entropy_tables_for(path, model, required=False))
         return models[path]
 
     def work(source: Path, target: Path) -> None:
@@ -825,7 +848,7 @@ def _training_files(data: list[str]) -> list[Path]:
 def run_entropy_tables(args: argparse.Namespace) -> int:
     from codec import entropy
 
-    model = _load(args.model, args.device)
+    model = load_coding_model(args.model, args.device)
     files = _training_files(args.data)[:args.max_files]
     if not files:
         raise CodecError("no audio files found in --data")
@@ -853,6 +876,10 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+# Earlier names, still used by eval/evaluate.py.
+_load, _tables_for = load_coding_model, entropy_tables_for
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     enc = subparsers.add_parser(
         "encode", help="compress audio files with a trained model",
@@ -867,8 +894,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
     enc.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    enc.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
-                     help="audio coded at a time; bounds memory (default: %(default)s)")
+    enc.add_argument("--chunk-seconds", type=float,
+                     help="audio coded at a time; bounds memory (default: what fits in "
+                          f"{WORK_MEMORY_BYTES >> 20} MiB of working memory)")
     enc.set_defaults(run=run_encode)
 
     dec = subparsers.add_parser(
@@ -883,8 +911,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="sample format; PCM clips beyond full scale, FLOAT keeps everything "
                           "(default: %(default)s)")
     dec.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    dec.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
-                     help="audio decoded at a time; bounds memory (default: %(default)s)")
+    dec.add_argument("--chunk-seconds", type=float,
+                     help="audio decoded at a time; bounds memory (default: what fits in "
+                          f"{WORK_MEMORY_BYTES >> 20} MiB of working memory)")
     dec.set_defaults(run=run_decode)
 
     tab = subparsers.add_parser(
