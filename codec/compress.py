@@ -421,7 +421,8 @@ def file_source(path: str | Path, max_frames: int | None = None) -> AudioSource:
                     remaining -= len(data)
                     yield torch.from_numpy(np.ascontiguousarray(data.T))
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
-            raise CodecError(f"{path}: cannot read audio ({error})") from None
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CodecError(f"{path}: cannot read audio ({first_line})") from None
 
     return AudioSource(str(path), info.sample_rate, info.channels, blocks)
 
@@ -470,7 +471,7 @@ def encode_codes(model, source: AudioSource, n_q: int, *,
     frames = bitstream.frame_count(meter.total, source.sample_rate, model.sample_rate,
                                    model.hop_length)
     bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"encode {source.name}",
-               disable=not progress, leave=False)
+               disable=None if progress else True, leave=False)
     with bar:
         resampler = StreamResampler(source.sample_rate, model.sample_rate)
         encoder = ChunkEncoder(model, n_q, chunk, context, bar)
@@ -601,7 +602,7 @@ def decode_blocks(model, data: bytes, *, entropy_tables: EntropyTables | None = 
         resampler = StreamResampler(header.sample_rate, header.source_rate)
         remaining = header.length
         bar = tqdm(total=-(-header.frames // chunk), unit="chunk", desc="decode",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)
         with bar:
             for piece in decode_chunks(model, codes, header.model_length, chunk,
                                        context_frames(model), bar):
@@ -767,7 +768,13 @@ def _n_q(model, args: argparse.Namespace) -> int:
         raise CodecError(f"--{'kbps' if args.kbps is not None else 'n-q'}: {error}") from None
 
 
+def _check_chunk(args: argparse.Namespace) -> None:
+    if args.chunk_seconds is not None and not args.chunk_seconds > 0:
+        raise CodecError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
+
+
 def run_encode(args: argparse.Namespace) -> int:
+    _check_chunk(args)
     model = load_coding_model(args.model, args.device)
     n_q = _n_q(model, args)
     tables = entropy_tables_for(args.model, model, required=True) if args.entropy else None
@@ -785,6 +792,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    _check_chunk(args)
     pairs = _plan(args.inputs, args.output, frozenset({bitstream.SUFFIX}), ".wav")
     if len(pairs) == 1 and pairs[0][1].suffix == bitstream.SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of decode is audio (.wav or .flac)")

@@ -301,6 +301,20 @@ def write_wav(path, audio: torch.Tensor, rate: int) -> None:
     sf.write(str(path), audio.numpy().T, rate, subtype="FLOAT")
 
 
+def test_file_and_tensor_paths_agree(tmp_path, untrained_model):
+    audio = tones(2, 70000, 44100)
+    write_wav(tmp_path / "a.wav", audio, 44100)
+    compress.encode_file(untrained_model, tmp_path / "a.wav", tmp_path / "a.qca", 2,
+                         chunk_seconds=SMALL_CHUNK)
+    data = compress.encode_audio(untrained_model, audio, 44100, 2, chunk_seconds=SMALL_CHUNK)
+    assert (tmp_path / "a.qca").read_bytes() == data
+    assert compress.decode_file(untrained_model, tmp_path / "a.qca", tmp_path / "b.wav",
+                                subtype="FLOAT") == 0
+    from_file, _ = sf.read(str(tmp_path / "b.wav"), dtype="float32", always_2d=True)
+    from_bytes, _ = compress.decode_bytes(untrained_model, data)
+    np.testing.assert_array_equal(from_file.T, from_bytes.numpy())
+
+
 def one_error_line(capsys, *names: str) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
