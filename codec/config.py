@@ -20,7 +20,12 @@ from codec.errors import CodecError
 
 @dataclass
 class ModelConfig:
-    """Encoder, residual VQ and decoder. ``preset`` names the starting point."""
+    """Encoder, residual VQ and decoder. ``preset`` names the starting point.
+
+    The field defaults describe the classic SEANet layout (as in EnCodec), so that a
+    saved config from before a field existed still means what it meant;
+    ``model_config`` and ``load_config`` lay the named preset's values over them.
+    """
     preset: str = "base"
     sample_rate: int = 24000
     channels: int = 1
@@ -44,13 +49,34 @@ class ModelConfig:
 
 
 # Named starting points; a config's ``model:`` section overrides any field.
+#
+# small and base put the compute where it is cheap. Convs with few channels over
+# many samples are memory-bound on a CPU, so time goes to the 24 and 12 kHz stages
+# far beyond their share of FLOPs; EnCodec-style (2, 4, 5, 8) with residual units at
+# every stage spends most of its time there. Here the first stride is 8 (24 kHz ->
+# 3 kHz through one 16-tap conv, like a learned analysis filterbank, and its mirror
+# in the decoder, a learned overlap-add synthesis), the full-rate stage is 16 channels
+# wide with no residual units (first_residual_stage=1), and the residual units
+# (dilations 1 and 3) work at 3 kHz and below, with channels doubling as the rate
+# falls. Both keep hop 320 (75 frames/s at 24 kHz) and 8 codebooks x 1024 codes
+# = 6 kbps. `python -m eval.bench --peer encodec` measures them beside EnCodec's
+# architecture (README, "Speed").
 PRESETS: dict[str, dict[str, Any]] = {
+    # Unit tests and smoke runs only: seconds to train, useless for listening.
     "tiny": dict(widths=(8, 16, 32, 64, 128), latent_dim=64, dilations=(1,), n_q=4,
                  codebook_size=256),
-    "small": dict(widths=(16, 32, 64, 128, 256), dilations=(1, 3)),
-    "base": dict(),
-    "large": dict(widths=(64, 128, 256, 512, 1024), dilations=(1, 3, 9), activation="snake",
-                  n_q=12),
+    # About 2M parameters: the CPU recipes (minutes to an hour on 2 cores), where the
+    # number of steps per CPU-hour decides the quality.
+    "small": dict(strides=(8, 5, 4, 2), widths=(16, 48, 96, 192, 384), dilations=(1, 3),
+                  first_residual_stage=1),
+    # About 3.4M parameters, the default: longer runs on a GPU or many cores; still far
+    # faster than real time on 2 CPU threads for encoding and decoding.
+    "base": dict(strides=(8, 5, 4, 2), widths=(16, 64, 128, 256, 512), dilations=(1, 3),
+                 first_residual_stage=1),
+    # GPU-scale (about 26M parameters): the original SEANet layout with residual units
+    # at every rate, snake activations, 12 codebooks (up to 9 kbps). Slow on a CPU.
+    "large": dict(strides=(2, 4, 5, 8), widths=(64, 128, 256, 512, 1024),
+                  dilations=(1, 3, 9), first_residual_stage=0, activation="snake", n_q=12),
 }
 
 
