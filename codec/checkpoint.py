@@ -292,9 +292,15 @@ def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
     directories = list_checkpoints(run_dir)
     for directory in directories[:max(len(directories) - max(keep_last, 1), 0)]:
         shutil.rmtree(directory, ignore_errors=True)
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    for stale in list(root.glob(".tmp-*")) + list(root.glob(".old-*")):
-        shutil.rmtree(stale, ignore_errors=True)
+    # Leftovers of a crash mid-save. An old best/ moved aside is kept until a new
+    # best/ exists: the crash may have come between the two renames.
+    run_dir = Path(run_dir)
+    root = run_dir / CHECKPOINTS_DIR
+    stale = [*root.glob(".tmp-*"), *root.glob(".old-*"), *run_dir.glob(f".tmp-{BEST_DIR}-*")]
+    if (run_dir / BEST_DIR).is_dir():
+        stale += run_dir.glob(f".old-{BEST_DIR}-*")
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from omegaconf import OmegaConf
+
+from codec.config import PRESETS, load_config, model_config, to_dict
+from codec.model import Codec
+
+ROOT = Path(__file__).parents[1]
+RECIPES = ROOT / "recipes"
+CONFS = sorted(RECIPES.glob("*/conf/*.yaml"))
+SCRIPTS = sorted(RECIPES.glob("*/run.sh"))
+
+# A tiny 24 kHz model and a two-step run, for exercising the recipes' stages.
+TINY = ("model.preset=tiny model.strides=[2,4,5] model.widths=[8,16,32,64] model.n_q=2 "
+        "model.codebook_size=64 model.kmeans_iters=1 data.segment_seconds=0.1 "
+        "data.batch_size=2 data.num_workers=0 data.valid_crops=2 train.steps=2 "
+        "train.warmup_steps=1 train.log_every=1 train.valid_every=2 train.checkpoint_every=2 "
+        "train.threads=1 train.device=cpu train.valid_audio_clips=1 train.valid_kbps=[7.2]")
+
+
+def _name(path: Path) -> str:
+    return f"{path.parent.parent.name}/{path.stem}"
+
+
+def _leaves(node: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def test_every_recipe_has_a_script_and_configs():
+    assert {p.parent.name for p in SCRIPTS} == {"quickstart", "speech24k", "music24k"}
+    assert {_name(p) for p in CONFS} >= {"quickstart/quickstart", "speech24k/default",
+                                         "speech24k/no_disc", "music24k/default",
+                                         "music24k/no_disc"}
+
+
+def test_base_yaml_is_the_schema_and_leaves_the_model_shape_to_presets():
+    node = OmegaConf.to_container(OmegaConf.load(RECIPES / "base.yaml"))
+    preset_keys = set().union(*PRESETS.values())
+    assert not preset_keys & set(node["model"]), "base.yaml would override every preset"
+    for preset in PRESETS:
+        config = load_config([RECIPES / "base.yaml"], [f"model.preset={preset}"])
+        assert config.model == model_config(preset)
+    assert to_dict(load_config([RECIPES / "base.yaml"])) == to_dict(load_config([]))
+
+
+@pytest.mark.parametrize("conf", CONFS, ids=_name)
+def test_recipe_codes_24khz_at_6kbps_and_validates_down_to_1_5kbps(conf):
+    config = load_config([conf])
+    model = Codec(config.model)
+    assert config.model.sample_rate == 24000
+    assert model.bitrate() == 6000
+    assert config.model.quantizer_dropout > 0
+    assert [model.bitrate(model.n_q_for_kbps(k)) for k in config.train.valid_kbps] == [
+        1500, 3000, 6000]
+
+
+@pytest.mark.parametrize("conf", [c for c in CONFS if c.parent.parent.name != "quickstart"],
+                         ids=_name)
+def test_with_and_without_discriminators(conf):
+    config = load_config([conf])
+    assert bool(config.train.disc) == (conf.stem != "no_disc")
+
+
+@pytest.mark.parametrize("conf", CONFS, ids=_name)
+def test_recipe_config_holds_only_differences(conf):
+    node = OmegaConf.to_container(OmegaConf.load(conf))
+    parent = conf.parent / node.pop("base")
+    inherited = to_dict(load_config([parent]))
+    preset = node.get("model", {}).get("preset")
+    if preset:  # what the preset sets is inherited too
+        assert preset != inherited["model"]["preset"]
+        node["model"].pop("preset")
+        inherited = to_dict(load_config([parent], [f"model.preset={preset}"]))
+    for key, value in _leaves(node):
+        old = OmegaConf.select(OmegaConf.create(inherited), key)
+        assert value != old, f"{conf}: {key} repeats the value it inherits ({value})"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.parent.name)
+def test_run_sh_explains_itself_and_rejects_unknown_options(script):
+    shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "--stage" in shown.stdout and "Stages" in shown.stdout
+    wrong = subprocess.run(["bash", str(script), "--stgae", "1"], capture_output=True,
+                           text=True)
+    assert wrong.returncode == 2 and "unknown option --stgae" in wrong.stderr
+
+
+def _env() -> dict:
+    # The recipes call `python` from PATH: make it this interpreter.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _speakers(root: Path) -> Path:
+    """Four speaker folders of two short 16 kHz files each (resampled by the crops)."""
+    for speaker in range(4):
+        folder = root / "audio" / f"spk{speaker}"
+        folder.mkdir(parents=True)
+        for utterance in range(2):
+            t = np.arange(32000) / 16000
+            wave = 0.2 * np.sin(2 * np.pi * (150 + 40 * speaker + 10 * utterance) * t)
+            soundfile.write(folder / f"u{utterance}.wav", wave.astype(np.float32), 16000)
+    return root / "audio"
+
+
+def test_speech_recipe_prepares_trains_and_resumes(tmp_path):
+    audio = _speakers(tmp_path)
+    command = ["bash", str(RECIPES / "speech24k" / "run.sh"), str(audio), "--stop-stage", "1",
+               "--conf", "no_disc", "--manifests", str(tmp_path / "m"),
+               "--exp", str(tmp_path / "exp"), "--overrides", TINY]
+    first = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "m" / "test.jsonl").is_file()
+    assert (tmp_path / "exp" / "checkpoints" / "step-000002" / "model.safetensors").is_file()
+    again = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already trained to step 2" in again.stdout
+
+
+def test_quickstart_trains_and_codes_a_test_clip(tmp_path):
+    audio = _speakers(tmp_path)
+    data = tmp_path / "data"
+    prepared = subprocess.run([sys.executable, "-m", "data_prep.manifest", str(audio), "-o",
+                               str(data)], capture_output=True, text=True, env=_env())
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    done = subprocess.run(
+        ["bash", str(RECIPES / "quickstart" / "run.sh"), "--stage", "1", "--data", str(data),
+         "--exp", str(tmp_path / "exp" / "quickstart"), "--overrides", TINY],
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SNR" in done.stdout and "RMS ratio" in done.stdout
+    assert (tmp_path / "exp" / "quickstart" / ".done").is_file()
+    assert "tensorboard --logdir" in done.stdout
