@@ -149,10 +149,14 @@ def _file_record(path: Path) -> dict:
     return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def model_metadata(model_config: ModelConfig, model_id: str | None) -> dict[str, str]:
-    """The safetensors header metadata that makes model.safetensors self-describing."""
+def model_metadata(model_config: ModelConfig, model_id: str | None,
+                   target_lufs: float | None = None) -> dict[str, str]:
+    """The safetensors header metadata that makes model.safetensors self-describing:
+    the model config, its id, and the loudness its training data was normalised to
+    (which ``codec encode`` normalises input to)."""
     return {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-            "model_config": json.dumps(to_dict(model_config)), "model_id": model_id or ""}
+            "model_config": json.dumps(to_dict(model_config)), "model_id": model_id or "",
+            "target_lufs": json.dumps(target_lufs)}
 
 
 def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tensor],
@@ -173,7 +177,8 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
 
     files = {}
     model_state = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
-    save_file(model_state, tmp / MODEL_FILE, metadata=model_metadata(config.model, model_id))
+    save_file(model_state, tmp / MODEL_FILE,
+              metadata=model_metadata(config.model, model_id, config.data.target_lufs))
     files[MODEL_FILE] = tmp / MODEL_FILE
     state_json = None
     if train_state is not None:
@@ -350,6 +355,8 @@ def _model_from_file(path: Path, device: str | torch.device) -> Any:
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit its config ({error})") from None
     model.model_id = metadata.get("model_id") or compute_model_id(model)
+    if "target_lufs" in metadata:
+        model.target_lufs = json.loads(metadata["target_lufs"])
     return model.to(device).eval()
 
 
@@ -372,22 +379,32 @@ def resolve_model_path(path: str | Path) -> Path:
                           f"checkpoints/, a checkpoint directory, or a {MODEL_FILE})")
 
 
+def _exported_loader(path: Path) -> Any:
+    """codec.export's loader when ``path`` is an exported inference-only file, else None."""
+    try:
+        export = importlib.import_module("codec.export")
+    except ModuleNotFoundError:  # an install without the export module
+        return None
+    return export.load_exported if export.is_exported(path) else None
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Any:
-    """A trained :class:`codec.model.Codec` in eval mode, with ``model.model_id`` set.
+    """A trained :class:`codec.model.Codec` in eval mode, with ``model.model_id`` and
+    ``model.target_lufs`` (the training data's loudness) set.
 
     ``path``: a run directory (uses RUN/best, else the newest checkpoint), a checkpoint
-    directory, or its model.safetensors. Raises CodecError for anything else.
+    directory, its model.safetensors, or a file from ``codec export``. Raises
+    CodecError for anything else.
     """
     path = Path(path)
-    if path.is_file() and path.suffix != ".safetensors":
+    if path.is_file():
         # Exported inference-only files (codec/export.py) are read by their own module.
-        try:
-            export = importlib.import_module("codec.export")
-        except ModuleNotFoundError:
-            export = None
-        if export is not None and hasattr(export, "load_exported"):
-            return export.load_exported(path, device=device)
-        raise CheckpointError(f"{path}: not a model file (expected {MODEL_FILE})")
+        loader = _exported_loader(path)
+        if loader is not None:
+            return loader(path, device=device)
+        if path.suffix != ".safetensors":
+            raise CheckpointError(f"{path}: not a model file (expected {MODEL_FILE} or a "
+                                  f"file from `codec export`)")
     model_file = resolve_model_path(path)
     meta_path = model_file.parent / META_FILE
     if meta_path.is_file():

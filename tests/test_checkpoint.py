@@ -72,6 +72,18 @@ def test_save_then_load_model_from_run_checkpoint_and_file(tmp_path):
     assert checkpoint.meta["metrics"] == {"valid/snr": 3.0}
 
 
+def test_load_model_carries_training_loudness_and_reads_exports(tmp_path):
+    config = _config()
+    config.data.target_lufs = -20.0
+    model = _trained_model(config)
+    directory = _save(tmp_path, model, config, 3)
+    assert load_model(directory / "model.safetensors").target_lufs == -20.0
+    export = pytest.importorskip("codec.export")
+    export.export_model(load_model(tmp_path), tmp_path / "exported.safetensors")
+    exported = load_model(tmp_path / "exported.safetensors")
+    assert exported.model_id == compute_model_id(model)
+
+
 def test_load_model_prefers_best(tmp_path):
     config = _config()
     old, best = _trained_model(config), _trained_model(config)
