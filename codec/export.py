@@ -68,13 +68,20 @@ def inference_state(model: Codec, half: bool = False) -> dict[str, torch.Tensor]
     return state
 
 
+_UNKNOWN = object()
+
+
 def export_model(model: Codec, path: str | Path, *, half: bool = False,
-                 target_lufs: Optional[float] = None) -> Path:
+                 target_lufs: Optional[float] | object = _UNKNOWN) -> Path:
     """Write ``model`` as an inference-only safetensors file at ``path`` (atomically).
 
-    ``target_lufs``: the loudness the model was trained at (``data.target_lufs``), stored
-    so that encoding with the exported file normalises input the same way.
+    ``target_lufs``: the loudness the model's training data was normalised to
+    (``data.target_lufs``; None: not normalised), stored so that ``codec encode`` with
+    the exported file treats input the same way. Defaults to ``model.target_lufs``
+    (set by ``load_model``); left out of the file when neither is known.
     """
+    if target_lufs is _UNKNOWN:
+        target_lufs = getattr(model, "target_lufs", _UNKNOWN)
     path = Path(path)
     state = inference_state(model, half)
     metadata = {
@@ -84,8 +91,9 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
         "model_config": json.dumps(to_dict(model.config)),
         "model_id": compute_model_id(model),
         "dtype": "float16" if half else "float32",
-        "target_lufs": json.dumps(target_lufs),
     }
+    if target_lufs is not _UNKNOWN:
+        metadata["target_lufs"] = json.dumps(target_lufs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -123,7 +131,8 @@ def is_exported(path: str | Path) -> bool:
 def load_exported(path: str | Path, device: str | torch.device = "cpu") -> Codec:
     """An exported model as an eval-mode :class:`Codec` computing in float32.
 
-    Sets ``model.model_id`` and, when the file records it, ``model.target_lufs``.
+    Sets ``model.model_id`` and, when the file records it, ``model.target_lufs`` (as
+    ``codec.checkpoint.load_model`` does).
     Raises ExportError for a file that is not an export, is newer than this toolkit,
     or whose weights or codebooks do not match its header.
     """
@@ -152,22 +161,9 @@ def load_exported(path: str | Path, device: str | torch.device = "cpu") -> Codec
     if metadata.get("model_id") and metadata["model_id"] != model.model_id:
         raise ExportError(f"{path}: codebooks do not match the model id in its header "
                           f"({model.model_id} != {metadata['model_id']}); damaged file?")
-    target_lufs = json.loads(metadata.get("target_lufs", "null"))
-    if target_lufs is not None:
-        model.target_lufs = float(target_lufs)
+    if "target_lufs" in metadata:
+        model.target_lufs = json.loads(metadata["target_lufs"])
     return model.to(device).eval()
-
-
-def _trained_loudness(model_path: str | Path) -> Optional[float]:
-    """``data.target_lufs`` of the run that made a checkpoint, if it can be found."""
-    from codec.checkpoint import META_FILE, resolve_model_path
-
-    try:
-        meta = json.loads((resolve_model_path(model_path).parent / META_FILE).read_text())
-        value = meta["config"]["data"]["target_lufs"]
-    except (CodecError, OSError, ValueError, KeyError, TypeError):
-        return None
-    return None if value is None else float(value)
 
 
 def _size(num_bytes: int) -> str:
@@ -178,10 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from codec.checkpoint import load_model
 
     model = load_model(args.model)
-    target_lufs = getattr(model, "target_lufs", None)
-    if target_lufs is None:
-        target_lufs = _trained_loudness(args.model)
-    out = export_model(model.float(), args.output, half=args.half, target_lufs=target_lufs)
+    out = export_model(model.float(), args.output, half=args.half)
     values = sum(t.numel() for t in load_file(out).values())
     precision = "float16 convs, float32 codebooks" if args.half else "float32"
     print(f"{out}: {_size(out.stat().st_size)} ({precision}, {values:,} values, weight norm "

@@ -127,3 +127,11 @@ def test_export_command_on_a_run_directory(trained, tmp_path, capsys):
     model = load_exported(out)
     assert model.model_id == compute_model_id(trained)
     assert model.target_lufs == -20.0
+
+
+def test_training_loudness_travels_with_the_export(trained, tmp_path):
+    trained.target_lufs = None  # trained on audio kept at its recorded level
+    assert load_exported(export_model(trained, tmp_path / "a.safetensors")).target_lufs is None
+    del trained.target_lufs  # unknown: left to the encoder's default
+    assert not hasattr(load_exported(export_model(trained, tmp_path / "b.safetensors")),
+                       "target_lufs")
