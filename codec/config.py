@@ -44,7 +44,8 @@ class ModelConfig:
     codebook_size: int = 1024
     ema_decay: float = 0.99
     kmeans_iters: int = 10
-    dead_code_threshold: float = 2.0
+    # A code used less than this share of the average code's use (EMA) is replaced.
+    dead_code_threshold: float = 0.1
     quantizer_dropout: float = 1.0
 
 

@@ -88,12 +88,15 @@ class VectorQuantizer(nn.Module):
     """One codebook, learned by exponential moving averages rather than gradients.
 
     k-means on the first training batch places the codewords on the data;
-    codes whose EMA usage falls under ``dead_code_threshold`` are replaced by
-    recent encoder outputs (van den Oord et al. 2017; Zeghidour et al. 2021).
+    codes whose EMA usage falls under ``dead_code_threshold`` times the average
+    code's usage are replaced by recent encoder outputs (van den Oord et al. 2017;
+    Zeghidour et al. 2021). The threshold is relative so that one setting works for
+    any batch size and codebook size: an absolute count per step would call most
+    codes dead with small CPU batches, or none with large GPU batches.
     """
 
     def __init__(self, dim: int, codebook_size: int, *, decay: float = 0.99,
-                 kmeans_iters: int = 10, dead_code_threshold: float = 2.0,
+                 kmeans_iters: int = 10, dead_code_threshold: float = 0.1,
                  epsilon: float = 1e-5):
         super().__init__()
         self.codebook_size = codebook_size
@@ -122,8 +125,11 @@ class VectorQuantizer(nn.Module):
         centroids = _broadcast(centroids.contiguous())
         counts = _broadcast(counts.contiguous())
         self.embed.copy_(centroids)
-        self.embed_sum.copy_(centroids * counts.clamp(min=1)[:, None])
-        self.cluster_size.copy_(counts.clamp(min=1))
+        # Keep the true counts: a codeword that k-means left empty (e.g. more codes than
+        # vectors in the batch) starts dead and is revived at once, not after the EMA
+        # has slowly decayed a made-up count.
+        self.embed_sum.copy_(centroids * counts[:, None])
+        self.cluster_size.copy_(counts)
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -141,15 +147,18 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _revive_dead_codes(self, vectors: torch.Tensor) -> int:
-        dead = self.cluster_size < self.dead_code_threshold
+        average = self.cluster_size.sum() / self.codebook_size
+        floor = self.dead_code_threshold * average
+        dead = self.cluster_size < floor
         n_dead = int(dead.sum())
         if n_dead == 0:
             return 0
         fresh = _broadcast(_sample_rows(vectors, n_dead).contiguous())
         self.embed[dead] = fresh
-        # Reset the statistics too, or the next EMA step would pull the code back.
-        self.embed_sum[dead] = fresh * self.dead_code_threshold
-        self.cluster_size[dead] = self.dead_code_threshold
+        # Reset the statistics too, or the next EMA step would pull the code back; the
+        # average use gives a revived code some steps to attract vectors of its own.
+        self.embed_sum[dead] = fresh * average
+        self.cluster_size[dead] = average
         return n_dead
 
     def forward(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -185,7 +194,7 @@ class ResidualVQ(nn.Module):
     """
 
     def __init__(self, *, dim: int, n_q: int, codebook_size: int, decay: float = 0.99,
-                 kmeans_iters: int = 10, dead_code_threshold: float = 2.0,
+                 kmeans_iters: int = 10, dead_code_threshold: float = 0.1,
                  dropout: float = 1.0):
         super().__init__()
         self.n_q = n_q
