@@ -38,12 +38,11 @@ from typing import Callable, Iterator
 import numpy as np
 import soundfile as sf
 import torch
-from scipy.signal import lfilter
 from torchaudio.transforms import Resample
 from tqdm import tqdm
 
 from codec import bitstream
-from codec.audio import audio_info, loudness_gain
+from codec.audio import StreamingLoudness, audio_info, loudness_gain
 from codec.bitstream import BitstreamError, Header
 from codec.entropy import EntropyTables
 from codec.errors import CodecError
@@ -60,102 +59,6 @@ READ_BLOCK = 1 << 16
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
                             ".aifc", ".au", ".caf", ".w64", ".rf64"})
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
-
-
-# ---------------------------------------------------------------------------
-# Streamed loudness: BS.1770 exactly as codec.audio.loudness computes it
-
-
-def _k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two biquads torchaudio's loudness uses (RBJ audio-EQ cookbook): a +4 dB high
-    shelf at 1500 Hz with Q = 1/sqrt(2), then a 38 Hz high-pass with Q = 0.5."""
-    w0 = 2 * math.pi * 1500.0 / rate
-    alpha = math.sin(w0) / 2 / (1 / math.sqrt(2))
-    a = 10 ** (4.0 / 40)
-    root, cos = 2 * math.sqrt(a) * alpha, math.cos(w0)
-    shelf_b = [a * ((a + 1) + (a - 1) * cos + root), -2 * a * ((a - 1) + (a + 1) * cos),
-               a * ((a + 1) + (a - 1) * cos - root)]
-    shelf_a = [(a + 1) - (a - 1) * cos + root, 2 * ((a - 1) - (a + 1) * cos),
-               (a + 1) - (a - 1) * cos - root]
-    w0 = 2 * math.pi * 38.0 / rate
-    alpha, cos = math.sin(w0) / 2 / 0.5, math.cos(w0)
-    high_b = [(1 + cos) / 2, -1 - cos, (1 + cos) / 2]
-    high_a = [1 + alpha, -2 * cos, 1 - alpha]
-    return [(np.array(shelf_b), np.array(shelf_a)), (np.array(high_b), np.array(high_a))]
-
-
-class LoudnessMeter:
-    """Integrated loudness in LUFS and peak of a signal fed in blocks ``[C, n]``.
-
-    Equal to ``codec.audio.loudness`` of the whole signal (the normalisation used in
-    training) without holding it: the K-weighting filters carry their state from block
-    to block, and only the 400 ms gating-block energies are kept. Like torchaudio it
-    clamps each filter's output to [-1, 1], and loops signals shorter than one block.
-    """
-
-    GATE_SECONDS = 0.4
-    CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
-
-    def __init__(self, sample_rate: int, channels: int):
-        self.rate, self.channels = sample_rate, channels
-        self.gate = int(round(self.GATE_SECONDS * sample_rate))
-        self.step = int(round(self.gate * 0.25))
-        self.minimum = math.ceil(self.GATE_SECONDS * sample_rate)
-        self.filters = _k_weighting(sample_rate)
-        self.states = [np.zeros((channels, 2)) for _ in self.filters]
-        self.squares = np.zeros((channels, 0))
-        self.squares_start = 0  # sample index of squares[:, 0]
-        self.next_block = 0  # first sample of the next gating block
-        self.energies: list[np.ndarray] = []
-        self.head: list[np.ndarray] = []  # the first `minimum` samples, for short signals
-        self.total = 0
-        self.peak = 0.0
-
-    def push(self, block: torch.Tensor) -> None:
-        x = block.detach().cpu().double().numpy()
-        if x.shape[-1] == 0:
-            return
-        self.peak = max(self.peak, float(np.abs(x).max()))
-        if self.total < self.minimum:
-            self.head.append(x[:, :self.minimum - self.total])
-        self.total += x.shape[-1]
-        for index, (b, a) in enumerate(self.filters):
-            x, self.states[index] = lfilter(b / a[0], a / a[0], x, axis=-1,
-                                            zi=self.states[index])
-            np.clip(x, -1.0, 1.0, out=x)
-        squares = np.concatenate([self.squares, x * x], axis=1)
-        end = self.squares_start + squares.shape[1]
-        starts = np.arange(self.next_block, end - self.gate + 1, self.step)
-        if starts.size:
-            sums = np.concatenate([np.zeros((self.channels, 1)), np.cumsum(squares, axis=1)],
-                                  axis=1)
-            offsets = starts - self.squares_start
-            self.energies.append((sums[:, offsets + self.gate] - sums[:, offsets]) / self.gate)
-            self.next_block = int(starts[-1]) + self.step
-        drop = self.next_block - self.squares_start
-        self.squares = squares[:, drop:]
-        self.squares_start += drop
-
-    def loudness(self) -> float:
-        """LUFS of everything pushed so far; ``-inf`` for silence (as codec.audio)."""
-        if self.peak == 0:
-            return float("-inf")
-        if self.total < self.minimum:
-            head = np.concatenate(self.head, axis=1)
-            looped = LoudnessMeter(self.rate, self.channels)
-            looped.push(torch.from_numpy(np.tile(head, math.ceil(self.minimum / self.total))))
-            return looped.loudness()
-        energy = np.concatenate(self.energies, axis=1)  # [C, blocks]
-        weights = np.array((self.CHANNEL_WEIGHTS + (1.0,) * self.channels)[:self.channels])
-        with np.errstate(divide="ignore"):
-            block_lufs = -0.691 + 10 * np.log10(weights @ energy)
-            gated = block_lufs > -70.0  # absolute gate
-            if not gated.any():
-                return float("-inf")
-            relative = -0.691 + 10 * np.log10(weights @ energy[:, gated].mean(axis=1)) - 10
-            gated &= block_lufs > relative
-            value = -0.691 + 10 * np.log10(weights @ energy[:, gated].mean(axis=1))
-        return float(value) if math.isfinite(value) else float("-inf")
 
 
 # ---------------------------------------------------------------------------
@@ -427,8 +330,8 @@ def file_source(path: str | Path, max_frames: int | None = None) -> AudioSource:
     return AudioSource(str(path), info.sample_rate, info.channels, blocks)
 
 
-def _measure(source: AudioSource) -> LoudnessMeter:
-    meter = LoudnessMeter(source.sample_rate, source.channels)
+def _measure(source: AudioSource) -> StreamingLoudness:
+    meter = StreamingLoudness(source.sample_rate, source.channels)
     for block in source.blocks():
         if not torch.isfinite(block).all():
             raise CodecError("audio contains NaN or infinite samples")
@@ -463,12 +366,12 @@ def encode_codes(model, source: AudioSource, n_q: int, *,
         raise CodecError(f"{source.channels} channels; at most {bitstream.MAX_CHANNELS}")
     items_from_channels(torch.zeros(source.channels, 0), model.config.channels)
     meter = _measure(source)
-    if meter.total == 0:
+    if meter.frames == 0:
         raise CodecError("empty audio (0 samples)")
     target = _target_level(model, target_lufs)
     gain = 1.0 if target is None else loudness_gain(meter.loudness(), target, meter.peak)
     chunk, context = chunk_frames_for(model, chunk_seconds), context_frames(model)
-    frames = bitstream.frame_count(meter.total, source.sample_rate, model.sample_rate,
+    frames = bitstream.frame_count(meter.frames, source.sample_rate, model.sample_rate,
                                    model.hop_length)
     bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"encode {source.name}",
                disable=None if progress else True, leave=False)
@@ -484,7 +387,7 @@ def encode_codes(model, source: AudioSource, n_q: int, *,
         codes = encoder.finish()
     if codes.shape[-1] != frames:  # the file changed between the two reads
         raise CodecError(f"read {codes.shape[-1]} frames where {frames} were expected")
-    return EncodedCodes(codes, gain, meter.total, chunk, context)
+    return EncodedCodes(codes, gain, meter.frames, chunk, context)
 
 
 def _encode_source(model, source: AudioSource, n_q: int, *, chunk_seconds: float | None,

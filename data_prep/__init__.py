@@ -5,6 +5,6 @@
 - ``python -m data_prep.demo_corpus OUT_DIR``: about 25 minutes of speech (espeak-ng,
   festival) and music (Debian game soundtracks), or synthetic audio without them.
 
-Modules: probe (one file), loudness (block-wise BS.1770), split (groups and strata),
-texts and synth (material for the demo corpus).
+Modules: probe (one file; its BS.1770 meter is codec.audio.StreamingLoudness), split
+(groups and strata), texts and synth (material for the demo corpus).
 """

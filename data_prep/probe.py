@@ -17,19 +17,15 @@ from typing import Optional
 
 import numpy as np
 import soundfile as sf
-import torch
 
-from codec.audio import MIN_LOUDNESS_SECONDS, loudness
-from data_prep.loudness import BlockLoudness
+from codec.audio import StreamingLoudness
 
 # Why a file was left out; the words written to skipped.jsonl.
 REASONS = ("unreadable", "empty", "too_short", "silent", "non_finite", "not_audio")
 
 # Files are decoded and measured this many seconds at a time, so memory stays flat for
-# hour-long files. The loudness meter is data_prep.loudness.BlockLoudness, which gives
-# the same value as codec.audio.loudness (torchaudio) on the whole signal (to 0.01 LU,
-# tested) at a fraction of the cost: on a 3 min 44.1 kHz stereo track torchaudio took
-# 9.9 s and 1.6 GB above the signal, the block meter 1.7 s and 0.1 GB.
+# hour-long files. The meter, codec.audio.StreamingLoudness, gives the same value as
+# codec.audio.loudness (torchaudio) on the whole signal at a fraction of the cost.
 BLOCK_SECONDS = 30.0
 
 # First bytes of audio containers (offset, bytes): such a file is damaged audio, not
@@ -98,28 +94,13 @@ class _Problem(Exception):
 
 
 def _measure(path: str, info) -> Measured | Rejected:
-    if info.frames < MIN_LOUDNESS_SECONDS * info.samplerate:
-        return _measure_short(path, info)
-    meter = BlockLoudness(info.samplerate, info.channels)
-    frames, peak_value = 0, 0.0
+    meter = StreamingLoudness(info.samplerate, info.channels)
     block = max(1, int(BLOCK_SECONDS * info.samplerate))
     for piece in sf.blocks(path, blocksize=block, dtype="float32", always_2d=True):
-        _check_finite(piece, frames)
-        meter.add(piece)
-        peak_value = max(peak_value, float(np.abs(piece).max())) if len(piece) else peak_value
-        frames += len(piece)
-    _check_frames(frames, info.frames)
-    return _finish(info, frames, meter.result(), peak_value)
-
-
-def _measure_short(path: str, info) -> Measured | Rejected:
-    """A file shorter than one 400 ms gating block, measured as codec.audio.loudness
-    measures it (looped to one block)."""
-    data, _ = sf.read(path, dtype="float32", always_2d=True)
-    _check_frames(len(data), info.frames)
-    _check_finite(data, 0)
-    lufs = loudness(torch.from_numpy(np.ascontiguousarray(data.T)), info.samplerate)
-    return _finish(info, len(data), lufs, float(np.abs(data).max()))
+        _check_finite(piece, meter.frames)
+        meter.push(piece.T)
+    _check_frames(meter.frames, info.frames)
+    return _finish(info, meter.frames, meter.loudness(), meter.peak)
 
 
 def _finish(info, frames: int, lufs: float, peak_value: float) -> Measured | Rejected:

@@ -10,7 +10,6 @@ import torch
 from codec.audio import loudness
 from codec.data import MANIFEST_FIELDS, read_manifest
 from data_prep import manifest, probe
-from data_prep.loudness import BlockLoudness
 from data_prep.split import SplitSizes, assign_splits, group_of, stratum_of
 
 
@@ -33,37 +32,6 @@ def lines(path: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------ loudness
-
-def test_sine_at_minus_20_dbfs_measures_minus_23_lufs():
-    # BS.1770: a 0 dBFS 1 kHz sine reads -3.01 LUFS, so peak 0.1 (-20 dBFS) reads -23.0.
-    audio = torch.from_numpy(sine(3.0, 48000).T.copy())
-    assert loudness(audio, 48000) == pytest.approx(-23.0, abs=0.1)
-    meter = BlockLoudness(48000, 1)
-    meter.add(sine(3.0, 48000))
-    assert meter.result() == pytest.approx(-23.0, abs=0.1)
-
-
-def test_block_loudness_equals_whole_signal_measure_fed_in_uneven_pieces():
-    rng = np.random.default_rng(0)
-    rate = 22050
-    ramp = np.linspace(0.002, 0.4, rate * 8)[:, None]
-    signal = (rng.standard_normal((rate * 8, 2)) * ramp).astype(np.float32)
-    signal[: rate * 2] = 0  # silence that the gates must drop
-    meter = BlockLoudness(rate, 2)
-    position = 0
-    while position < len(signal):
-        size = int(rng.integers(1, rate))
-        meter.add(signal[position:position + size])
-        position += size
-    whole = loudness(torch.from_numpy(signal.T.copy()), rate)
-    assert meter.result() == pytest.approx(whole, abs=0.01)
-
-
-def test_block_loudness_of_silence_is_minus_infinity():
-    meter = BlockLoudness(16000, 1)
-    meter.add(np.zeros((16000, 1)))
-    assert meter.result() == -math.inf
-
 
 def test_files_are_measured_in_blocks_as_loud_as_the_whole_signal(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
