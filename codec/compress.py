@@ -787,10 +787,6 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-# Earlier names, still used by eval/evaluate.py.
-_load, _tables_for = load_coding_model, entropy_tables_for
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     enc = subparsers.add_parser(
         "encode", help="compress audio files with a trained model",

@@ -391,8 +391,8 @@ def load_for_coding(path: str, device: str = "cpu",
                     entropy: bool = False) -> tuple[codec.Codec, EntropyTables | None]:
     """The model as ``codec encode`` loads it (with the loudness its run trained at) and,
     when ``entropy`` is set, its entropy tables (CodecError if there are none)."""
-    model = compress._load(path, device)
-    tables = compress._tables_for(path, model, required=True) if entropy else None
+    model = compress.load_coding_model(path, device)
+    tables = compress.entropy_tables_for(path, model, required=True) if entropy else None
     return model, tables
 
 
