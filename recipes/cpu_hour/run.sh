@@ -21,28 +21,22 @@ manifests=data/cpu_hour
 exp=exp/cpu_hour
 overrides=
 . "$(dirname "$0")/../parse_options.sh"
+. "$(dirname "$0")/../stages.sh"
 conf="$(dirname "$0")/conf/cpu_hour.yaml"
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stage 0; then
   data=${1:-$manifests/audio}
   echo "== stage 0: manifests of $data in $manifests"
   [ -n "${1:-}" ] || python -m data_prep.demo_corpus "$data"
-  [ -f "$manifests/test.jsonl" ] || python -m data_prep.manifest "$data" -o "$manifests"
+  prepare_manifests "$data" "$manifests"
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if in_stage 1; then
   echo "== stage 1: training $exp for $minutes min"
-  if [ -f "$exp/.done" ]; then
-    echo "$exp is trained already (delete $exp/.done to train it further)"
-  else
-    # shellcheck disable=SC2086  # overrides are words on purpose
-    python -m codec.train "$conf" run_dir="$exp" "data.train=[$manifests/train.jsonl]" \
-      data.valid="$manifests/valid.jsonl" train.max_minutes="$minutes" $overrides
-    touch "$exp/.done"
-  fi
+  train_for_minutes "$conf" "$exp" "$manifests" "$minutes"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if in_stage 2; then
   echo "== stage 2: $exp against Opus on $manifests/test.jsonl"
   [ -f "$exp/eval/summary.json" ] || python -m eval.evaluate --model "$exp" \
     --data "$manifests/test.jsonl" -o "$exp/eval" --kbps 1.5,3,6 --opus --threads 2

@@ -18,27 +18,21 @@ exp=exp/quickstart
 minutes=8
 overrides=
 . "$(dirname "$0")/../parse_options.sh"
+. "$(dirname "$0")/../stages.sh"
 conf="$(dirname "$0")/conf/quickstart.yaml"
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stage 0; then
   echo "== stage 0: demo corpus and manifests in $data"
   python -m data_prep.demo_corpus "$data/audio"
-  [ -f "$data/test.jsonl" ] || python -m data_prep.manifest "$data/audio" -o "$data"
+  prepare_manifests "$data/audio" "$data"
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if in_stage 1; then
   echo "== stage 1: training the small model for $minutes min in $exp"
-  if [ -f "$exp/.done" ]; then
-    echo "$exp is trained already (delete $exp/.done to train it further)"
-  else
-    # shellcheck disable=SC2086  # overrides are words on purpose
-    python -m codec.train "$conf" run_dir="$exp" "data.train=[$data/train.jsonl]" \
-      data.valid="$data/valid.jsonl" train.max_minutes="$minutes" $overrides
-    touch "$exp/.done"
-  fi
+  train_for_minutes "$conf" "$exp" "$data" "$minutes"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if in_stage 2; then
   echo "== stage 2: a test clip through the codec at 6 kbps"
   out="$exp/roundtrip"
   mkdir -p "$out"

@@ -1,0 +1,33 @@
+# Sourced by the recipes' run.sh after parse_options.sh: the steps they share. They read
+# the options `stage`, `stop_stage` and `overrides` that the script defined.
+
+# in_stage N: whether stage N lies within --stage .. --stop-stage.
+in_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+# prepare_manifests AUDIO_DIR OUT_DIR: measure and split AUDIO_DIR into
+# OUT_DIR/{train,valid,test}.jsonl, unless that was done already.
+prepare_manifests() {
+  [ -f "$2/test.jsonl" ] || python -m data_prep.manifest "$1" -o "$2"
+}
+
+# train_codec CONF EXP MANIFESTS [key=value ...]: train the run EXP with CONF on
+# MANIFESTS/train.jsonl, validating on MANIFESTS/valid.jsonl; a rerun resumes it.
+# --overrides come last, so that they win.
+train_codec() {
+  local conf=$1 exp=$2 manifests=$3
+  shift 3
+  # shellcheck disable=SC2086  # overrides are words on purpose
+  python -m codec.train "$conf" run_dir="$exp" "data.train=[$manifests/train.jsonl]" \
+    data.valid="$manifests/valid.jsonl" "$@" $overrides
+}
+
+# train_for_minutes CONF EXP MANIFESTS MINUTES: train_codec with a wall-clock budget,
+# once: a rerun would spend another budget, so EXP/.done marks the run finished.
+train_for_minutes() {
+  if [ -f "$2/.done" ]; then
+    echo "$2 is trained already (delete $2/.done to train it further)"
+  else
+    train_codec "$1" "$2" "$3" train.max_minutes="$4"
+    touch "$2/.done"
+  fi
+}
