@@ -47,6 +47,9 @@ from codec.model import Codec, compute_model_id
 from codec.monitor import Monitor
 
 LR_DECAYS = ("cosine", "linear", "constant")
+# Validation crops the latent diagnostics look at: enough for a stable PCA and relevance
+# probe, few enough to cost little next to validation itself.
+DIAGNOSTIC_CROPS = 16
 # Losses computed from the decoded audio; the balancer rescales their gradients there.
 OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "adv", "feat")
 
@@ -460,7 +463,8 @@ def _batches(clips: Sequence[torch.Tensor], size: int) -> Iterator[torch.Tensor]
 @torch.no_grad()
 def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dict[str, float]:
     """Metrics over the validation crops at each validation bitrate, codebook usage,
-    and audio and mel images of the first ``train.valid_audio_clips`` crops.
+    audio and mel images of the first ``train.valid_audio_clips`` crops, and the
+    encoder's latent diagnostics (logged only).
 
     ``valid/score`` (lower is better; picks ``best``) is the mel distance averaged
     over the validated bitrates, so that a model good at one bitrate only does not win.
@@ -510,6 +514,7 @@ def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dic
 
     monitor.scalars(results, t.step)
     _log_clips(t, clips[:t.config.train.valid_audio_clips], counts, monitor)
+    _log_latents(t, clips, monitor)
     monitor.flush()
     codec.train(was_training)
     return results
@@ -534,6 +539,16 @@ def _log_clips(t: Trainer, clips: Sequence[torch.Tensor], counts: list[int],
             monitor.audio(f"audio/{tag}", decoded, sample_rate, t.step)
             monitor.mel_image(f"mel/{tag}", decoded, sample_rate, t.step)
     monitor.originals_logged = True
+
+
+def _log_latents(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> None:
+    """Latent diagnostics (variance, PCA, rate, relevance; see eval.diagnostics) on the
+    first ``DIAGNOSTIC_CROPS`` validation crops of the first crop's length."""
+    if not monitor.enabled or not clips:
+        return
+    crops = [c for c in clips[:DIAGNOSTIC_CROPS] if c.shape == clips[0].shape]
+    if len(crops) >= 2:  # the relevance probe fits on half the crops, scores on the rest
+        monitor.latent_diagnostics(t.codec, torch.stack(crops), t.step)
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from train_corpus import make_corpus, tiny_config, tiny_overrides
 from codec import cli
 from codec.checkpoint import load_model, read_checkpoint
 from codec.errors import CodecError
+from codec.monitor import Monitor
 from codec.train import (
     StepBatches,
     build_datasets,
@@ -200,6 +202,33 @@ def test_tensorboard_has_losses_validation_audio_and_images(trained_run):
         assert tag in tags["audio"], tag
     for tag in ("mel/0/original", "mel/0/9.6kbps"):
         assert tag in tags["images"], tag
+
+
+def test_tensorboard_has_latent_diagnostics_at_each_validation(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from eval.diagnostics import FIGURES
+
+    events = EventAccumulator(str(trained_run / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    for tag in ("latent/relevance_r2", "latent/gaussian_rate_bits", "latent/dims_90",
+                "latent/codebook/3/entropy_bits"):
+        assert [e.step for e in events.Scalars(tag)] == [3, 6], tag
+    # the tiny run's 4 codebooks of 64 codes: 6 bits each
+    assert [e.value for e in events.Scalars("latent/nominal_bits")] == [24, 24]
+    for name in FIGURES:
+        assert [e.step for e in events.Images(name)] == [3, 6], name
+
+
+def test_training_logs_without_the_eval_package(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "eval", None)  # as if only the library were installed
+    monitor = Monitor(tmp_path / "tb")
+    crops = torch.randn(4, 1, 2400)
+    with pytest.warns(UserWarning, match="latent diagnostics are not logged") as caught:
+        monitor.latent_diagnostics(tiny_model, crops, step=1)
+        monitor.latent_diagnostics(tiny_model, crops, step=2)
+    assert len(caught) == 1 and monitor.latent_history == []
+    monitor.close()
 
 
 def test_cli_trains_and_reports_bad_config(corpus, tmp_path, capsys):
