@@ -164,7 +164,8 @@ def _read_yaml_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[Any]:
     """The YAML at ``path`` preceded by its ``base:`` ancestors, oldest first."""
     path = path.resolve()
     if path in seen:
-        raise ConfigError(f"config files inherit in a loop: {' -> '.join(map(str, seen + (path,)))}")
+        chain = " -> ".join(map(str, seen + (path,)))
+        raise ConfigError(f"config files inherit in a loop: {chain}")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     node = OmegaConf.load(path)

@@ -267,4 +267,5 @@ class ResidualVQ(nn.Module):
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in "
                              f"[{int(codes.min())}, {int(codes.max())}]")
-        return sum(layer.dequantize(codes[:, i]) for i, layer in enumerate(self.layers[:codes.shape[1]]))
+        layers = self.layers[:codes.shape[1]]
+        return sum(layer.dequantize(codes[:, i]) for i, layer in enumerate(layers))
