@@ -787,6 +787,14 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_running_arguments(parser: argparse.ArgumentParser, done: str) -> None:
+    """--device and --chunk-seconds, as encode and decode take them."""
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--chunk-seconds", type=float,
+                        help=f"audio {done} at a time; bounds memory (default: what fits in "
+                             f"{WORK_MEMORY_BYTES >> 20} MiB of working memory)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     enc = subparsers.add_parser(
         "encode", help="compress audio files with a trained model",
@@ -800,10 +808,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument("--n-q", type=int, help="codebooks to use (default: all)")
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
-    enc.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    enc.add_argument("--chunk-seconds", type=float,
-                     help="audio coded at a time; bounds memory (default: what fits in "
-                          f"{WORK_MEMORY_BYTES >> 20} MiB of working memory)")
+    _add_running_arguments(enc, "coded")
     enc.set_defaults(run=run_encode)
 
     dec = subparsers.add_parser(
@@ -817,10 +822,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dec.add_argument("--subtype", choices=SUBTYPES, default="PCM_16",
                      help="sample format; PCM clips beyond full scale, FLOAT keeps everything "
                           "(default: %(default)s)")
-    dec.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    dec.add_argument("--chunk-seconds", type=float,
-                     help="audio decoded at a time; bounds memory (default: what fits in "
-                          f"{WORK_MEMORY_BYTES >> 20} MiB of working memory)")
+    _add_running_arguments(dec, "decoded")
     dec.set_defaults(run=run_decode)
 
     tab = subparsers.add_parser(

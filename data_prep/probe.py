@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import soundfile as sf
 
-from codec.audio import StreamingLoudness
+from codec.audio import AudioInfo, StreamingLoudness
 
 # Why a file was left out; the words written to skipped.jsonl.
 REASONS = ("unreadable", "empty", "too_short", "silent", "non_finite", "not_audio")
@@ -39,17 +39,11 @@ AUDIO_MAGIC = (
 
 
 @dataclass(frozen=True)
-class Measured:
-    """What the manifest records about a usable file."""
-    sample_rate: int
-    channels: int
-    frames: int
+class Measured(AudioInfo):
+    """What the manifest records about a usable file: its layout (frames as decoded),
+    integrated loudness in LUFS and peak."""
     loudness: float
     peak: float
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.sample_rate
 
 
 @dataclass(frozen=True)
