@@ -367,7 +367,8 @@ def _processor_name() -> str:
 def _format_report(report: dict) -> str:
     s = report["settings"]
     columns = [report["ours"]] + ([report["peer"]] if "peer" in report else [])
-    header = f"{'':32s}" + "".join(f"{c['name'][-14:]:>15s}" for c in columns)
+    header = f"{'':32s}{'ours':>15s}" + (f"{report['peer']['name']:>15s}" if len(columns) > 1
+                                           else "")
     if "ratios" in report:
         header += f"{'ours/peer':>12s}"
     rows = [("parameters (M)", lambda c: c["parameters"] / 1e6, None),
@@ -386,8 +387,9 @@ def _format_report(report: dict) -> str:
                  lambda c: c["peak_rss_mb"], None))
     if "cuda_max_allocated_mb" in columns[0]:
         rows.append(("CUDA max allocated (MB)", lambda c: c["cuda_max_allocated_mb"], None))
-    lines = [f"codec bench: {s['seconds']:g} s of audio, {s['threads']} thread(s), "
-             f"{s['device']} ({s['processor']}), median of {s['repeats']}", header]
+    lines = [f"codec bench: {report['ours']['name']}; {s['seconds']:g} s of audio, "
+             f"{s['threads']} thread(s), {s['device']} ({s['processor']}), "
+             f"median of {s['repeats']}", header]
     for label, value, ratio_key in rows:
         line = f"{label:32s}" + "".join(f"{value(c):15.2f}" for c in columns)
         if ratio_key and "ratios" in report:
