@@ -12,9 +12,11 @@ For each codec it measures, after a warm-up call, the median of ``--repeats`` ru
   ``LossWeights``) plus the codec's own quantiser loss, backward, AdamW step;
 - the same step with discriminators (``--disc msstft mpd``): a discriminator update
   on detached audio, then adversarial and feature-matching terms for the generator;
-- peak resident memory of the process while the codec's measurements ran (Linux resets
-  the high-water mark between codecs; what is loaded, the other codec too, counts) and,
-  on a GPU, the peak CUDA memory allocated.
+- memory: per measurement, the process's peak resident set and (on Linux, where the
+  high-water mark can be reset) its growth above the resident set at the start, which
+  is the working memory of those calls; on a GPU the same for CUDA memory allocated.
+  ``peak_rss_mb`` of a codec is the largest process peak over its measurements, so it
+  includes everything loaded (the other codec too).
 
 Our model is timed for inference as ``codec export`` writes it: weight norm folded into
 plain conv weights. ``--peer encodec`` builds EnCodec's 24 kHz architecture with random
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import functools
+import gc
 import json
 import platform
 import resource
@@ -220,6 +224,27 @@ def make_train_step(subject: Subject, batch: torch.Tensor, device: torch.device,
 # Memory
 
 
+def _release_free_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc ``malloc_trim``), so that
+    the next phase's memory growth is measured from what is really in use."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _current_rss_mb() -> Optional[float]:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _reset_peak_rss() -> bool:
     """Reset the kernel's resident-memory high-water mark (Linux); False if not possible."""
     try:
@@ -246,20 +271,30 @@ def benchmark(subjects: list[Subject], *, device: torch.device, seconds: float, 
     """Measure every subject, metric by metric (so that load changes hit all alike)."""
     results: dict[str, dict] = {s.name: {"parameters": s.parameters, "kbps": s.kbps,
                                          "peak_rss_mb": 0.0} for s in subjects}
-    rss_per_codec = True
 
-    def measure(subject: Subject, fn: Callable[[], Any]) -> list[float]:
-        nonlocal rss_per_codec
-        rss_per_codec = _reset_peak_rss() and rss_per_codec
+    def measure(subject: Subject, fn: Callable[[], Any], audio_seconds: float,
+                rate_key: str) -> dict[str, Any]:
+        """Timing summary plus memory: the process's peak RSS during the calls and, where
+        the peak can be reset (Linux), how far it rose above the RSS at the start (the
+        working memory of the calls themselves); the same for CUDA memory on a GPU."""
+        _release_free_memory()
+        reset = _reset_peak_rss()
+        rss_before = _current_rss_mb()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = time_calls(fn, repeats, device)
+            cuda_before = torch.cuda.memory_allocated(device) / 2**20
+        summary = _summary(time_calls(fn, repeats, device), audio_seconds, rate_key)
+        summary["peak_rss_mb"] = _peak_rss_mb()
+        if reset and rss_before is not None:
+            summary["rss_growth_mb"] = max(summary["peak_rss_mb"] - rss_before, 0.0)
         record = results[subject.name]
-        record["peak_rss_mb"] = max(record["peak_rss_mb"], _peak_rss_mb())
+        record["peak_rss_mb"] = max(record["peak_rss_mb"], summary["peak_rss_mb"])
         if device.type == "cuda":
+            summary["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+            summary["cuda_growth_mb"] = summary["cuda_max_allocated_mb"] - cuda_before
             record["cuda_max_allocated_mb"] = max(record.get("cuda_max_allocated_mb", 0.0),
-                                                  torch.cuda.max_memory_allocated(device) / 2**20)
-        return times
+                                                  summary["cuda_max_allocated_mb"])
+        return summary
 
     generator = torch.Generator().manual_seed(seed)
     inputs = {}
@@ -271,12 +306,12 @@ def benchmark(subjects: list[Subject], *, device: torch.device, seconds: float, 
     with torch.inference_mode():
         for subject in subjects:
             audio = inputs[subject.name]
-            times = measure(subject, functools.partial(subject.encode, audio))
-            results[subject.name]["encode"] = _summary(times, seconds, "rtf")
+            results[subject.name]["encode"] = measure(
+                subject, functools.partial(subject.encode, audio), seconds, "rtf")
         for subject in subjects:
             codes = subject.encode(inputs[subject.name])
-            times = measure(subject, functools.partial(subject.decode, codes))
-            results[subject.name]["decode"] = _summary(times, seconds, "rtf")
+            results[subject.name]["decode"] = measure(
+                subject, functools.partial(subject.decode, codes), seconds, "rtf")
 
     variants = [("train_step", ())] + ([("train_step_disc", disc_names)] if disc_names else [])
     for key, names in variants:
@@ -284,14 +319,11 @@ def benchmark(subjects: list[Subject], *, device: torch.device, seconds: float, 
             samples = round(segment_seconds * subject.sample_rate)
             batch = 0.1 * torch.randn(batch_size, subject.channels, samples, generator=generator)
             step = make_train_step(subject, batch.to(device), device, names)
-            times = measure(subject, step)
-            summary = _summary(times, batch_size * segment_seconds, "audio_seconds_per_second")
+            summary = measure(subject, step, batch_size * segment_seconds,
+                              "audio_seconds_per_second")
             results[subject.name][key] = {**summary, "batch": batch_size,
                                           "segment_seconds": segment_seconds}
-    for record in results.values():
-        # With the reset, the peak is the process's while this codec ran (everything
-        # loaded counts, the other codec too); without it, over the whole process.
-        record["peak_rss_scope"] = "own runs" if rss_per_codec else "whole process"
+            del step  # its optimiser and discriminators
     return results
 
 
@@ -364,6 +396,14 @@ def _processor_name() -> str:
     return platform.processor()
 
 
+def _field(record: dict, path: tuple[str, ...]) -> float:
+    if path == ("parameters_m",):
+        return record["parameters"] / 1e6
+    for key in path:
+        record = record[key]
+    return float(record)
+
+
 def _format_report(report: dict) -> str:
     s = report["settings"]
     columns = [report["ours"]] + ([report["peer"]] if "peer" in report else [])
@@ -371,27 +411,30 @@ def _format_report(report: dict) -> str:
                                            else "")
     if "ratios" in report:
         header += f"{'ours/peer':>12s}"
-    rows = [("parameters (M)", lambda c: c["parameters"] / 1e6, None),
-            ("encode (x real time)", lambda c: c["encode"]["rtf"], "encode_rtf"),
-            ("decode (x real time)", lambda c: c["decode"]["rtf"], "decode_rtf"),
+    # (label, path of the value in a codec's record, key in ratios)
+    rows = [("parameters (M)", ("parameters_m",), None),
+            ("encode (x real time)", ("encode", "rtf"), "encode_rtf"),
+            ("decode (x real time)", ("decode", "rtf"), "decode_rtf"),
             (f"train step (s, {s['batch']} x {s['segment_seconds']:g} s)",
-             lambda c: c["train_step"]["median_s"], None),
-            ("  audio seconds per second", lambda c: c["train_step"]["audio_seconds_per_second"],
+             ("train_step", "median_s"), None),
+            ("  audio seconds per second", ("train_step", "audio_seconds_per_second"),
              "train_step")]
     if s["disc"]:
-        rows += [(f"train step + {'+'.join(s['disc'])} (s)",
-                  lambda c: c["train_step_disc"]["median_s"], None),
+        rows += [(f"train step + {'+'.join(s['disc'])} (s)", ("train_step_disc", "median_s"),
+                  None),
                  ("  audio seconds per second",
-                  lambda c: c["train_step_disc"]["audio_seconds_per_second"], "train_step_disc")]
-    rows.append((f"peak RSS (MB, {columns[0]['peak_rss_scope']})",
-                 lambda c: c["peak_rss_mb"], None))
+                  ("train_step_disc", "audio_seconds_per_second"), "train_step_disc")]
+    rows.append(("peak RSS of the process (MB)", ("peak_rss_mb",), None))
+    for key, label in (("encode", "encode"), ("decode", "decode"), ("train_step", "train step")):
+        if "rss_growth_mb" in columns[0][key]:
+            rows.append((f"  growth in {label} (MB)", (key, "rss_growth_mb"), None))
     if "cuda_max_allocated_mb" in columns[0]:
-        rows.append(("CUDA max allocated (MB)", lambda c: c["cuda_max_allocated_mb"], None))
+        rows.append(("CUDA max allocated (MB)", ("cuda_max_allocated_mb",), None))
     lines = [f"codec bench: {report['ours']['name']}; {s['seconds']:g} s of audio, "
              f"{s['threads']} thread(s), {s['device']} ({s['processor']}), "
              f"median of {s['repeats']}", header]
-    for label, value, ratio_key in rows:
-        line = f"{label:32s}" + "".join(f"{value(c):15.2f}" for c in columns)
+    for label, path, ratio_key in rows:
+        line = f"{label:32s}" + "".join(f"{_field(c, path):15.2f}" for c in columns)
         if ratio_key and "ratios" in report:
             line += f"{report['ratios'][ratio_key]:12.2f}"
         lines.append(line)

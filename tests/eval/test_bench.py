@@ -29,6 +29,9 @@ def test_json_report_has_every_measurement(capsys):
         assert TIMING_KEYS | {"audio_seconds_per_second", "batch"} <= set(ours[key])
         assert ours[key]["batch"] == 1 and ours[key]["segment_seconds"] == 0.5
     assert ours["peak_rss_mb"] > 0
+    for key in ("encode", "decode", "train_step", "train_step_disc"):
+        assert 0 < ours[key]["peak_rss_mb"] <= ours["peak_rss_mb"]
+        assert ours[key].get("rss_growth_mb", 0.0) >= 0  # where the peak can be reset
     assert "peer" not in report and "ratios" not in report
 
 
