@@ -88,6 +88,7 @@ class LossWeights:
     mel: float = 1.0
     l1: float = 0.1
     rms: float = 1.0
+    snr: float = 0.0
     commit: float = 1.0
     adv: float = 1.0
     feat: float = 2.0

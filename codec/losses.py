@@ -8,7 +8,9 @@ Reconstruction (``ReconstructionLoss``) compares a decoded ``estimate`` with the
 - ``mel``: L1 between log10 mel magnitudes at several FFT sizes (as in DAC, Kumar et
   al. 2023), the same quantity as ``codec.metrics.mel_distance``;
 - ``l1``: waveform L1, the term that moves SNR and SI-SDR (see DESIGN.md);
-- ``rms``: level error, ``|log(rms_out / rms_in)|`` per item and channel.
+- ``rms``: level error, ``|log(rms_out / rms_in)|`` per item and channel;
+- ``snr``: a waveform term in decibels, how far each item's SNR falls short of
+  ``SNR_CAP_DB`` (see ``snr_loss``).
 
 Adversarial terms take lists of ``DiscriminatorOutput`` (one per sub-discriminator,
 see ``codec.discriminators``) and average over them, so their scale does not
@@ -17,6 +19,7 @@ depend on how many sub-discriminators are used.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Mapping, Sequence
 
 import auraloss
@@ -31,6 +34,9 @@ ADVERSARIAL_KINDS = ("hinge", "ls")
 # Level floor of the RMS term: 1e-4 is -80 dBFS, far below any normalised training
 # clip (-23 LUFS is about 1e-1) but above float32 rounding noise.
 RMS_FLOOR = 1e-4
+# The snr term stops rewarding an item past this SNR, which keeps its gradient bounded
+# for near-perfect reconstructions and silent references.
+SNR_CAP_DB = 30.0
 # Floor of the mel magnitudes before the log (as in codec.metrics.mel_distance).
 MEL_FLOOR = 1e-5
 
@@ -52,11 +58,30 @@ def rms_loss(estimate: torch.Tensor, reference: torch.Tensor,
     return (level(estimate).log() - level(reference).log()).abs().mean()
 
 
+def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
+             cap_db: float = SNR_CAP_DB, floor: float = RMS_FLOOR) -> torch.Tensor:
+    """Mean over items and channels of ``10 log10(1 + error / (c * signal))``, in dB.
+
+    ``error`` and ``signal`` are the energies of ``estimate - reference`` and of
+    ``reference`` over time, and ``c = 10^(-cap_db / 10)``; inputs ``[B, C, T]``. The
+    value is 0 for a perfect copy and about ``cap_db - SNR`` for an item below the cap,
+    so it reads as decibels to go. Unlike L1, its gradient grows as the error shrinks
+    (it is relative to the error's own energy), so it keeps pulling the phase in once
+    the level is right, and every item counts alike whatever its loudness. Like any
+    waveform term it pulls uncertain components down; the rms term resists that. The
+    energy floor (``floor`` as an RMS) keeps silent references finite.
+    """
+    error = (estimate - reference).pow(2).sum(dim=-1)
+    signal = reference.pow(2).sum(dim=-1) + reference.shape[-1] * floor ** 2
+    ratio = error / (signal * 10 ** (-cap_db / 10))
+    return (10 * torch.log1p(ratio) / math.log(10)).mean()
+
+
 class ReconstructionLoss(nn.Module):
     """Reconstruction terms between ``estimate`` and ``reference`` (``[B, C, T]``).
 
-    ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1`` and
-    ``rms``. Everything is computed in float32 with autocast off, because STFT
+    ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1``,
+    ``rms`` and ``snr``. Everything is computed in float32 with autocast off, because STFT
     magnitudes and their logs lose too much precision in half precision.
 
     All terms stay finite for silent references, but ``mrstft`` contains spectral
@@ -122,6 +147,7 @@ class ReconstructionLoss(nn.Module):
                 "mel": self.mel_loss(estimate, reference),
                 "l1": (estimate - reference).abs().mean(),
                 "rms": rms_loss(estimate, reference),
+                "snr": snr_loss(estimate, reference),
             }
 
 

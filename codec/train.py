@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -51,7 +51,7 @@ LR_DECAYS = ("cosine", "linear", "constant")
 # probe, few enough to cost little next to validation itself.
 DIAGNOSTIC_CROPS = 16
 # Losses computed from the decoded audio; the balancer rescales their gradients there.
-OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "adv", "feat")
+OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "adv", "feat")
 
 
 # ---------------------------------------------------------------------------
@@ -83,6 +83,14 @@ class Distributed:
         tensor = torch.tensor(float(flag), device=device)
         dist.all_reduce(tensor)
         return bool(tensor > 0)
+
+    def max(self, value: float, device: torch.device) -> float:
+        """The largest ``value`` over processes, the same on every process."""
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor(value, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,12 +134,14 @@ def seed_step(seed: int, step: int, rank: int, world_size: int) -> None:
 # Learning-rate schedule and data order
 
 
-def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float, decay: str) -> float:
+def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float, decay: str,
+              budget_used: float = 0.0) -> float:
     """Multiplier of the base learning rate after ``step`` updates: linear warmup over
-    ``warmup`` updates, then ``decay`` down to ``min_ratio`` at ``total``."""
+    ``warmup`` updates, then ``decay`` down to ``min_ratio`` at ``total``, or at the end
+    of the time budget if that comes first (``budget_used``: the share of it spent)."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    progress = min(max((step - warmup) / max(total - warmup, 1), budget_used), 1.0)
     if decay == "cosine":
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     if decay == "linear":
@@ -139,14 +149,18 @@ def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float, decay: st
     return 1.0
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, config: Config,
-                  total: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_schedule(optimizer: torch.optim.Optimizer, config: Config, total: int,
+                  budget_used: Callable[[], float] = lambda: 0.0,
+                  ) -> torch.optim.lr_scheduler.LambdaLR:
+    """``lr_factor`` as a scheduler; ``budget_used()`` is read at every step, so that a
+    run with ``train.max_minutes`` ends its decay when its time does, on any machine."""
     train = config.train
     if train.lr_decay not in LR_DECAYS:
         raise CodecError(f"train.lr_decay must be one of {LR_DECAYS}, got {train.lr_decay!r}")
     factor = partial(lr_factor, warmup=train.warmup_steps, total=total,
                      min_ratio=train.min_lr_ratio, decay=train.lr_decay)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: factor(step, budget_used=budget_used()))
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -216,6 +230,12 @@ class Trainer:
     best_score: float = math.inf
     bad_steps: int = 0                 # non-finite steps in a row
     skipped_steps: int = 0             # non-finite steps in all
+    trained_seconds: float = 0.0       # wall-clock time in the training loop, all runs
+
+    def budget_used(self) -> float:
+        """Share of ``train.max_minutes`` spent so far (0 without a time budget)."""
+        minutes = self.config.train.max_minutes
+        return self.trained_seconds / (60 * minutes) if minutes > 0 else 0.0
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -351,11 +371,11 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     codec = Codec(config.model).to(device)
     optimizer = torch.optim.AdamW(codec.parameters(), lr=train.lr, betas=tuple(train.betas),
                                   weight_decay=train.weight_decay)
-    t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer,
-                scheduler=make_schedule(optimizer, config, train.steps),
+    t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer, scheduler=None,
                 recon=ReconstructionLoss(config.model.sample_rate).to(device), device=device,
                 dist=distributed or Distributed(),
                 autocast_dtype=resolve_precision(train.precision, device))
+    t.scheduler = make_schedule(optimizer, config, train.steps, t.budget_used)
     try:
         disc = build_discriminator(tuple(train.disc), config.model.channels)
     except ValueError as error:
@@ -366,7 +386,8 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
                                              betas=tuple(train.betas),
                                              weight_decay=train.weight_decay)
         t.disc_scheduler = make_schedule(t.disc_optimizer, config,
-                                         max(train.steps - train.disc_start_step, 1))
+                                         max(train.steps - train.disc_start_step, 1),
+                                         t.budget_used)
     if train.balancer:
         t.balancer = Balancer({k: getattr(config.loss, k) for k in OUTPUT_LOSSES})
     return t
@@ -391,7 +412,7 @@ def train_state(t: Trainer) -> dict:
     state: dict[str, Any] = {
         "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
         "best_score": t.best_score, "bad_steps": t.bad_steps,
-        "skipped_steps": t.skipped_steps,
+        "skipped_steps": t.skipped_steps, "trained_seconds": t.trained_seconds,
     }
     if t.disc is not None:
         state.update(disc=t.disc.state_dict(), disc_optimizer=t.disc_optimizer.state_dict(),
@@ -421,6 +442,7 @@ def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     t.best_score = float(state.get("best_score", math.inf))
     t.bad_steps = int(state.get("bad_steps", 0))
     t.skipped_steps = int(state.get("skipped_steps", 0))
+    t.trained_seconds = float(state.get("trained_seconds", 0.0))
 
 
 def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
@@ -616,9 +638,10 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     if latest is not None:
         restore(t, latest)
     wrap_distributed(t)
-    if t.step >= train.steps:
+    if t.step >= train.steps or t.budget_used() >= 1:
         if distributed.is_main:
-            print(f"{run_dir}: already trained to step {t.step} (train.steps={train.steps})")
+            print(f"{run_dir}: already trained to step {t.step} (train.steps={train.steps}, "
+                  f"{t.trained_seconds / 60:.1f} of train.max_minutes={train.max_minutes:g})")
         return TrainResult(t.step, "done", dict(latest.meta.get("metrics", {})),
                            t.skipped_steps, t.codec)
 
@@ -635,6 +658,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                unit="step", dynamic_ncols=True, mininterval=2.0)
     averages, stopped = _Averages(), "steps"
     started = window_start = time.monotonic()
+    seconds_before = t.trained_seconds  # a resumed run's budget counts its earlier time
     metrics = dict(latest.meta.get("metrics", {})) if latest is not None else {}
     window_steps, last_snr = 0, metrics.get("valid/snr", math.nan)
     try:
@@ -653,9 +677,10 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                                 snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x")
                 window_start, window_steps = time.monotonic(), 0
             bar.update(1)
-            out_of_time = distributed.any(
-                train.max_minutes > 0 and time.monotonic() - started > 60 * train.max_minutes,
-                device)
+            # Every process uses the slowest one's clock: the same learning rate everywhere.
+            t.trained_seconds = distributed.max(
+                seconds_before + time.monotonic() - started, device)
+            out_of_time = t.budget_used() >= 1
             last = out_of_time or t.step >= train.steps
             if distributed.is_main and (t.step % train.valid_every == 0 or last):
                 metrics = validate(t, valid_set, monitor)

@@ -11,11 +11,13 @@ from codec.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
     rms_loss,
+    snr_loss,
     weighted_sum,
 )
+from codec.metrics import snr
 
 SAMPLE_RATE = 24000
-NAMES = {"mrstft", "mel", "l1", "rms"}
+NAMES = {"mrstft", "mel", "l1", "rms", "snr"}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,27 @@ def test_rms_loss_ignores_time_shift_and_penalises_level():
     assert half == pytest.approx(math.log(2), rel=1e-3)
     assert double == pytest.approx(math.log(2), rel=1e-3)
     assert float(rms_loss(4.0 * reference, reference)) > double
+
+
+def test_snr_loss_is_the_shortfall_from_the_cap_in_db():
+    reference = _tone_with_noise(batch=1, length=4800)
+    for noise_level in (0.3, 0.03):
+        estimate = reference + noise_level * torch.randn_like(reference)
+        measured = snr(reference, estimate)
+        # The metric's SNR, seen through the cap: 10 log10(1 + 10^((cap - SNR) / 10)).
+        expected = 10 * math.log10(1 + 10 ** ((30.0 - measured) / 10))
+        assert float(snr_loss(estimate, reference)) == pytest.approx(expected, abs=0.01)
+        assert expected == pytest.approx(30.0 - measured, abs=0.3)
+    assert float(snr_loss(reference, reference)) == 0.0
+    assert float(snr_loss(reference, reference, cap_db=40.0)) == 0.0
+
+
+def test_snr_loss_weighs_items_alike_whatever_their_level():
+    reference = _tone_with_noise(batch=1, length=4800)
+    noise = 0.05 * torch.randn_like(reference)
+    quiet, loud = snr_loss(0.1 * (reference + noise), 0.1 * reference), \
+        snr_loss(reference + noise, reference)
+    assert float(quiet) == pytest.approx(float(loud), abs=0.01)
 
 
 def test_all_zero_reference_and_estimate_are_finite_with_finite_gradients(recon):

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from train_corpus import make_corpus, tiny_config, tiny_overrides
 
 from codec import cli
-from codec.checkpoint import load_model, read_checkpoint
+from codec.checkpoint import latest_checkpoint, load_model, read_checkpoint
 from codec.errors import CodecError
 from codec.monitor import Monitor
 from codec.train import (
@@ -68,6 +68,15 @@ def test_lr_schedule_warms_up_then_decays_to_min_ratio():
     assert lr_factor(60, **factor) == pytest.approx(0.55)  # half way down the cosine
     assert lr_factor(110, **factor) == pytest.approx(0.1)
     assert lr_factor(500, **factor) == pytest.approx(0.1)
+
+
+def test_lr_schedule_follows_the_time_budget_when_it_runs_ahead_of_the_steps():
+    factor = dict(warmup=10, total=110, min_ratio=0.1, decay="cosine")
+    assert lr_factor(20, **factor, budget_used=0.5) == pytest.approx(0.55)
+    assert lr_factor(20, **factor, budget_used=1.0) == pytest.approx(0.1)
+    # The steps lead: the budget changes nothing.
+    assert lr_factor(60, **factor, budget_used=0.1) == pytest.approx(lr_factor(60, **factor))
+    assert lr_factor(5, **factor, budget_used=0.9) == pytest.approx(0.6)  # still warming up
 
 
 def test_step_batches_split_each_batch_between_ranks_and_resume_at_the_step():
@@ -155,6 +164,18 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(trained_run,
     with pytest.warns(UserWarning, match="step-000006.*damaged"):
         result = fit(tiny_config(tmp_path, manifests, **DISC, **{"train.steps": 7}))
     assert result.step == 7  # resumed from step 3, not from scratch and not from 6
+
+
+def test_time_budget_stops_the_run_and_a_rerun_counts_the_time_spent(corpus, tmp_path):
+    _, manifests = corpus
+    config = tiny_config(tmp_path, manifests, **{"train.steps": 10_000,
+                                                 "train.max_minutes": 0.001})
+    result = fit(config)
+    assert result.stopped == "time" and 0 < result.step < 10_000
+    meta = latest_checkpoint(tmp_path / "run").meta
+    assert meta["train_state"]["trained_seconds"] >= 0.06
+    again = fit(config)
+    assert again.stopped == "done" and again.step == result.step
 
 
 def test_run_that_is_done_does_not_train_again(trained_run, tmp_path, corpus):
