@@ -673,8 +673,12 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                 monitor.scalars(_train_tags(logs) | {"train/audio_seconds_per_second": speed,
                                                      "train/skipped_steps": t.skipped_steps},
                                 t.step)
-                bar.set_postfix(loss=f"{logs.get('loss/total', math.nan):.3f}",
-                                snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x")
+                postfix = dict(loss=f"{logs.get('loss/total', math.nan):.3f}",
+                               snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x")
+                if train.max_minutes > 0:  # the bar's own estimate counts steps, not time
+                    left = max(60 * train.max_minutes - t.trained_seconds, 0) / 60
+                    postfix["left"] = f"{left:.1f}min"
+                bar.set_postfix(postfix)
                 window_start, window_steps = time.monotonic(), 0
             bar.update(1)
             # Every process uses the slowest one's clock: the same learning rate everywhere.
