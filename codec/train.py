@@ -681,9 +681,11 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                 bar.set_postfix(postfix)
                 window_start, window_steps = time.monotonic(), 0
             bar.update(1)
-            # Every process uses the slowest one's clock: the same learning rate everywhere.
-            t.trained_seconds = distributed.max(
-                seconds_before + time.monotonic() - started, device)
+            elapsed = seconds_before + time.monotonic() - started
+            # Under a budget every process takes the slowest one's clock, so that all use
+            # the same learning rate and stop together; without one, no collective a step.
+            t.trained_seconds = (distributed.max(elapsed, device) if train.max_minutes > 0
+                                 else elapsed)
             out_of_time = t.budget_used() >= 1
             last = out_of_time or t.step >= train.steps
             if distributed.is_main and (t.step % train.valid_every == 0 or last):
