@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -89,6 +89,7 @@ class LossWeights:
     l1: float = 0.1
     rms: float = 1.0
     snr: float = 0.0
+    band_snr: float = 0.0
     commit: float = 1.0
     adv: float = 1.0
     feat: float = 2.0
@@ -124,6 +125,12 @@ class TrainConfig:
     disc_lr: float = 3e-4
     adv_loss: str = "hinge"
     balancer: bool = False
+    # Loss weights that replace the `loss` section's from this share of the run on
+    # (of train.steps, or of the time budget if that ends first): e.g. a waveform term
+    # to learn the phase, then a spectral one to shape the noise.
+    late_loss: Dict[str, float] = field(default_factory=dict)
+    late_loss_from: float = 1.0
+    best: str = "mel_distance"
     log_every: int = 25
     valid_every: int = 500
     checkpoint_every: int = 500

@@ -10,7 +10,9 @@ Reconstruction (``ReconstructionLoss``) compares a decoded ``estimate`` with the
 - ``l1``: waveform L1, the term that moves SNR and SI-SDR (see DESIGN.md);
 - ``rms``: level error, ``|log(rms_out / rms_in)|`` per item and channel;
 - ``snr``: a waveform term in decibels, how far each item's SNR falls short of
-  ``SNR_CAP_DB`` (see ``snr_loss``).
+  ``SNR_CAP_DB`` (see ``snr_loss``);
+- ``band_snr``: the same shortfall per STFT frame and mel band (see
+  ``band_snr_loss``), which keeps the error under the signal in every band.
 
 Adversarial terms take lists of ``DiscriminatorOutput`` (one per sub-discriminator,
 see ``codec.discriminators``) and average over them, so their scale does not
@@ -77,12 +79,31 @@ def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
     return (10 * torch.log1p(ratio) / math.log(10)).mean()
 
 
+def band_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
+                  floor_power: torch.Tensor, cap_db: float = SNR_CAP_DB) -> torch.Tensor:
+    """Mean over items, bands and frames of ``10 log10(1 + error / (c * signal))``, in dB.
+
+    ``error_power`` and ``signal_power`` are band energies ``[..., bands, frames]`` of
+    ``estimate - reference`` and of ``reference``; ``floor_power`` ``[bands, 1]`` is
+    added to the signal's (the band energy of white noise at the RMS floor) so that
+    silent bands stay finite; ``c = 10^(-cap_db / 10)``. The waveform ``snr`` term
+    weighs error by its energy alone, so it tolerates a flat error that fills the
+    spectral valleys and quiet bands with noise (and audibly so: white noise 20 dB
+    under speech is far worse to listeners, and to PESQ, than noise that follows the
+    speech spectrum 6 dB under it). Here every band of every frame counts alike, as its
+    own SNR, so the error is pushed under the signal everywhere. The phase still counts
+    (the error is a complex difference), so SNR and SI-SDR keep improving too.
+    """
+    ratio = error_power / ((signal_power + floor_power) * 10 ** (-cap_db / 10))
+    return (10 * torch.log1p(ratio) / math.log(10)).mean()
+
+
 class ReconstructionLoss(nn.Module):
     """Reconstruction terms between ``estimate`` and ``reference`` (``[B, C, T]``).
 
     ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1``,
-    ``rms`` and ``snr``. Everything is computed in float32 with autocast off, because STFT
-    magnitudes and their logs lose too much precision in half precision.
+    ``rms``, ``snr`` and ``band_snr``. Everything is computed in float32 with autocast
+    off, because STFT magnitudes and their logs lose too much precision in half precision.
 
     All terms stay finite for silent references, but ``mrstft`` contains spectral
     convergence, ``|Y - X|_F / |Y|_F`` over the whole batch: a batch of pure digital
@@ -96,12 +117,16 @@ class ReconstructionLoss(nn.Module):
         mel_sizes: FFT sizes of the multi-scale mel loss (hop = size / 4).
         n_mels: mel bands per mel FFT size; one int for all sizes or one per size. The
             defaults leave no empty mel filter at 16 to 48 kHz.
+        band_snr_seconds: frame length of the ``band_snr`` term (rounded to a power of
+            two in samples; hop = frame / 4).
+        band_snr_bands: mel bands of the ``band_snr`` term.
     """
 
     def __init__(self, sample_rate: int, *,
                  stft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128),
                  mel_sizes: Sequence[int] = (256, 512, 1024, 2048),
-                 n_mels: int | Sequence[int] = (20, 40, 80, 160)):
+                 n_mels: int | Sequence[int] = (20, 40, 80, 160),
+                 band_snr_seconds: float = 0.04, band_snr_bands: int = 32):
         super().__init__()
         if isinstance(n_mels, int):
             n_mels = (n_mels,) * len(mel_sizes)
@@ -120,8 +145,18 @@ class ReconstructionLoss(nn.Module):
             torchaudio.transforms.MelSpectrogram(
                 sample_rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=bands, power=1.0)
             for n_fft, bands in zip(mel_sizes, n_mels, strict=True))
+        self.band_fft = 2 ** round(math.log2(band_snr_seconds * sample_rate))
+        bands = torchaudio.functional.melscale_fbanks(
+            self.band_fft // 2 + 1, 0.0, sample_rate / 2, band_snr_bands, sample_rate)
+        window = torch.hann_window(self.band_fft)
+        self.register_buffer("band_filters", bands, persistent=False)
+        self.register_buffer("band_window", window, persistent=False)
+        # White noise of power p has STFT power p * sum(window^2) in every bin.
+        floor = RMS_FLOOR ** 2 * window.pow(2).sum() * bands.sum(dim=0)
+        self.register_buffer("band_floor", floor[:, None], persistent=False)
         # Centred frames pad by reflection, which needs more than n_fft / 2 samples.
-        self.min_length = max(self.stft_sizes + self.mel_sizes) // 2 + 1
+        sizes = self.stft_sizes + self.mel_sizes + (self.band_fft,)
+        self.min_length = max(sizes) // 2 + 1
 
     def mel_loss(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Mean over FFT sizes of the L1 distance between log10 mel magnitudes."""
@@ -131,6 +166,13 @@ class ReconstructionLoss(nn.Module):
             est, ref = mel(both).clamp(min=MEL_FLOOR).log10().chunk(2)
             total = total + (est - ref).abs().mean()
         return total / len(self.mels)
+
+    def band_power(self, audio: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T]`` -> mel band energies ``[B * C, bands, frames]``."""
+        spectrum = torch.stft(audio.reshape(-1, audio.shape[-1]), self.band_fft,
+                              self.band_fft // 4, window=self.band_window,
+                              return_complex=True)
+        return torch.einsum("bft,fm->bmt", spectrum.abs().pow(2), self.band_filters)
 
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         if estimate.shape != reference.shape or estimate.dim() != 3:
@@ -148,6 +190,8 @@ class ReconstructionLoss(nn.Module):
                 "l1": (estimate - reference).abs().mean(),
                 "rms": rms_loss(estimate, reference),
                 "snr": snr_loss(estimate, reference),
+                "band_snr": band_snr_loss(self.band_power(estimate - reference),
+                                          self.band_power(reference), self.band_floor),
             }
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -35,7 +35,7 @@ import torch.distributed as dist
 from torch import nn
 
 from codec import checkpoint as ckpt
-from codec.config import Config, load_config, save_yaml, to_dict
+from codec.config import Config, ConfigError, LossWeights, load_config, save_yaml, to_dict
 from codec.errors import CodecError
 from codec.losses import (
     discriminator_loss,
@@ -50,8 +50,11 @@ LR_DECAYS = ("cosine", "linear", "constant")
 # Validation crops the latent diagnostics look at: enough for a stable PCA and relevance
 # probe, few enough to cost little next to validation itself.
 DIAGNOSTIC_CROPS = 16
+# What best/ holds: the lowest validation mel distance, or the newest validated model
+# (for runs whose learning rate decays to the end, or whose loss changes late).
+BEST_CHOICES = ("mel_distance", "latest")
 # Losses computed from the decoded audio; the balancer rescales their gradients there.
-OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "adv", "feat")
+OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "band_snr", "adv", "feat")
 
 
 # ---------------------------------------------------------------------------
@@ -237,6 +240,18 @@ class Trainer:
         minutes = self.config.train.max_minutes
         return self.trained_seconds / (60 * minutes) if minutes > 0 else 0.0
 
+    def progress(self) -> float:
+        """Share of the run done: of ``train.steps``, or of the time budget if more."""
+        return max(self.step / max(self.config.train.steps, 1), self.budget_used())
+
+    def loss_weights(self) -> LossWeights:
+        """The ``loss`` section, with ``train.late_loss`` laid over it once
+        ``train.late_loss_from`` of the run is done."""
+        train = self.config.train
+        if train.late_loss and self.progress() >= train.late_loss_from:
+            return replace(self.config.loss, **train.late_loss)
+        return self.config.loss
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
@@ -300,7 +315,7 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     forward pass, are put back. (If only the generator's part is non-finite, the
     discriminator's update of that step stands.)
     """
-    train, weights = t.config.train, t.config.loss
+    train, weights = t.config.train, t.loss_weights()
     snapshot = _codebook_snapshot(t.codec)
     with t.autocast():
         out = t.model(audio)
@@ -352,7 +367,8 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
 
     logs.update({f"loss/{name}": float(v) for name, v in zip(losses, values[1:], strict=True)})
     logs.update({"loss/total": float(values[0]), "grad_norm": float(grad_norm),
-                 "lr": t.optimizer.param_groups[0]["lr"], "skipped": 0.0})
+                 "lr": t.optimizer.param_groups[0]["lr"], "skipped": 0.0,
+                 "late_loss": float(weights is not t.config.loss)})
     return logs
 
 # ---------------------------------------------------------------------------
@@ -367,6 +383,9 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     from codec.losses import ReconstructionLoss
 
     train, device = config.train, torch.device(device)
+    check_late_loss(config)
+    if train.best not in BEST_CHOICES:
+        raise ConfigError(f"train.best must be one of {BEST_CHOICES}, got {train.best!r}")
     torch.manual_seed(train.seed)  # the same initial weights on every process
     codec = Codec(config.model).to(device)
     optimizer = torch.optim.AdamW(codec.parameters(), lr=train.lr, betas=tuple(train.betas),
@@ -391,6 +410,24 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     if train.balancer:
         t.balancer = Balancer({k: getattr(config.loss, k) for k in OUTPUT_LOSSES})
     return t
+
+
+def check_late_loss(config: Config) -> None:
+    """ConfigError for a ``train.late_loss`` that could not be applied as written."""
+    train = config.train
+    if not train.late_loss:
+        return
+    known = {f.name for f in fields(LossWeights)}
+    unknown = sorted(set(train.late_loss) - known)
+    if unknown:
+        raise ConfigError(f"train.late_loss: unknown loss name(s) {unknown}; known: "
+                         f"{sorted(known)}")
+    if not 0 <= train.late_loss_from <= 1:
+        raise ConfigError(f"train.late_loss_from is a share of the run, in [0, 1]; got "
+                         f"{train.late_loss_from}")
+    if train.balancer:
+        raise ConfigError("train.late_loss cannot be used with train.balancer (the balancer "
+                         "fixes each loss's share of the gradient when it is built)")
 
 
 def wrap_distributed(t: Trainer) -> None:
@@ -488,8 +525,9 @@ def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dic
     audio and mel images of the first ``train.valid_audio_clips`` crops, and the
     encoder's latent diagnostics (logged only).
 
-    ``valid/score`` (lower is better; picks ``best``) is the mel distance averaged
-    over the validated bitrates, so that a model good at one bitrate only does not win.
+    ``valid/score`` (lower is better; picks ``best`` unless ``train.best`` is
+    ``latest``) is the mel distance averaged over the validated bitrates, so that a
+    model good at one bitrate only does not win.
     """
     from codec import metrics as M
     from codec.quantize import codebook_usage
@@ -661,10 +699,16 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     seconds_before = t.trained_seconds  # a resumed run's budget counts its earlier time
     metrics = dict(latest.meta.get("metrics", {})) if latest is not None else {}
     window_steps, last_snr = 0, metrics.get("valid/snr", math.nan)
+    late = False  # whether train.late_loss was in force at the last step
     try:
         for audio in loader:
             seed_step(train.seed, t.step, distributed.rank, distributed.world_size)
-            averages.add(train_step(t, audio.to(device, non_blocking=True)))
+            logs = train_step(t, audio.to(device, non_blocking=True))
+            if logs.get("late_loss") and not late and distributed.is_main:
+                bar.write(f"step {t.step}: train.late_loss from now on: "
+                          f"{dict(train.late_loss)}")
+            late = bool(logs.get("late_loss"))
+            averages.add(logs)
             t.step += 1
             window_steps += 1
             if t.step % train.log_every == 0:
@@ -691,7 +735,8 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
             if distributed.is_main and (t.step % train.valid_every == 0 or last):
                 metrics = validate(t, valid_set, monitor)
                 last_snr = metrics["valid/snr"]
-                improved = metrics["valid/score"] < t.best_score
+                improved = (train.best == "latest"
+                            or metrics["valid/score"] < t.best_score)
                 t.best_score = min(t.best_score, metrics["valid/score"])
                 if t.step % train.checkpoint_every == 0 or last or improved:
                     save(t, metrics, best=improved)

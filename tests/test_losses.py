@@ -17,7 +17,7 @@ from codec.losses import (
 from codec.metrics import snr
 
 SAMPLE_RATE = 24000
-NAMES = {"mrstft", "mel", "l1", "rms", "snr"}
+NAMES = {"mrstft", "mel", "l1", "rms", "snr", "band_snr"}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,48 @@ def test_snr_loss_weighs_items_alike_whatever_their_level():
     quiet, loud = snr_loss(0.1 * (reference + noise), 0.1 * reference), \
         snr_loss(reference + noise, reference)
     assert float(quiet) == pytest.approx(float(loud), abs=0.01)
+
+
+def _speech_like(length: int = 12000) -> torch.Tensor:
+    """Harmonics of 150 Hz with a falling spectrum: strong low bands, weak high ones."""
+    t = torch.arange(length) / SAMPLE_RATE
+    return sum(torch.sin(2 * math.pi * 150 * k * t) / k ** 2 for k in range(1, 40))[None, None]
+
+
+def _same_spectrum_noise(reference: torch.Tensor) -> torch.Tensor:
+    """Noise with the reference's magnitude spectrum (random phases)."""
+    spectrum = torch.fft.rfft(reference)
+    phases = torch.exp(2j * math.pi * torch.rand(spectrum.shape))
+    return torch.fft.irfft(spectrum * phases, n=reference.shape[-1])
+
+
+def test_band_snr_prefers_error_that_follows_the_signal_spectrum(recon):
+    reference = _speech_like()
+    white = torch.randn_like(reference)
+    shaped = _same_spectrum_noise(reference)
+
+    def at_snr(noise: torch.Tensor, db: float) -> torch.Tensor:
+        return reference + noise * reference.norm() / noise.norm() / 10 ** (db / 20)
+
+    for db in (6.0, 12.0):
+        loss_white = float(recon(at_snr(white, db), reference)["band_snr"])
+        loss_shaped = float(recon(at_snr(shaped, db), reference)["band_snr"])
+        # Both errors have the same energy (the waveform snr term cannot tell them
+        # apart); the white one buries the weak high bands, the shaped one does not.
+        assert snr_loss(at_snr(white, db), reference) == pytest.approx(
+            float(snr_loss(at_snr(shaped, db), reference)), abs=0.01)
+        assert loss_white > loss_shaped + 5
+        # Bands holding the harmonics score about the shortfall 30 - db; bands above the
+        # last harmonic hold neither signal nor error and score 0.
+        assert 0.5 * (30 - db) < loss_shaped < 30 - db + 1
+
+
+def test_band_snr_weighs_items_alike_whatever_their_level(recon):
+    reference = _speech_like()
+    noise = 0.1 * _same_spectrum_noise(reference)
+    quiet = recon(0.1 * (reference + noise), 0.1 * reference)["band_snr"]
+    loud = recon(reference + noise, reference)["band_snr"]
+    assert float(quiet) == pytest.approx(float(loud), abs=0.2)  # 20 dB apart
 
 
 def test_all_zero_reference_and_estimate_are_finite_with_finite_gradients(recon):

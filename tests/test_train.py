@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from train_corpus import make_corpus, tiny_config, tiny_overrides
 
 from codec import cli
+from codec import train as train_module
 from codec.checkpoint import latest_checkpoint, load_model, read_checkpoint
 from codec.errors import CodecError
 from codec.monitor import Monitor
@@ -102,6 +103,54 @@ def test_a_few_steps_lower_the_reconstruction_loss(corpus, tmp_path, extra):
     if extra:
         assert all(math.isfinite(logs["disc/loss"]) for logs in history)
         assert "loss/adv" in history[-1] and "loss/feat" in history[-1]
+
+
+def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, tmp_path):
+    _, manifests = corpus
+    config = tiny_config(tmp_path, manifests, **{
+        "train.steps": 10, "train.late_loss_from": 0.5, "loss.snr": 2.0,
+        "train.late_loss.snr": 0.0, "train.late_loss.band_snr": 3.0})
+    t = build_trainer(config)
+    audio = _batch(config)
+    history = []
+    for _ in range(6):
+        history.append(train_step(t, audio))
+        t.step += 1
+    assert [logs["late_loss"] for logs in history] == [0, 0, 0, 0, 0, 1]
+    late = t.loss_weights()
+    assert (late.snr, late.band_snr, late.mel) == (0.0, 3.0, config.loss.mel)
+    assert config.loss.snr == 2.0  # the loss section itself is left as it was
+    t.step, t.config.train.max_minutes, t.trained_seconds = 0, 10.0, 300.0
+    assert t.loss_weights().band_snr == 3.0  # half the time budget counts too
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"train.late_loss.snrr": 1.0}, "unknown loss name"),
+    ({"train.late_loss.snr": 1.0, "train.late_loss_from": 1.5}, "in \\[0, 1\\]"),
+    ({"train.late_loss.snr": 1.0, "train.balancer": True}, "balancer"),
+])
+def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, message):
+    _, manifests = corpus
+    with pytest.raises(CodecError, match=message):
+        build_trainer(tiny_config(tmp_path, manifests, **extra))
+
+
+@pytest.mark.parametrize("best, step", [("mel_distance", 3), ("latest", 9)])
+def test_best_holds_the_lowest_score_or_the_newest_model(corpus, tmp_path, monkeypatch,
+                                                          best, step):
+    def worse_every_time(t, clips, monitor):  # validation scores that only get worse
+        return {"valid/score": float(t.step), "valid/snr": 0.0, "valid/rms_ratio": 1.0}
+
+    monkeypatch.setattr(train_module, "validate", worse_every_time)
+    _, manifests = corpus
+    fit(tiny_config(tmp_path, manifests, **{"train.best": best, "train.steps": 9}))
+    assert read_checkpoint(tmp_path / "run" / "best", train_state=False).step == step
+
+
+def test_unknown_best_is_a_config_error(corpus, tmp_path):
+    _, manifests = corpus
+    with pytest.raises(CodecError, match="train.best must be one of"):
+        build_trainer(tiny_config(tmp_path, manifests, **{"train.best": "snr"}))
 
 
 def test_non_finite_loss_is_skipped_without_touching_any_state(corpus, tmp_path, monkeypatch):
