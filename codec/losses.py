@@ -60,6 +60,13 @@ def rms_loss(estimate: torch.Tensor, reference: torch.Tensor,
     return (level(estimate).log() - level(reference).log()).abs().mean()
 
 
+def _shortfall_db(error: torch.Tensor, signal: torch.Tensor, cap_db: float) -> torch.Tensor:
+    """Mean of ``10 log10(1 + error / (c * signal))`` with ``c = 10^(-cap_db / 10)``:
+    about ``cap_db - SNR`` dB below the cap, 0 for no error."""
+    ratio = error / (signal * 10 ** (-cap_db / 10))
+    return (10 * torch.log1p(ratio) / math.log(10)).mean()
+
+
 def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
              cap_db: float = SNR_CAP_DB, floor: float = RMS_FLOOR) -> torch.Tensor:
     """Mean over items and channels of ``10 log10(1 + error / (c * signal))``, in dB.
@@ -75,8 +82,7 @@ def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
     """
     error = (estimate - reference).pow(2).sum(dim=-1)
     signal = reference.pow(2).sum(dim=-1) + reference.shape[-1] * floor ** 2
-    ratio = error / (signal * 10 ** (-cap_db / 10))
-    return (10 * torch.log1p(ratio) / math.log(10)).mean()
+    return _shortfall_db(error, signal, cap_db)
 
 
 def band_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
@@ -94,8 +100,7 @@ def band_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
     own SNR, so the error is pushed under the signal everywhere. The phase still counts
     (the error is a complex difference), so SNR and SI-SDR keep improving too.
     """
-    ratio = error_power / ((signal_power + floor_power) * 10 ** (-cap_db / 10))
-    return (10 * torch.log1p(ratio) / math.log(10)).mean()
+    return _shortfall_db(error_power, signal_power + floor_power, cap_db)
 
 
 class ReconstructionLoss(nn.Module):

@@ -244,12 +244,15 @@ class Trainer:
         """Share of the run done: of ``train.steps``, or of the time budget if more."""
         return max(self.step / max(self.config.train.steps, 1), self.budget_used())
 
-    def loss_weights(self) -> LossWeights:
-        """The ``loss`` section, with ``train.late_loss`` laid over it once
-        ``train.late_loss_from`` of the run is done."""
+    def late_loss_active(self) -> bool:
+        """Whether ``train.late_loss`` is in force: ``train.late_loss_from`` of the run done."""
         train = self.config.train
-        if train.late_loss and self.progress() >= train.late_loss_from:
-            return replace(self.config.loss, **train.late_loss)
+        return bool(train.late_loss) and self.progress() >= train.late_loss_from
+
+    def loss_weights(self) -> LossWeights:
+        """The ``loss`` section, with ``train.late_loss`` laid over it once in force."""
+        if self.late_loss_active():
+            return replace(self.config.loss, **self.config.train.late_loss)
         return self.config.loss
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -315,7 +318,7 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     forward pass, are put back. (If only the generator's part is non-finite, the
     discriminator's update of that step stands.)
     """
-    train, weights = t.config.train, t.loss_weights()
+    train, weights, late = t.config.train, t.loss_weights(), t.late_loss_active()
     snapshot = _codebook_snapshot(t.codec)
     with t.autocast():
         out = t.model(audio)
@@ -368,7 +371,7 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     logs.update({f"loss/{name}": float(v) for name, v in zip(losses, values[1:], strict=True)})
     logs.update({"loss/total": float(values[0]), "grad_norm": float(grad_norm),
                  "lr": t.optimizer.param_groups[0]["lr"], "skipped": 0.0,
-                 "late_loss": float(weights is not t.config.loss)})
+                 "late_loss": float(late)})
     return logs
 
 # ---------------------------------------------------------------------------
@@ -383,9 +386,7 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     from codec.losses import ReconstructionLoss
 
     train, device = config.train, torch.device(device)
-    check_late_loss(config)
-    if train.best not in BEST_CHOICES:
-        raise ConfigError(f"train.best must be one of {BEST_CHOICES}, got {train.best!r}")
+    check_train_options(config)
     torch.manual_seed(train.seed)  # the same initial weights on every process
     codec = Codec(config.model).to(device)
     optimizer = torch.optim.AdamW(codec.parameters(), lr=train.lr, betas=tuple(train.betas),
@@ -412,9 +413,12 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     return t
 
 
-def check_late_loss(config: Config) -> None:
-    """ConfigError for a ``train.late_loss`` that could not be applied as written."""
+def check_train_options(config: Config) -> None:
+    """ConfigError for a ``train.best`` or ``train.late_loss`` that could not be applied
+    as written."""
     train = config.train
+    if train.best not in BEST_CHOICES:
+        raise ConfigError(f"train.best must be one of {BEST_CHOICES}, got {train.best!r}")
     if not train.late_loss:
         return
     known = {f.name for f in fields(LossWeights)}
