@@ -666,6 +666,8 @@ def fit(config: Config) -> TrainResult:
             dist.destroy_process_group()
 
 
+# Longer than the other functions on purpose: the loop and the state it carries from step
+# to step (averages, timing windows, the last metrics) read best in one piece.
 def _fit(config: Config, distributed: Distributed, device: torch.device) -> TrainResult:
     from tqdm import tqdm
 

@@ -42,7 +42,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codec.audio import resample, write_audio
+from codec.audio import AUDIO_SUFFIXES, resample, write_audio
 from codec.errors import CodecError
 from data_prep import synth
 from data_prep.texts import utterance
@@ -76,7 +76,6 @@ MUSIC_PACKAGES = {
     "fb-music-high": ("/usr/share/games/frozen-bubble",),
 }
 SOUND_PACKAGES = {"sound-theme-freedesktop": ("/usr/share/sounds/freedesktop",)}
-AUDIO_SUFFIXES = {".ogg", ".oga", ".flac", ".wav"}
 ARCHIVE_SUFFIXES = {".pk3", ".zip"}
 
 

@@ -283,10 +283,7 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
             excerpt = _start_excerpt(item, original, rate, clip_seconds) \
                 if item.name in clip_items else None
             for system in systems:
-                coded = (code_with_model(model, original, rate, system.n_q, Path(scratch),
-                                         entropy)
-                         if system.kind == "codec" else
-                         code_with_opus(original, rate, system.nominal_kbps, Path(scratch)))
+                coded = _code(system, model, original, rate, Path(scratch), entropy)
                 reference, decoded = matched(original, rate, coded)
                 row = _file_row(item, rate, original.shape[-1], system, coded)
                 row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
@@ -302,10 +299,7 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
         raise CodecError("no audio to evaluate: every file was empty")
 
     summaries = {s.key: summarize(s, rows[s.key], network, codes[s.key]) for s in systems}
-    for system in systems:
-        write_csv(out_dir / "results" / f"{system.key}.csv", rows[system.key])
-        write_json(out_dir / "results" / f"{system.key}.json", summaries[system.key])
-    write_csv(out_dir / "files.csv", [r for s in systems for r in rows[s.key]])
+    _write_results(out_dir, systems, rows, summaries)
     notes += _notes(items, summaries, with_opus)
     summary = {
         "model": {"path": model_name, **model_facts(model),
@@ -319,14 +313,33 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
         "clips": report.write_clips(excerpts, [(s.key, s.label) for s in headline],
                                     out_dir / "clips"),
         "notes": notes,
-        "environment": {"toolkit": codec.__version__, "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), "python": platform.python_version(),
-                        "machine": platform.machine()},
+        "environment": _environment(),
         "runtime_seconds": time.perf_counter() - started,
     }
     write_json(out_dir / "summary.json", summary)
     report.write_report(out_dir)
     return summary
+
+
+def _code(system: System, model: PretrainedModel, audio: torch.Tensor, rate: int,
+          workdir: Path, entropy: bool) -> Coded:
+    if system.kind == "codec":
+        return code_with_model(model, audio, rate, system.n_q, workdir, entropy)
+    return code_with_opus(audio, rate, system.nominal_kbps, workdir)
+
+
+def _write_results(out_dir: Path, systems: list[System], rows: dict[str, list[dict]],
+                   summaries: dict[str, dict]) -> None:
+    for system in systems:
+        write_csv(out_dir / "results" / f"{system.key}.csv", rows[system.key])
+        write_json(out_dir / "results" / f"{system.key}.json", summaries[system.key])
+    write_csv(out_dir / "files.csv", [r for s in systems for r in rows[s.key]])
+
+
+def _environment() -> dict:
+    return {"toolkit": codec.__version__, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "machine": platform.machine()}
 
 
 def _start_excerpt(item: EvalItem, original: torch.Tensor, rate: int, seconds: float) -> dict:
