@@ -46,7 +46,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codec.audio import resample, write_audio
+from codec.audio import AUDIO_SUFFIXES, resample, write_audio
 from codec.errors import CodecError
 from data_prep import debian, synth
 from data_prep.texts import utterance
@@ -92,7 +92,6 @@ REAL_AUDIO_PACKAGES = ("klettres-data", "asterisk-core-sounds-en-wav",
                        "asterisk-core-sounds-fr-wav", "asterisk-core-sounds-it-wav",
                        "fb-music-high", "drascula-music", "nexuiz-music",
                        "sound-theme-freedesktop")
-AUDIO_SUFFIXES = {".ogg", ".oga", ".flac", ".wav"}
 ARCHIVE_SUFFIXES = {".pk3", ".zip"}
 
 

@@ -48,8 +48,8 @@ if in_stage 2; then
     python - "$clip" "$out/decoded.wav" "$exp" <<'PY'
 import sys
 from codec.audio import read_audio, write_audio
-from codec.checkpoint import load_model
-model = load_model(sys.argv[3])
+from codec.pretrained import load
+model = load(sys.argv[3]).network
 audio, rate = read_audio(sys.argv[1])
 codes = model.encode(audio[None], model.n_q_for_kbps(6))
 write_audio(sys.argv[2], model.decode(codes, audio.shape[-1])[0], rate)
