@@ -145,6 +145,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
+    adapt_threads: bool = True
     valid_audio_clips: int = 3
     valid_kbps: Tuple[float, ...] = (1.5, 3.0, 6.0)
 

@@ -44,6 +44,8 @@ from codec.losses import (
 )
 from codec.model import Codec, compute_model_id
 from codec.monitor import Monitor
+from codec.step_rate import StepRate
+from codec.threads import ThreadTuner
 
 LR_DECAYS = ("cosine", "linear", "constant")
 # Validation crops the latent diagnostics look at: enough for a stable PCA and relevance
@@ -655,6 +657,17 @@ def _train_tags(values: dict[str, float]) -> dict[str, float]:
             for k, v in values.items()}
 
 
+def _watch_speed(rate: StepRate, tuner: ThreadTuner, bar: Any, step: int) -> None:
+    """Time the step just done; let the tuner pick the thread count; say on the progress
+    bar (``None`` on processes that print nothing) when either has news."""
+    seconds = rate.step_done()
+    switched = tuner.observe(seconds) if seconds is not None else None
+    slowed = rate.warning()
+    for message in (switched, slowed and f"warning: {slowed}"):
+        if message and bar is not None:
+            bar.write(f"step {step}: {message}")
+
+
 def fit(config: Config) -> TrainResult:
     """Train (or resume) the run in ``config.run_dir`` until ``train.steps`` or
     ``train.max_minutes``; validate and save at the end."""
@@ -707,6 +720,9 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     metrics = dict(latest.meta.get("metrics", {})) if latest is not None else {}
     window_steps, last_snr = 0, metrics.get("valid/snr", math.nan)
     late = False  # whether train.late_loss was in force at the last step
+    rate = StepRate()
+    adapt = train.adapt_threads and device.type == "cpu"
+    tuner = ThreadTuner(torch.get_num_threads() if adapt else 1)
     try:
         for audio in loader:
             seed_step(train.seed, t.step, distributed.rank, distributed.world_size)
@@ -718,14 +734,17 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
             averages.add(logs)
             t.step += 1
             window_steps += 1
+            _watch_speed(rate, tuner, bar if distributed.is_main else None, t.step)
             if t.step % train.log_every == 0:
                 speed = audio_seconds * window_steps / (time.monotonic() - window_start)
                 logs = averages.pop()
                 monitor.scalars(_train_tags(logs) | {"train/audio_seconds_per_second": speed,
-                                                     "train/skipped_steps": t.skipped_steps},
+                                                     "train/skipped_steps": t.skipped_steps,
+                                                     "train/threads": tuner.current},
                                 t.step)
                 postfix = dict(loss=f"{logs.get('loss/total', math.nan):.3f}",
-                               snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x")
+                               snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x",
+                               rate=f"{rate.current or 0:.2f}/s", threads=tuner.current)
                 if train.max_minutes > 0:  # the bar's own estimate counts steps, not time
                     left = max(60 * train.max_minutes - t.trained_seconds, 0) / 60
                     postfix["left"] = f"{left:.1f}min"
@@ -748,8 +767,10 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                 if t.step % train.checkpoint_every == 0 or last or improved:
                     save(t, metrics, best=improved)
                 window_start = time.monotonic()  # validation is not training time
+                rate.pause()
             elif distributed.is_main and t.step % train.checkpoint_every == 0:
                 save(t, metrics, best=False)
+                rate.pause()  # saving is not training time either
             if out_of_time:
                 stopped = "time"
                 break

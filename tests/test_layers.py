@@ -25,9 +25,11 @@ LAYERS = {
                 "codec.nn.activations", "codec.seanet", "codec.quantize", "codec.model",
                 "codec.audio", "codec.resample", "codec.chunking", "codec.losses",
                 "codec.discriminators", "codec.balancer", "codec.metrics", "codec.data",
-                "codec.bitstream", "codec.entropy", "codec.latents"},
+                "codec.bitstream", "codec.entropy", "codec.latents", "codec.step_rate",
+                "codec.threads"},
     "models on disk": {"codec.checkpoint", "codec.export", "codec.pretrained"},
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
+                 "codec.install_check",
                  "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
                  "codec.cli.info"},
 }
