@@ -104,6 +104,7 @@ DEFAULT_TARGET_LUFS = -23.0
 class DataConfig:
     train: Tuple[str, ...] = ()
     train_weights: Tuple[float, ...] = ()
+    balance: str = "duration"
     valid: str = ""
     segment_seconds: float = 1.0
     target_lufs: Optional[float] = DEFAULT_TARGET_LUFS

@@ -60,6 +60,8 @@ MAX_PEAK = 0.99
 RESAMPLE_CONTEXT = 16
 # Length of the training stream; the sampler, not the dataset, decides the order.
 STREAM_LENGTH = 10 ** 9
+# How TrainCrops picks files within a manifest (see its docstring).
+BALANCES = ("duration", "kind")
 
 
 class Strings:
@@ -93,6 +95,22 @@ class Manifest:
         self.groups = Strings([line["group"] for line in lines])
         self.durations = self.frames / self.sample_rates
         self.cumulative = torch.from_numpy(np.cumsum(self.durations))
+
+    def kinds(self) -> list[str]:
+        """Each file's kind: the top-level folder of its group (``speech/alice`` ->
+        ``speech``)."""
+        return [self.groups[row].split("/")[0] for row in range(len(self))]
+
+    def balanced_cumulative(self) -> torch.Tensor:
+        """Cumulative sampling weights that give every kind the same share of crops (by
+        duration within a kind), however many hours each kind has."""
+        kinds = self.kinds()
+        totals: dict[str, float] = {}
+        for kind, seconds in zip(kinds, self.durations, strict=True):
+            totals[kind] = totals.get(kind, 0.0) + float(seconds)
+        weights = np.array([seconds / totals[kind] for kind, seconds in
+                            zip(kinds, self.durations, strict=True)])
+        return torch.from_numpy(np.cumsum(weights))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -194,14 +212,18 @@ class TrainCrops(_Crops):
     """An endless, index-addressed stream of random crops from one or more manifests.
 
     ``weights`` mixes the manifests (one weight each; empty: in proportion to their
-    hours, as if they were one manifest). ``__getitem__(index)`` returns float32
-    ``[C, T]``, the same for the same (seed, index).
+    hours, as if they were one manifest). Within a manifest, ``balance`` picks files in
+    proportion to their duration (``"duration"``) or gives each kind of audio (the
+    top-level folder of a file's group: speech, music ...) the same share (``"kind"``),
+    so that an hour of music beside twelve minutes of speech does not teach mostly music.
+    ``__getitem__(index)`` returns float32 ``[C, T]``, the same for the same (seed, index).
     """
 
     def __init__(self, manifests: Sequence[str | Path], sample_rate: int, channels: int,
                  segment_seconds: float = 1.0, weights: Sequence[float] = (),
                  target_lufs: Optional[float] = DEFAULT_TARGET_LUFS, salient_min_db: float = -50.0,
-                 salient_retries: int = 5, seed: int = 0, length: int = STREAM_LENGTH):
+                 salient_retries: int = 5, seed: int = 0, length: int = STREAM_LENGTH,
+                 balance: str = "duration"):
         super().__init__(sample_rate, channels, segment_seconds, target_lufs, salient_min_db,
                          salient_retries, seed)
         if not manifests:
@@ -209,6 +231,10 @@ class TrainCrops(_Crops):
         self.manifests = [Manifest(path) for path in manifests]
         self.weights = _mixing_weights(weights, self.manifests)
         self.stream_length = length
+        if balance not in BALANCES:
+            raise CodecError(f"unknown data.balance {balance!r}; choices: {list(BALANCES)}")
+        self.cumulatives = [m.cumulative if balance == "duration" else m.balanced_cumulative()
+                            for m in self.manifests]
 
     def __len__(self) -> int:
         return self.stream_length
@@ -216,10 +242,10 @@ class TrainCrops(_Crops):
     def __getitem__(self, index: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(_mix_seed(self.seed, index, salt=1))
         which = int(torch.multinomial(self.weights, 1, generator=generator))
-        manifest = self.manifests[which]
+        manifest, cumulative = self.manifests[which], self.cumulatives[which]
         position = torch.rand(1, generator=generator, dtype=torch.float64)
-        position = position * manifest.cumulative[-1]
-        row = min(int(torch.searchsorted(manifest.cumulative, position, right=True)),
+        position = position * cumulative[-1]
+        row = min(int(torch.searchsorted(cumulative, position, right=True)),
                   len(manifest) - 1)
         return self._crop(manifest, row, generator)
 
@@ -266,7 +292,8 @@ def build_datasets(data: DataConfig, sample_rate: int, channels: int,
     common = dict(segment_seconds=data.segment_seconds, target_lufs=data.target_lufs,
                   salient_min_db=data.salient_min_db, salient_retries=data.salient_retries,
                   seed=seed)
-    train = TrainCrops(data.train, sample_rate, channels, weights=data.train_weights, **common)
+    train = TrainCrops(data.train, sample_rate, channels, weights=data.train_weights,
+                       balance=data.balance, **common)
     valid = (ValidCrops(data.valid, sample_rate, channels, count=data.valid_crops, **common)
              if data.valid else None)
     return train, valid

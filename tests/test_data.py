@@ -142,6 +142,33 @@ def test_mixing_weights_choose_the_manifest(tmp_path, monkeypatch):
         TrainCrops([first, second], 8000, 1, weights=(1.0,))
 
 
+def test_balance_by_kind_gives_a_short_kind_the_same_share_as_a_long_one(tmp_path,
+                                                                          monkeypatch):
+    music = [write(tmp_path / f"m{i}.wav", noise(8.0, 8000, 0.1, seed=i), 8000) for i in range(4)]
+    speech = [write(tmp_path / "s.wav", noise(2.0, 8000, 0.1, seed=9), 8000)]
+    rows = [json.loads(line) for line in make_manifest(tmp_path / "m.jsonl", music).open()]
+    rows += [json.loads(line) for line in make_manifest(tmp_path / "s.jsonl", speech).open()]
+    for row in rows:
+        row["group"] = ("speech/" if row["path"].endswith("s.wav") else "music/") + row["group"]
+    manifest = tmp_path / "all.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    read = []
+    real = data.read_crop
+    monkeypatch.setattr(data, "read_crop", lambda path, *a: read.append(path) or real(path, *a))
+
+    def speech_share(balance: str) -> float:
+        read.clear()
+        crops = TrainCrops([manifest], 8000, 1, segment_seconds=0.5, balance=balance)
+        for index in range(400):
+            crops[index]
+        return sum(Path(p).name == "s.wav" for p in read) / len(read)
+
+    assert speech_share("duration") == pytest.approx(2 / 34, abs=0.04)
+    assert speech_share("kind") == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(CodecError, match="choices"):
+        TrainCrops([manifest], 8000, 1, balance="genre")
+
+
 def test_valid_crops_are_fixed_and_go_round_the_groups(tmp_path):
     files = [write(tmp_path / f"{i}.wav", noise(2.0, 8000, 0.1, seed=i), 8000) for i in range(3)]
     manifest = make_manifest(tmp_path / "v.jsonl", files)

@@ -31,7 +31,7 @@ LAYERS = {
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
                  "codec.install_check",
                  "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
-                 "codec.cli.info", "codec.install_check"},
+                 "codec.cli.info"},
 }
 
 
