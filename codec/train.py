@@ -2,7 +2,8 @@
 
 The loop in one breath: build the model, the optional discriminator, their AdamW
 optimisers and warmup+cosine schedules; resume from the run's newest readable
-checkpoint if there is one; then for each step take the batch whose indices are
+checkpoint if there is one, or else start from ``train.init_from``'s weights
+(codec/finetune.py); then for each step take the batch whose indices are
 ``step * batch_size + j`` (so the step *is* the data position), run ``train_step``,
 log, validate, checkpoint. Rerunning the same command resumes the run.
 
