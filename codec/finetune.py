@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from codec.config import ConfigError, ModelConfig, from_dict
+from codec.config import ConfigError, ModelConfig
 from codec.errors import CodecError
 from codec.model import Codec
 
@@ -79,24 +79,13 @@ class Transfer:
 def read_source(path: str | Path) -> SourceModel:
     """The model at ``path``: an exported file, a checkpoint directory, its
     model.safetensors, or a run directory (its best/, else its newest checkpoint)."""
-    from codec.checkpoint import read_checkpoint, resolve_model_path
-    from codec.export import is_exported, load_exported
-    from codec.model import compute_model_id
+    from codec.pretrained import load
 
-    path = Path(path)
-    if path.is_file() and is_exported(path):
-        model = load_exported(path)
-        return SourceModel(path, model.model_id, model.config,
-                           _with_fresh_statistics(model.state_dict(), model.config.n_q))
-    model_file = resolve_model_path(path)
-    checkpoint = read_checkpoint(model_file.parent, train_state=False)
-    config = from_dict(ModelConfig, checkpoint.meta["config"]["model"])
-    model_id = checkpoint.meta.get("model_id")
-    if not model_id:
-        model = Codec(config)
-        model.load_state_dict(checkpoint.model_state)
-        model_id = compute_model_id(model)
-    return SourceModel(model_file, model_id, config, checkpoint.model_state)
+    model = load(path)
+    state = model.network.state_dict()
+    if model.source.kind == "export":
+        state = _with_fresh_statistics(state, model.network.config.n_q)
+    return SourceModel(model.source.model_file, model.model_id, model.network.config, state)
 
 
 def _with_fresh_statistics(state: dict[str, torch.Tensor], n_q: int) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@
 # --source: the model to start from (run dir, checkpoint or exported file); by default
 # the quickstart's (bash recipes/quickstart/run.sh), trained on --data's manifests.
 # --group: the domain, a group prefix of --data's manifests: music, or one voice such
-# as speech/fr-m2 (a voice from the test split was never heard by the source).
+# as speech/VOICE (a voice from the test split was never heard by the source).
 # Stages (each skips what is already done; rerun to resume):
 #   0  the domain's train/valid/test manifests (data_prep.domain) in EXP/data
 #   1  fine-tune --source on the domain for --minutes (EXP/finetuned)
