@@ -5,11 +5,14 @@ Layout of a run directory::
 
     RUN/config.yaml                     the resolved config the run was started with
     RUN/checkpoints/step-000500/        one checkpoint (the last ``keep_last`` are kept)
-        model.safetensors               model weights and quantiser buffers; the header
+        model.safetensors               model weights (their average under
+                                        train.weight_ema) and quantiser buffers; the header
                                         metadata holds the ModelConfig, so the file alone
                                         is enough to rebuild the model
         train_state.safetensors         tensors of optimisers, discriminator, RNG states
+                                        (and the trained weights under train.weight_ema)
         meta.json                       resolved Config, step, model_id, metrics, the
+                                        model the run started from (init_from), the
                                         non-tensor parts of the training state, and the
                                         size and SHA-256 of each file above
     RUN/best/                           the same files for the best validation score
@@ -162,11 +165,12 @@ def model_metadata(model_config: ModelConfig, model_id: str | None,
 def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tensor],
                     config: Any, step: int, model_id: str | None = None,
                     metrics: dict[str, float] | None = None,
-                    train_state: dict | None = None) -> Path:
+                    train_state: dict | None = None, origin: dict | None = None) -> Path:
     """Write one checkpoint atomically to ``directory`` (replacing it if it exists).
 
     ``config`` is the resolved :class:`codec.config.Config`; ``train_state`` any nested
-    state (see :func:`pack_state`), omitted for a weights-only checkpoint such as ``best``.
+    state (see :func:`pack_state`), omitted for a weights-only checkpoint such as ``best``;
+    ``origin`` the model the run started from (``train.init_from``: path and model id).
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +199,7 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
         "model_id": model_id,
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "config": to_dict(config),
+        "init_from": origin,
         "train_state": state_json,
         "files": {name: _file_record(path) for name, path in files.items()},
     }

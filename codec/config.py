@@ -149,6 +149,14 @@ class TrainConfig:
     adapt_threads: bool = True
     valid_audio_clips: int = 3
     valid_kbps: Tuple[float, ...] = (1.5, 3.0, 6.0)
+    # Start from another model's weights (a run, checkpoint or exported file) instead of
+    # random ones; a run that has checkpoints resumes from them instead.
+    init_from: Optional[str] = None
+    # Parts whose weights (and, for the quantizer, codebooks) do not train.
+    freeze: Tuple[str, ...] = ()
+    # Decay of an average of the generator's weights that validation, best/ and the
+    # checkpoints' model files hold (e.g. 0.999); null or 0: off.
+    weight_ema: Optional[float] = None
 
 
 @dataclass

@@ -104,6 +104,8 @@ class VectorQuantizer(nn.Module):
         self.kmeans_iters = kmeans_iters
         self.dead_code_threshold = dead_code_threshold
         self.epsilon = epsilon
+        # A frozen codebook keeps its codewords: no EMA updates, no revival (fine-tuning).
+        self.frozen = False
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("embed", torch.randn(codebook_size, dim) * 0.01)
         self.register_buffer("embed_sum", self.embed.clone())
@@ -163,14 +165,15 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Latents ``[B, D, T]`` -> (quantised ``[B, D, T]`` without gradient, codes ``[B, T]``,
-        stats). In training mode the codebook is updated from this batch."""
+        stats). In training mode the codebook is updated from this batch, unless frozen."""
         batch = latents.shape[0]
         vectors = rearrange(latents, "b d t -> (b t) d").detach().float()
         stats = {"revived": 0}
-        if self.training and not bool(self.initialized):
+        learning = self.training and not self.frozen
+        if learning and not bool(self.initialized):
             self._init_with_kmeans(vectors)
         codes = self.quantize(vectors)
-        if self.training:
+        if learning:
             self._ema_update(vectors, codes)
             stats["revived"] = self._revive_dead_codes(vectors)
         codes = rearrange(codes, "(b t) -> b t", b=batch)

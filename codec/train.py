@@ -2,7 +2,8 @@
 
 The loop in one breath: build the model, the optional discriminator, their AdamW
 optimisers and warmup+cosine schedules; resume from the run's newest readable
-checkpoint if there is one; then for each step take the batch whose indices are
+checkpoint if there is one, or else start from ``train.init_from``'s weights
+(codec/finetune.py); then for each step take the batch whose indices are
 ``step * batch_size + j`` (so the step *is* the data position), run ``train_step``,
 log, validate, checkpoint. Rerunning the same command resumes the run.
 
@@ -34,6 +35,7 @@ import torch.distributed as dist
 from torch import nn
 
 from codec import checkpoint as ckpt
+from codec import finetune
 from codec.config import Config, ConfigError, LossWeights, save_yaml, to_dict
 from codec.errors import CodecError
 from codec.losses import (
@@ -46,6 +48,7 @@ from codec.model import Codec, compute_model_id
 from codec.monitor import Monitor
 from codec.step_rate import StepRate
 from codec.threads import ThreadTuner
+from codec.weight_average import WeightAverage
 
 LR_DECAYS = ("cosine", "linear", "constant")
 # Validation crops the latent diagnostics look at: enough for a stable PCA and relevance
@@ -235,6 +238,8 @@ class Trainer:
     bad_steps: int = 0                 # non-finite steps in a row
     skipped_steps: int = 0             # non-finite steps in all
     trained_seconds: float = 0.0       # wall-clock time in the training loop, all runs
+    weight_average: WeightAverage | None = None  # train.weight_ema
+    origin: dict | None = None         # train.init_from: path and model id of the source
 
     def budget_used(self) -> float:
         """Share of ``train.max_minutes`` spent so far (0 without a time budget)."""
@@ -255,6 +260,13 @@ class Trainer:
         if self.late_loss_active():
             return replace(self.config.loss, **self.config.train.late_loss)
         return self.config.loss
+
+    def validated_model(self) -> Codec:
+        """What validation, best/ and checkpoints' model files hold: the weight average
+        (``train.weight_ema``) when on, else the model itself."""
+        if self.weight_average is None:
+            return self.codec
+        return self.weight_average.averaged(self.codec)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -367,6 +379,8 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
         return _skip_step(t, snapshot, "generator")
     t.optimizer.step()
     t.scheduler.step()
+    if t.weight_average is not None:
+        t.weight_average.update(t.codec)
     t.bad_steps = 0
 
     logs.update({f"loss/{name}": float(v) for name, v in zip(losses, values[1:], strict=True)})
@@ -395,8 +409,8 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     check_train_options(config)
     torch.manual_seed(train.seed)  # the same initial weights on every process
     codec = (Codec(config.model) if network is None else network).to(device)
-    optimizer = torch.optim.AdamW(codec.parameters(), lr=train.lr, betas=tuple(train.betas),
-                                  weight_decay=train.weight_decay)
+    optimizer = torch.optim.AdamW(finetune.freeze(codec, train.freeze), lr=train.lr,
+                                  betas=tuple(train.betas), weight_decay=train.weight_decay)
     t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer, scheduler=None,
                 recon=ReconstructionLoss(config.model.sample_rate).to(device), device=device,
                 dist=distributed or Distributed(),
@@ -416,15 +430,21 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
                                          t.budget_used)
     if train.balancer:
         t.balancer = Balancer({k: getattr(config.loss, k) for k in OUTPUT_LOSSES})
+    if train.weight_ema:
+        t.weight_average = WeightAverage(codec, train.weight_ema)
     return t
 
 
 def check_train_options(config: Config) -> None:
-    """ConfigError for a ``train.best`` or ``train.late_loss`` that could not be applied
-    as written."""
+    """ConfigError for a ``train.best``, ``train.freeze``, ``train.weight_ema`` or
+    ``train.late_loss`` that could not be applied as written."""
     train = config.train
     if train.best not in BEST_CHOICES:
         raise ConfigError(f"train.best must be one of {BEST_CHOICES}, got {train.best!r}")
+    finetune.check_freeze(train.freeze)
+    if train.weight_ema is not None and not 0 <= train.weight_ema < 1:
+        raise ConfigError(f"train.weight_ema is a decay in [0, 1) (0 or null: off), got "
+                          f"{train.weight_ema}")
     if not train.late_loss:
         return
     known = {f.name for f in fields(LossWeights)}
@@ -466,14 +486,41 @@ def train_state(t: Trainer) -> dict:
                      disc_scheduler=t.disc_scheduler.state_dict())
     if t.balancer is not None:
         state["balancer"] = t.balancer.state_dict()  # running averages of gradient norms
+    if t.weight_average is not None:
+        # model.safetensors holds the average (what is validated and used); the weights
+        # being trained go here.
+        state["weight_average"] = {**t.weight_average.state_dict(),
+                                   "trained_model": t.codec.state_dict()}
     return state
+
+
+def _restore_weights(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
+    """The trained weights and their average, whether or not the checkpoint's run (or
+    this one) averages: without an average, model.safetensors holds the trained weights."""
+    saved = (checkpoint.train_state or {}).get("weight_average")
+    t.codec.load_state_dict(saved["trained_model"] if saved else checkpoint.model_state)
+    if t.weight_average is not None and saved:
+        t.weight_average.load_state_dict(saved, checkpoint.model_state)
+    elif t.weight_average is not None:
+        t.weight_average.reset(t.codec)
+
+
+def start_from(t: Trainer, path: str | Path) -> finetune.Transfer:
+    """Load the weights of the model at ``path`` (``train.init_from``) into a new run;
+    its optimiser state and step count stay as built (fresh)."""
+    source = finetune.read_source(path)
+    transfer = finetune.transfer(t.codec, source)
+    t.origin = source.origin()
+    if t.weight_average is not None:
+        t.weight_average.reset(t.codec)
+    return transfer
 
 
 def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     """Load a checkpoint into ``t``; CodecError naming the fields if the model differs."""
     ckpt.check_model_config(t.config.model, checkpoint)
     state = checkpoint.train_state or {}
-    t.codec.load_state_dict(checkpoint.model_state)
+    _restore_weights(t, checkpoint)
     t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
     if t.disc is not None and "disc" in state:
@@ -487,19 +534,22 @@ def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     t.bad_steps = int(state.get("bad_steps", 0))
     t.skipped_steps = int(state.get("skipped_steps", 0))
     t.trained_seconds = float(state.get("trained_seconds", 0.0))
+    t.origin = checkpoint.meta.get("init_from")
 
 
 def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
     """A step checkpoint (pruned to ``train.keep_last``), and ``best`` if it improved."""
-    run_dir = Path(t.config.run_dir)
-    model_id = compute_model_id(t.codec)
+    run_dir, model = Path(t.config.run_dir), t.validated_model()
+    model_id = compute_model_id(model)
     ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(t.step),
-                         model_state=t.codec.state_dict(), config=t.config, step=t.step,
-                         model_id=model_id, metrics=metrics, train_state=train_state(t))
+                         model_state=model.state_dict(), config=t.config, step=t.step,
+                         model_id=model_id, metrics=metrics, train_state=train_state(t),
+                         origin=t.origin)
     ckpt.prune_checkpoints(run_dir, t.config.train.keep_last)
     if best:
-        ckpt.save_checkpoint(run_dir / ckpt.BEST_DIR, model_state=t.codec.state_dict(),
-                             config=t.config, step=t.step, model_id=model_id, metrics=metrics)
+        ckpt.save_checkpoint(run_dir / ckpt.BEST_DIR, model_state=model.state_dict(),
+                             config=t.config, step=t.step, model_id=model_id, metrics=metrics,
+                             origin=t.origin)
 
 
 # ---------------------------------------------------------------------------
@@ -535,14 +585,32 @@ def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dic
     ``valid/score`` (lower is better; picks ``best`` unless ``train.best`` is
     ``latest``) is the mel distance averaged over the validated bitrates, so that a
     model good at one bitrate only does not win.
+
+    Under ``train.weight_ema`` all of this is of the weight average, and the trained
+    weights' metrics are logged beside it under ``valid_raw/``.
     """
+    was_training = t.codec.training
+    t.codec.eval()
+    codec = t.validated_model()
+    counts = valid_bitrates(codec, t.config.train.valid_kbps)
+    results = _valid_metrics(t, codec, clips, counts, "valid")
+    if t.weight_average is not None:
+        results |= _valid_metrics(t, t.codec, clips, counts, "valid_raw")
+    monitor.scalars(results, t.step)
+    _log_clips(t, codec, clips[:t.config.train.valid_audio_clips], counts, monitor)
+    _log_latents(t, codec, clips, monitor)
+    monitor.flush()
+    t.codec.train(was_training)
+    return results
+
+
+def _valid_metrics(t: Trainer, codec: Codec, clips: Sequence[torch.Tensor], counts: list[int],
+                   prefix: str) -> dict[str, float]:
+    """``validate``'s scalars for ``codec`` (eval mode), named ``{prefix}/...``."""
     from codec import metrics as M
     from codec.quantize import codebook_usage
 
-    codec, sample_rate = t.codec, t.codec.sample_rate
-    was_training = codec.training
-    codec.eval()
-    counts = valid_bitrates(codec, t.config.train.valid_kbps)
+    sample_rate = codec.sample_rate
     sums: dict[str, float] = defaultdict(float)
     peaks = {n_q: 0.0 for n_q in counts}
     all_codes = []
@@ -564,35 +632,30 @@ def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dic
 
     results: dict[str, float] = {}
     for n_q in counts:
-        label = f"valid/{codec.bitrate(n_q) / 1000:g}kbps"
+        label = f"{prefix}/{codec.bitrate(n_q) / 1000:g}kbps"
         for name in ("snr", "si_sdr", "rms_ratio", "mel_distance"):
             results[f"{label}/{name}"] = sums[f"{n_q}/{name}"] / len(clips)
         results[f"{label}/peak"] = peaks[n_q]
-    full = f"valid/{codec.bitrate() / 1000:g}kbps"
+    full = f"{prefix}/{codec.bitrate() / 1000:g}kbps"
     for name in ("snr", "si_sdr", "rms_ratio", "mel_distance", "peak"):
-        results[f"valid/{name}"] = results[f"{full}/{name}"]
-    results["valid/score"] = sum(results[f"valid/{codec.bitrate(n) / 1000:g}kbps/mel_distance"]
-                                 for n in counts) / len(counts)
+        results[f"{prefix}/{name}"] = results[f"{full}/{name}"]
+    results[f"{prefix}/score"] = sum(
+        results[f"{prefix}/{codec.bitrate(n) / 1000:g}kbps/mel_distance"]
+        for n in counts) / len(counts)
     codes = torch.cat([c.transpose(0, 1).reshape(c.shape[1], -1) for c in all_codes], dim=1)
     for index in range(codes.shape[0]):
         usage, perplexity = codebook_usage(codes[index], codec.config.codebook_size)
-        results[f"valid/codebook/{index}/usage"] = usage
-        results[f"valid/codebook/{index}/perplexity"] = perplexity
-
-    monitor.scalars(results, t.step)
-    _log_clips(t, clips[:t.config.train.valid_audio_clips], counts, monitor)
-    _log_latents(t, clips, monitor)
-    monitor.flush()
-    codec.train(was_training)
+        results[f"{prefix}/codebook/{index}/usage"] = usage
+        results[f"{prefix}/codebook/{index}/perplexity"] = perplexity
     return results
 
 
-def _log_clips(t: Trainer, clips: Sequence[torch.Tensor], counts: list[int],
+def _log_clips(t: Trainer, codec: Codec, clips: Sequence[torch.Tensor], counts: list[int],
                monitor: Monitor) -> None:
     """Audio and mel images: originals once per process, decodings at every validation."""
     if not monitor.enabled:
         return
-    codec, sample_rate = t.codec, t.codec.sample_rate
+    sample_rate = codec.sample_rate
     first = not monitor.originals_logged
     for index, clip in enumerate(clips):
         if first:
@@ -608,14 +671,15 @@ def _log_clips(t: Trainer, clips: Sequence[torch.Tensor], counts: list[int],
     monitor.originals_logged = True
 
 
-def _log_latents(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> None:
+def _log_latents(t: Trainer, codec: Codec, clips: Sequence[torch.Tensor],
+                 monitor: Monitor) -> None:
     """Latent diagnostics (variance, PCA, rate, relevance; see codec.latents) on the
     first ``DIAGNOSTIC_CROPS`` validation crops of the first crop's length."""
     if not monitor.enabled or not clips:
         return
     crops = [c for c in clips[:DIAGNOSTIC_CROPS] if c.shape == clips[0].shape]
     if len(crops) >= 2:  # the relevance probe fits on half the crops, scores on the rest
-        monitor.latent_diagnostics(t.codec, torch.stack(crops), t.step)
+        monitor.latent_diagnostics(codec, torch.stack(crops), t.step)
 
 
 # ---------------------------------------------------------------------------
@@ -693,8 +757,14 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     train_set, valid_set = build_datasets(config)
     t = build_trainer(config, device, distributed)
     latest = ckpt.latest_checkpoint(run_dir)
-    if latest is not None:
+    if latest is not None:  # a rerun resumes, even when it names train.init_from
         restore(t, latest)
+    elif train.init_from:
+        transfer = start_from(t, train.init_from)
+        if distributed.is_main:
+            print(f"{run_dir}: starting from {t.origin['path']} (model {t.origin['model_id']}): "
+                  f"{transfer.describe()}")
+    finetune.check_frozen_codebooks(t.codec)
     wrap_distributed(t)
     if t.step >= train.steps or t.budget_used() >= 1:
         if distributed.is_main:
@@ -707,6 +777,8 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                       purge_step=t.step + 1 if latest is not None else None)
     if latest is None:
         monitor.text("config", "```\n" + _yaml(config) + "\n```")
+        if t.origin is not None:
+            monitor.text("init_from", f"{t.origin['path']} (model {t.origin['model_id']})")
     loader = torch.utils.data.DataLoader(
         train_set, num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
         batch_sampler=StepBatches(t.step, train.steps, config.data.batch_size, len(train_set),

@@ -32,14 +32,15 @@ train_codec() {
     data.valid="$manifests/valid.jsonl" "$@" $overrides
 }
 
-# train_for_minutes CONF EXP MANIFESTS MINUTES: train_codec with a wall-clock budget.
+# train_for_minutes CONF EXP MANIFESTS MINUTES [key=value ...]: train_codec with a
+# wall-clock budget.
 # A rerun after a kill resumes and spends only what is left of the budget (checkpoints
 # carry the time spent); EXP/.done marks a finished run, which is then left alone.
 train_for_minutes() {
   if [ -f "$2/.done" ]; then
     echo "$2 is trained already (delete $2/.done to train it further)"
   else
-    train_codec "$1" "$2" "$3" train.max_minutes="$4"
+    train_codec "$1" "$2" "$3" train.max_minutes="$4" "${@:5}"
     touch "$2/.done"
   fi
 }

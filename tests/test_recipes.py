@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -144,3 +145,41 @@ def test_quickstart_trains_and_codes_a_test_clip(tmp_path):
     assert "SNR" in done.stdout and "RMS ratio" in done.stdout
     assert (tmp_path / "exp" / "quickstart" / ".done").is_file()
     assert "tensorboard --logdir" in done.stdout
+
+
+def _two_domains(root: Path) -> Path:
+    """Music and speech folders of four groups each (one goes to valid, one to test)."""
+    for kind, base in (("music", 220), ("speech", 150)):
+        for group in range(4):
+            folder = root / "audio" / kind / f"{kind}{group}"
+            folder.mkdir(parents=True)
+            t = np.arange(24000) / 16000
+            wave = 0.2 * np.sin(2 * np.pi * (base + 30 * group) * t)
+            soundfile.write(folder / "a.wav", wave.astype(np.float32), 16000)
+    return root / "audio"
+
+
+def test_finetune_recipe_compares_before_finetuned_and_scratch(tmp_path):
+    audio, data, source = _two_domains(tmp_path), tmp_path / "data", tmp_path / "source"
+    steps = [[sys.executable, "-m", "data_prep.manifest", str(audio), "-o", str(data)],
+             [sys.executable, "-m", "codec.train",
+              str(RECIPES / "quickstart" / "conf" / "quickstart.yaml"), f"run_dir={source}",
+              f"data.train=[{data}/train.jsonl]", f"data.valid={data}/valid.jsonl",
+              *TINY.split()]]
+    for command in steps:
+        done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    exp = tmp_path / "exp"
+    done = subprocess.run(
+        ["bash", str(RECIPES / "finetune" / "run.sh"), "--data", str(data), "--source",
+         str(source), "--group", "music", "--minutes", "0.05", "--exp", str(exp),
+         "--kbps", "7.2", "--overrides", TINY],
+        capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    test_files = [json.loads(line)["path"] for line in (exp / "data" / "test.jsonl").open()]
+    assert test_files and all("/music/" in path for path in test_files)
+    meta = json.loads((exp / "finetuned" / "best" / "meta.json").read_text())
+    assert meta["init_from"]["path"].startswith(str(source))
+    assert json.loads((exp / "scratch" / "best" / "meta.json").read_text())["init_from"] is None
+    table = done.stdout[done.stdout.index("model  "):]
+    assert all(name in table for name in ("before", "finetuned", "scratch", "SNR"))

@@ -11,7 +11,7 @@ from train_corpus import make_corpus, tiny_config, tiny_overrides
 
 from codec import cli
 from codec import train as train_module
-from codec.checkpoint import latest_checkpoint, read_checkpoint
+from codec.checkpoint import latest_checkpoint, read_checkpoint, step_dir_name
 from codec.errors import CodecError
 from codec.monitor import Monitor
 from codec.pretrained import load
@@ -312,3 +312,58 @@ def test_cli_trains_and_reports_bad_config(corpus, tmp_path, capsys):
     assert (tmp_path / "run" / "checkpoints" / "step-000002").is_dir()
     assert cli.main(["train", str(base), *overrides, "train.lr_decay=sideways"]) == 2
     assert "train.lr_decay" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def averaged_run(corpus, tmp_path_factory) -> Path:
+    """A finished 6-step run with train.weight_ema, checkpoints at steps 3 and 6."""
+    _, manifests = corpus
+    root = tmp_path_factory.mktemp("averaged")
+    fit(tiny_config(root, manifests, **{"train.weight_ema": 0.9}))
+    return root / "run"
+
+
+def test_weight_average_survives_a_kill_and_resume(averaged_run, tmp_path, corpus):
+    _, manifests = corpus
+    shutil.copytree(averaged_run, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000006")
+    restored = build_trainer(tiny_config(tmp_path, manifests, **{"train.weight_ema": 0.9}))
+    step3 = latest_checkpoint(tmp_path / "run")
+    train_module.restore(restored, step3)
+    _assert_same(step3.model_state, restored.validated_model().state_dict())
+    _assert_same(step3.train_state["weight_average"]["trained_model"], restored.codec.state_dict())
+    assert restored.weight_average.updates == 3
+
+    assert fit(tiny_config(tmp_path, manifests, **{"train.weight_ema": 0.9})).step == 6
+    for name in ("model.safetensors", "train_state.safetensors"):
+        resumed = load_file(tmp_path / "run" / "checkpoints" / "step-000006" / name)
+        uninterrupted = load_file(averaged_run / "checkpoints" / "step-000006" / name)
+        _assert_same(uninterrupted, resumed)
+
+
+def test_best_and_export_hold_the_weight_average(averaged_run):
+    best = read_checkpoint(averaged_run / "best", train_state=False)
+    step = read_checkpoint(averaged_run / "checkpoints" / step_dir_name(best.step))
+    trained = step.train_state["weight_average"]["trained_model"]
+    _assert_same(step.model_state, best.model_state)
+    name = next(k for k in trained if k.endswith("original1"))
+    assert not torch.equal(trained[name], best.model_state[name])  # an average, not the last
+    model = load(averaged_run)  # what codec export and codec encode load
+    assert torch.equal(model.network.state_dict()[name], best.model_state[name])
+
+
+def test_tensorboard_shows_the_averaged_and_the_trained_weights(averaged_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(averaged_run / "tb"))
+    events.Reload()
+    averaged = [e.value for e in events.Scalars("valid/snr")]
+    trained = [e.value for e in events.Scalars("valid_raw/snr")]
+    assert len(averaged) == len(trained) == 2 and averaged != trained
+    assert "valid_raw/2.4kbps/mel_distance" in events.Tags()["scalars"]
+
+
+def test_weight_ema_outside_zero_one_is_a_config_error(corpus, tmp_path):
+    _, manifests = corpus
+    with pytest.raises(CodecError, match=r"train.weight_ema is a decay in \[0, 1\)"):
+        build_trainer(tiny_config(tmp_path, manifests, **{"train.weight_ema": 1.0}))
