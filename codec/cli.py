@@ -13,7 +13,8 @@ import sys
 from codec.errors import CodecError
 
 # Sub-command modules, imported when the parser is built.
-COMMAND_MODULES = ("codec.train", "codec.compress", "codec.export", "codec.info")
+COMMAND_MODULES = ("codec.train", "codec.compress", "codec.stream_cli", "codec.export",
+                   "codec.info")
 
 
 def build_parser() -> argparse.ArgumentParser:
