@@ -144,3 +144,16 @@ def test_quickstart_trains_and_codes_a_test_clip(tmp_path):
     assert "SNR" in done.stdout and "RMS ratio" in done.stdout
     assert (tmp_path / "exp" / "quickstart" / ".done").is_file()
     assert "tensorboard --logdir" in done.stdout
+
+
+def test_causal_cpu_hour_recipe_trains_a_causal_model(tmp_path):
+    audio = _speakers(tmp_path)
+    exp = tmp_path / "exp"
+    done = subprocess.run(
+        ["bash", str(RECIPES / "cpu_hour_causal" / "run.sh"), str(audio), "--stop-stage", "1",
+         "--minutes", "0.5", "--manifests", str(tmp_path / "m"), "--exp", str(exp),
+         "--overrides", TINY], capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "m" / "test.jsonl").is_file() and (exp / ".done").is_file()
+    trained = load_config([exp / "config.yaml"])
+    assert trained.model.causal and trained.train.late_loss  # cpu_hour's, made causal
