@@ -87,10 +87,11 @@ def encode_pcm_stream(model, source: BinaryIO, sink: BinaryIO, *, channels: int,
         model_id=model_id_of(model), sample_rate=model.sample_rate,
         hop_length=model.hop_length, coded_channels=model.config.channels, channels=channels,
         n_q=n_q, codebook_size=model.config.codebook_size, gain=gain, model_hint=model_hint)
-    items_from_channels(torch.zeros(channels, 0), model.config.channels)  # layout check
-    encoder = StreamingEncoder(model, n_q)  # refuses a non-causal model before any output
-    writer = PacketWriter(sink, header)
     device = next(model.parameters()).device
+    encoder = StreamingEncoder(model, n_q)  # refuses a non-causal model before any output
+    # An empty first block checks the channel layout and fixes the stream's batch size.
+    encoder.push(items_from_channels(torch.zeros(channels, 0), model.config.channels).to(device))
+    writer = PacketWriter(sink, header)
     held: list[torch.Tensor] = []
     samples = frames = 0
     for block in read_pcm(source, channels, model.hop_length):

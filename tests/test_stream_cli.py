@@ -129,9 +129,9 @@ def test_cli_warns_where_a_cut_stream_stopped(run):
     done = subprocess.run(codec_command("stream-decode", "--model", str(run)),
                           input=stream[:-5], capture_output=True, env=env(), timeout=300)
     assert done.returncode == 0
-    assert len(done.stdout) == 4 * HOP * 2
+    assert len(done.stdout) == 5 * HOP * 2  # all five frames; only the last packet is cut
     warning = done.stderr.decode().strip()
-    assert warning.startswith("codec stream-decode: warning:") and "decoded 4 frames" in warning
+    assert warning.startswith("codec stream-decode: warning:") and "decoded 5 frames" in warning
 
 
 @pytest.mark.parametrize("args, problem", [
@@ -151,3 +151,12 @@ def test_cli_refuses_a_non_causal_model(tmp_path):
                           input=pcm(HOP, 1), capture_output=True, env=env(), timeout=300)
     assert done.returncode == 2 and done.stdout == b""
     assert "causal" in done.stderr.decode() and len(done.stderr.decode().splitlines()) == 1
+
+
+def test_empty_input_makes_an_empty_complete_stream(run):
+    model = load_coding_model(str(run))
+    sink = io.BytesIO()
+    encode_pcm_stream(model, io.BytesIO(b""), sink, channels=2, n_q=1)
+    out = io.BytesIO()
+    summary = decode_pcm_stream(model, PacketReader(io.BytesIO(sink.getvalue())), out)
+    assert summary.complete and summary.samples == 0 and out.getvalue() == b""
