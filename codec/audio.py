@@ -18,6 +18,9 @@ from scipy.signal import lfilter
 
 from codec.errors import CodecError
 
+# File names taken for audio when folders are walked (reading never looks at the name).
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
+                            ".aifc", ".au", ".caf", ".w64", ".rf64"})
 # BS.1770 gating needs at least one 400 ms block.
 MIN_LOUDNESS_SECONDS = 0.4
 # ITU-R BS.1770-4 as torchaudio.functional.loudness applies it: L, R, C weighted 1.0 and

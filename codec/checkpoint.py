@@ -1,4 +1,5 @@
-"""Checkpoints: atomic, pickle-free, resumable; and ``load_model`` for everyone else.
+"""Training checkpoints: atomic, pickle-free, resumable (``codec.pretrained`` loads a
+trained model from one for coding).
 
 Layout of a run directory::
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -217,7 +217,7 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
 # Reading
 
 
-def _read_meta(directory: Path) -> dict:
+def read_meta(directory: Path) -> dict:
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         raise CheckpointError(f"{directory}: not a checkpoint (no {META_FILE})")
@@ -233,7 +233,7 @@ def _read_meta(directory: Path) -> dict:
     return meta
 
 
-def _verify_file(directory: Path, name: str, record: dict) -> None:
+def verify_file(directory: Path, name: str, record: dict) -> None:
     path = directory / name
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
@@ -244,7 +244,7 @@ def _verify_file(directory: Path, name: str, record: dict) -> None:
         raise CheckpointError(f"{path}: damaged (content does not match its SHA-256)")
 
 
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:
@@ -254,14 +254,14 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 def read_checkpoint(directory: str | Path, *, train_state: bool = True) -> Checkpoint:
     """Read and verify a checkpoint directory; CheckpointError if it is damaged."""
     directory = Path(directory)
-    meta = _read_meta(directory)
+    meta = read_meta(directory)
     wanted = [MODEL_FILE] + ([STATE_FILE] if train_state and meta.get("train_state") else [])
     for name in wanted:
-        _verify_file(directory, name, meta["files"][name])
-    model_state = _load_tensors(directory / MODEL_FILE)
+        verify_file(directory, name, meta["files"][name])
+    model_state = load_tensors(directory / MODEL_FILE)
     state = None
     if STATE_FILE in wanted:
-        state = unpack_state(meta["train_state"], _load_tensors(directory / STATE_FILE))
+        state = unpack_state(meta["train_state"], load_tensors(directory / STATE_FILE))
     return Checkpoint(directory, meta, model_state, state)
 
 
@@ -309,7 +309,7 @@ def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Model configuration checks and load_model
+# Model configuration checks
 
 
 def config_differences(expected: ModelConfig, found: ModelConfig) -> list[str]:
@@ -328,88 +328,3 @@ def check_model_config(expected: ModelConfig, checkpoint: Checkpoint) -> None:
             f"{checkpoint.path} holds a model with a different configuration "
             f"(checkpoint != config): {'; '.join(differences)}. Use another run_dir, "
             f"or set these model fields back.")
-
-
-def _model_from_file(path: Path, device: str | torch.device) -> Any:
-    """Build a Codec from a model.safetensors whose header names its config."""
-    from safetensors import safe_open
-
-    from codec.model import Codec, compute_model_id
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{path}: cannot be read ({error})") from None
-    if metadata.get("format") == "codec-export":  # an inference-only file (codec/export.py)
-        from codec.export import load_exported
-
-        return load_exported(path, device)
-    if metadata.get("format") != FORMAT or "model_config" not in metadata:
-        raise CheckpointError(f"{path}: a safetensors file without a codec model config")
-    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
-    model = Codec(config)
-    state = _load_tensors(path)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit its config ({error})") from None
-    model.model_id = metadata.get("model_id") or compute_model_id(model)
-    if "target_lufs" in metadata:
-        model.target_lufs = json.loads(metadata["target_lufs"])
-    return model.to(device).eval()
-
-
-def resolve_model_path(path: str | Path) -> Path:
-    """The model.safetensors that ``path`` names: a run directory (its ``best``, else its
-    newest readable checkpoint), a checkpoint directory, or the file itself."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no such file or directory")
-    if (path / MODEL_FILE).is_file():
-        return path / MODEL_FILE
-    if (path / BEST_DIR / MODEL_FILE).is_file():
-        return path / BEST_DIR / MODEL_FILE
-    latest = latest_checkpoint(path, train_state=False)
-    if latest is not None:
-        return latest.path / MODEL_FILE
-    raise CheckpointError(f"{path}: not a model (expected a run directory with best/ or "
-                          f"checkpoints/, a checkpoint directory, or a {MODEL_FILE})")
-
-
-def _exported_loader(path: Path) -> Any:
-    """codec.export's loader when ``path`` is an exported inference-only file, else None."""
-    try:
-        export = importlib.import_module("codec.export")
-    except ModuleNotFoundError:  # an install without the export module
-        return None
-    return export.load_exported if export.is_exported(path) else None
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Any:
-    """A trained :class:`codec.model.Codec` in eval mode, with ``model.model_id`` and
-    ``model.target_lufs`` (the training data's loudness) set.
-
-    ``path``: a run directory (uses RUN/best, else the newest checkpoint), a checkpoint
-    directory, its model.safetensors, or a file from ``codec export``. Raises
-    CodecError for anything else.
-    """
-    path = Path(path)
-    if path.is_file():
-        # Exported inference-only files (codec/export.py) are read by their own module.
-        loader = _exported_loader(path)
-        if loader is not None:
-            return loader(path, device=device)
-        if path.suffix != ".safetensors":
-            raise CheckpointError(f"{path}: not a model file (expected {MODEL_FILE} or a "
-                                  f"file from `codec export`)")
-    model_file = resolve_model_path(path)
-    meta_path = model_file.parent / META_FILE
-    if meta_path.is_file():
-        meta = _read_meta(model_file.parent)
-        record = meta.get("files", {}).get(MODEL_FILE)
-        if record is not None:
-            _verify_file(model_file.parent, MODEL_FILE, record)
-    return _model_from_file(model_file, device)

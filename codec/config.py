@@ -95,13 +95,18 @@ class LossWeights:
     feat: float = 2.0
 
 
+# The loudness (LUFS, ITU-R BS.1770) training crops are normalised to, and so the level
+# encoding brings input to, unless a config says otherwise.
+DEFAULT_TARGET_LUFS = -23.0
+
+
 @dataclass
 class DataConfig:
     train: Tuple[str, ...] = ()
     train_weights: Tuple[float, ...] = ()
     valid: str = ""
     segment_seconds: float = 1.0
-    target_lufs: Optional[float] = -23.0
+    target_lufs: Optional[float] = DEFAULT_TARGET_LUFS
     salient_retries: int = 5
     salient_min_db: float = -50.0
     valid_crops: int = 32
@@ -140,6 +145,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
+    adapt_threads: bool = True
     valid_audio_clips: int = 3
     valid_kbps: Tuple[float, ...] = (1.5, 3.0, 6.0)
 

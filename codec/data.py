@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import Dataset
 
 from codec.audio import loudness_gain, read_audio, resample, to_channels
-from codec.config import DataConfig
+from codec.config import DEFAULT_TARGET_LUFS, DataConfig
 from codec.errors import CodecError
 
 # One manifest line: field -> accepted types.
@@ -85,9 +85,8 @@ class Manifest:
 
     def __init__(self, path: str | Path):
         self.source = str(path)
-        lines = _manifest_lines(Path(path))
-        base = Path(path).resolve().parent
-        self.paths = Strings([str(base / line["path"]) for line in lines])
+        lines = read_manifest(path)
+        self.paths = Strings([line["path"] for line in lines])
         self.sample_rates = np.array([line["sample_rate"] for line in lines], dtype=np.int64)
         self.frames = np.array([line["frames"] for line in lines], dtype=np.int64)
         self.loudness = np.array([line["loudness"] for line in lines], dtype=np.float64)
@@ -103,12 +102,11 @@ class Manifest:
         return float(self.durations.sum() / 3600)
 
 
-def read_manifest(path: str | Path) -> list[dict]:
-    """The checked lines of a manifest, as dicts with :data:`MANIFEST_FIELDS`."""
-    return _manifest_lines(Path(path))
-
-
-def _manifest_lines(path: Path) -> list[dict]:
+def read_manifest(path: str | Path, fields: Sequence[str] = tuple(MANIFEST_FIELDS)) -> list[dict]:
+    """The checked lines of a manifest, as dicts holding at least ``fields`` (of
+    :data:`MANIFEST_FIELDS`, each of its type). ``path`` is made absolute: a relative
+    path is taken from the manifest's folder."""
+    path = Path(path)
     if not path.is_file():
         raise CodecError(f"manifest not found: {path} (make one with "
                          f"`python -m data_prep.manifest AUDIO_DIR -o OUT_DIR`)")
@@ -116,30 +114,33 @@ def _manifest_lines(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if text.strip():
-                lines.append(_check_line(text, f"{path}:{number}"))
+                lines.append(_check_line(text, f"{path}:{number}", fields))
     if not lines:
         raise CodecError(f"manifest {path} lists no files")
+    base = path.resolve().parent
+    for line in lines:
+        line["path"] = str(base / line["path"])
     return lines
 
 
-def _check_line(text: str, where: str) -> dict:
+def _check_line(text: str, where: str, fields: Sequence[str]) -> dict:
     try:
         line = json.loads(text)
     except json.JSONDecodeError as error:
         raise CodecError(f"{where}: not a JSON line ({error.msg})") from None
     if not isinstance(line, dict):
         raise CodecError(f"{where}: expected a JSON object")
-    missing = [name for name in MANIFEST_FIELDS if name not in line]
+    missing = [name for name in fields if name not in line]
     if missing:
         raise CodecError(f"{where}: missing field(s) {missing}")
-    for name, types in MANIFEST_FIELDS.items():
-        value = line[name]
+    for name in fields:
+        value, types = line[name], MANIFEST_FIELDS[name]
         if isinstance(value, bool) or not isinstance(value, types):
             raise CodecError(f"{where}: field {name!r} should be "
                              f"{' or '.join(t.__name__ for t in types)}, got {value!r}")
-    if line["sample_rate"] <= 0 or line["frames"] <= 0:
+    if any(line[name] <= 0 for name in ("sample_rate", "frames") if name in fields):
         raise CodecError(f"{where}: sample_rate and frames must be positive")
-    if not math.isfinite(line["loudness"]):
+    if "loudness" in fields and not math.isfinite(line["loudness"]):
         raise CodecError(f"{where}: loudness must be finite, got {line['loudness']}")
     return line
 
@@ -199,7 +200,7 @@ class TrainCrops(_Crops):
 
     def __init__(self, manifests: Sequence[str | Path], sample_rate: int, channels: int,
                  segment_seconds: float = 1.0, weights: Sequence[float] = (),
-                 target_lufs: Optional[float] = -23.0, salient_min_db: float = -50.0,
+                 target_lufs: Optional[float] = DEFAULT_TARGET_LUFS, salient_min_db: float = -50.0,
                  salient_retries: int = 5, seed: int = 0, length: int = STREAM_LENGTH):
         super().__init__(sample_rate, channels, segment_seconds, target_lufs, salient_min_db,
                          salient_retries, seed)
@@ -235,7 +236,7 @@ class ValidCrops(_Crops):
     """
 
     def __init__(self, manifest: str | Path, sample_rate: int, channels: int, count: int = 32,
-                 segment_seconds: float = 1.0, target_lufs: Optional[float] = -23.0,
+                 segment_seconds: float = 1.0, target_lufs: Optional[float] = DEFAULT_TARGET_LUFS,
                  salient_min_db: float = -50.0, salient_retries: int = 5, seed: int = 0):
         super().__init__(sample_rate, channels, segment_seconds, target_lufs, salient_min_db,
                          salient_retries, seed)

@@ -1,4 +1,4 @@
-"""``codec export``: an inference-only model file, and ``load_exported`` to read it back.
+"""``codec export``: an inference-only model file (``codec.pretrained.load`` reads it back).
 
     codec export exp/run -o model.safetensors [--half]
 
@@ -13,14 +13,13 @@ loudness the model was trained at. It holds only what ``encode``/``decode`` need
 - with ``--half``, encoder and decoder tensors in float16 (half the size), while the
   codebooks stay float32 so that ``codec.model.compute_model_id`` (config plus
   codebooks) is unchanged and files compressed with the full model still decode.
-  ``load_exported`` turns everything back to float32 before computing.
+  Loading turns everything back to float32 before computing.
 
 An exported model cannot be trained further (its EMA statistics are gone): fine-tune
 from the checkpoint it came from.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -28,10 +27,9 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from codec.config import ModelConfig, from_dict, to_dict
+from codec.config import to_dict
 from codec.errors import CodecError
 from codec.model import Codec, compute_model_id
 from codec.nn import fold_weight_norm
@@ -48,7 +46,7 @@ class ExportError(CodecError):
     """An exported model file that cannot be read or does not fit its config."""
 
 
-def _is_training_buffer(name: str) -> bool:
+def is_training_buffer(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in TRAINING_BUFFERS
 
 
@@ -60,7 +58,7 @@ def inference_state(model: Codec, half: bool = False) -> dict[str, torch.Tensor]
     folded = fold_weight_norm(copy.deepcopy(model)).float().cpu()
     state = {}
     for name, tensor in folded.state_dict().items():
-        if _is_training_buffer(name):
+        if is_training_buffer(name):
             continue
         if half and tensor.is_floating_point() and not name.startswith(FLOAT32_PREFIXES):
             tensor = tensor.half()
@@ -77,11 +75,9 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
 
     ``target_lufs``: the loudness the model's training data was normalised to
     (``data.target_lufs``; None: not normalised), stored so that ``codec encode`` with
-    the exported file treats input the same way. Defaults to ``model.target_lufs``
-    (set by ``load_model``); left out of the file when neither is known.
+    the exported file treats input the same way; left out of the file when not given
+    (coding then assumes the default).
     """
-    if target_lufs is _UNKNOWN:
-        target_lufs = getattr(model, "target_lufs", _UNKNOWN)
     path = Path(path)
     state = inference_state(model, half)
     metadata = {
@@ -108,88 +104,3 @@ def _toolkit_version() -> str:
     from codec import __version__
 
     return __version__
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The safetensors header metadata of ``path`` ({} when it has none)."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}
-    except (SafetensorError, OSError) as error:
-        raise ExportError(f"{path}: not a model file (cannot be read as safetensors: "
-                          f"{error})") from None
-
-
-def is_exported(path: str | Path) -> bool:
-    """True when ``path`` is a safetensors file written by :func:`export_model`."""
-    try:
-        return read_metadata(path).get("format") == FORMAT
-    except ExportError:
-        return False
-
-
-def load_exported(path: str | Path, device: str | torch.device = "cpu") -> Codec:
-    """An exported model as an eval-mode :class:`Codec` computing in float32.
-
-    Sets ``model.model_id`` and, when the file records it, ``model.target_lufs`` (as
-    ``codec.checkpoint.load_model`` does).
-    Raises ExportError for a file that is not an export, is newer than this toolkit,
-    or whose weights or codebooks do not match its header.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such file")
-    metadata = read_metadata(path)
-    if metadata.get("format") != FORMAT:
-        raise ExportError(f"{path}: not an exported codec model (no {FORMAT!r} format tag)")
-    version = int(metadata.get("format_version", "0"))
-    if version > FORMAT_VERSION:
-        raise ExportError(f"{path}: export format version {version} is newer than this "
-                          f"toolkit reads ({FORMAT_VERSION}); upgrade it")
-    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
-    # Build the architecture, then fold its (random) weight norm so that the parameter
-    # names match the folded file.
-    model = fold_weight_norm(Codec(config))
-    state = {name: tensor.float() if tensor.is_floating_point() else tensor
-             for name, tensor in load_file(path).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [name for name in missing if not _is_training_buffer(name)]
-    if missing or unexpected:
-        raise ExportError(f"{path}: weights do not fit its config (missing {missing[:5]}, "
-                          f"unexpected {unexpected[:5]})")
-    model.model_id = compute_model_id(model)
-    if metadata.get("model_id") and metadata["model_id"] != model.model_id:
-        raise ExportError(f"{path}: codebooks do not match the model id in its header "
-                          f"({model.model_id} != {metadata['model_id']}); damaged file?")
-    if "target_lufs" in metadata:
-        model.target_lufs = json.loads(metadata["target_lufs"])
-    return model.to(device).eval()
-
-
-def _size(num_bytes: int) -> str:
-    return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 1024:.1f} KiB"
-
-
-def run(args: argparse.Namespace) -> int:
-    from codec.checkpoint import load_model
-
-    model = load_model(args.model)
-    out = export_model(model.float(), args.output, half=args.half)
-    values = sum(t.numel() for t in load_file(out).values())
-    precision = "float16 convs, float32 codebooks" if args.half else "float32"
-    print(f"{out}: {_size(out.stat().st_size)} ({precision}, {values:,} values, weight norm "
-          f"folded, model id {compute_model_id(model)})")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write an inference-only model file",
-        description="Write an inference-only safetensors model: weight norm folded, "
-                    "training state dropped, optionally float16 convs (codebooks stay "
-                    "float32, so the model id does not change).")
-    parser.add_argument("model", help="run directory, checkpoint directory or model file")
-    parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
-    parser.add_argument("--half", action="store_true",
-                        help="store encoder and decoder weights in float16")
-    parser.set_defaults(run=run)

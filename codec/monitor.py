@@ -7,13 +7,14 @@ it is before logging.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Mapping
 
 import torch
 import torchaudio
+
+from codec.latents import diagnostic_figures, latent_diagnostics
+from codec.model import Codec
 
 # Fixed range of the log10 mel magnitudes shown in images (-100 dB .. +20 dB), so
 # that images of the same clip at different steps share one colour scale.
@@ -37,8 +38,6 @@ class Monitor:
             self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
         self._mel: dict[int, torchaudio.transforms.MelSpectrogram] = {}
         self.latent_history: list[dict] = []  # latent diagnostics of this process, by step
-        self._diagnostics: ModuleType | None = None  # eval.diagnostics, once imported
-        self._diagnostics_missing = False
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         if self.writer is None:
@@ -64,35 +63,18 @@ class Monitor:
         self.writer.add_image(tag, mel_image(audio, sample_rate, self._mel), step,
                               dataformats="HWC")
 
-    def latent_diagnostics(self, model, audio: torch.Tensor, step: int) -> None:
-        """``eval.diagnostics`` of ``model``'s latents on ``audio [B, C, T]`` (B >= 2): the
-        ``latent/...`` scalars at ``step``, and the figures (names in its ``FIGURES``)
-        drawn over every call of this process so far (a resumed run starts them again).
-        Without the ``eval`` package this warns once and logs nothing."""
+    def latent_diagnostics(self, model: Codec, audio: torch.Tensor, step: int) -> None:
+        """``codec.latents`` diagnostics of ``model``'s latents on ``audio [B, C, T]``
+        (B >= 2): the ``latent/...`` scalars at ``step``, and the figures (names in its
+        ``FIGURES``) drawn over every call of this process so far (a resumed run starts
+        them again)."""
         if self.writer is None:
             return
-        diagnostics = self._diagnostics_module()
-        if diagnostics is None:
-            return
-        result = diagnostics.latent_diagnostics(model, audio)
+        result = latent_diagnostics(model, audio)
         self.scalars(result["scalars"], step)
         self.latent_history.append({"step": step, **result})
-        for name, figure in diagnostics.diagnostic_figures(self.latent_history).items():
-            self.writer.add_figure(name, figure, step)  # renders and closes the figure
-
-    def _diagnostics_module(self) -> ModuleType | None:
-        # Imported here, not at the top: the library must not need the evaluation
-        # programs (or their matplotlib pyplot) to import.
-        if self._diagnostics is None and not self._diagnostics_missing:
-            try:
-                from eval import diagnostics
-            except ImportError as error:
-                warnings.warn(f"latent diagnostics are not logged: cannot import "
-                              f"eval.diagnostics ({error})", stacklevel=3)
-                self._diagnostics_missing = True
-            else:
-                self._diagnostics = diagnostics
-        return self._diagnostics
+        for name, figure in diagnostic_figures(self.latent_history).items():
+            self.writer.add_figure(name, figure, step)  # renders it
 
     def flush(self) -> None:
         if self.writer is not None:

@@ -17,7 +17,6 @@ its EMA statistics itself; only rank 0 validates, logs and saves.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
@@ -35,7 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from codec import checkpoint as ckpt
-from codec.config import Config, ConfigError, LossWeights, load_config, save_yaml, to_dict
+from codec.config import Config, ConfigError, LossWeights, save_yaml, to_dict
 from codec.errors import CodecError
 from codec.losses import (
     discriminator_loss,
@@ -45,6 +44,8 @@ from codec.losses import (
 )
 from codec.model import Codec, compute_model_id
 from codec.monitor import Monitor
+from codec.step_rate import StepRate
+from codec.threads import ThreadTuner
 
 LR_DECAYS = ("cosine", "linear", "constant")
 # Validation crops the latent diagnostics look at: enough for a stable PCA and relevance
@@ -379,8 +380,13 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
 
 
 def build_trainer(config: Config, device: torch.device | str = "cpu",
-                  distributed: Distributed | None = None) -> Trainer:
-    """Model, discriminator, optimisers, schedules and losses for ``config`` (no DDP yet)."""
+                  distributed: Distributed | None = None,
+                  network: nn.Module | None = None) -> Trainer:
+    """Model, discriminator, optimisers, schedules and losses for ``config`` (no DDP yet).
+
+    ``network``: the module to train instead of a new Codec of ``config.model`` (the
+    benchmark times other codecs' steps with the same code); it must look like a Codec
+    to :func:`train_step`."""
     from codec.balancer import Balancer
     from codec.discriminators import build_discriminator
     from codec.losses import ReconstructionLoss
@@ -388,7 +394,7 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     train, device = config.train, torch.device(device)
     check_train_options(config)
     torch.manual_seed(train.seed)  # the same initial weights on every process
-    codec = Codec(config.model).to(device)
+    codec = (Codec(config.model) if network is None else network).to(device)
     optimizer = torch.optim.AdamW(codec.parameters(), lr=train.lr, betas=tuple(train.betas),
                                   weight_decay=train.weight_decay)
     t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer, scheduler=None,
@@ -459,9 +465,7 @@ def train_state(t: Trainer) -> dict:
         state.update(disc=t.disc.state_dict(), disc_optimizer=t.disc_optimizer.state_dict(),
                      disc_scheduler=t.disc_scheduler.state_dict())
     if t.balancer is not None:
-        # The balancer's running averages of gradient norms.
-        state["balancer"] = {"norm_sum": dict(t.balancer._norm_sum),
-                             "norm_count": dict(t.balancer._norm_count)}
+        state["balancer"] = t.balancer.state_dict()  # running averages of gradient norms
     return state
 
 
@@ -477,8 +481,7 @@ def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
         t.disc_optimizer.load_state_dict(state["disc_optimizer"])
         t.disc_scheduler.load_state_dict(state["disc_scheduler"])
     if t.balancer is not None and "balancer" in state:
-        t.balancer._norm_sum = dict(state["balancer"]["norm_sum"])
-        t.balancer._norm_count = dict(state["balancer"]["norm_count"])
+        t.balancer.load_state_dict(state["balancer"])
     t.step = checkpoint.step
     t.best_score = float(state.get("best_score", math.inf))
     t.bad_steps = int(state.get("bad_steps", 0))
@@ -606,7 +609,7 @@ def _log_clips(t: Trainer, clips: Sequence[torch.Tensor], counts: list[int],
 
 
 def _log_latents(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> None:
-    """Latent diagnostics (variance, PCA, rate, relevance; see eval.diagnostics) on the
+    """Latent diagnostics (variance, PCA, rate, relevance; see codec.latents) on the
     first ``DIAGNOSTIC_CROPS`` validation crops of the first crop's length."""
     if not monitor.enabled or not clips:
         return
@@ -654,6 +657,17 @@ def _train_tags(values: dict[str, float]) -> dict[str, float]:
             for k, v in values.items()}
 
 
+def _watch_speed(rate: StepRate, tuner: ThreadTuner, bar: Any, step: int) -> None:
+    """Time the step just done; let the tuner pick the thread count; say on the progress
+    bar (``None`` on processes that print nothing) when either has news."""
+    seconds = rate.step_done()
+    switched = tuner.observe(seconds) if seconds is not None else None
+    slowed = rate.warning()
+    for message in (switched, slowed and f"warning: {slowed}"):
+        if message and bar is not None:
+            bar.write(f"step {step}: {message}")
+
+
 def fit(config: Config) -> TrainResult:
     """Train (or resume) the run in ``config.run_dir`` until ``train.steps`` or
     ``train.max_minutes``; validate and save at the end."""
@@ -665,6 +679,8 @@ def fit(config: Config) -> TrainResult:
             dist.destroy_process_group()
 
 
+# Longer than the other functions on purpose: the loop and the state it carries from step
+# to step (averages, timing windows, the last metrics) read best in one piece.
 def _fit(config: Config, distributed: Distributed, device: torch.device) -> TrainResult:
     from tqdm import tqdm
 
@@ -704,6 +720,9 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     metrics = dict(latest.meta.get("metrics", {})) if latest is not None else {}
     window_steps, last_snr = 0, metrics.get("valid/snr", math.nan)
     late = False  # whether train.late_loss was in force at the last step
+    rate = StepRate()
+    adapt = train.adapt_threads and device.type == "cpu"
+    tuner = ThreadTuner(torch.get_num_threads() if adapt else 1)
     try:
         for audio in loader:
             seed_step(train.seed, t.step, distributed.rank, distributed.world_size)
@@ -715,14 +734,17 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
             averages.add(logs)
             t.step += 1
             window_steps += 1
+            _watch_speed(rate, tuner, bar if distributed.is_main else None, t.step)
             if t.step % train.log_every == 0:
                 speed = audio_seconds * window_steps / (time.monotonic() - window_start)
                 logs = averages.pop()
                 monitor.scalars(_train_tags(logs) | {"train/audio_seconds_per_second": speed,
-                                                     "train/skipped_steps": t.skipped_steps},
+                                                     "train/skipped_steps": t.skipped_steps,
+                                                     "train/threads": tuner.current},
                                 t.step)
                 postfix = dict(loss=f"{logs.get('loss/total', math.nan):.3f}",
-                               snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x")
+                               snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x",
+                               rate=f"{rate.current or 0:.2f}/s", threads=tuner.current)
                 if train.max_minutes > 0:  # the bar's own estimate counts steps, not time
                     left = max(60 * train.max_minutes - t.trained_seconds, 0) / 60
                     postfix["left"] = f"{left:.1f}min"
@@ -745,8 +767,10 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                 if t.step % train.checkpoint_every == 0 or last or improved:
                     save(t, metrics, best=improved)
                 window_start = time.monotonic()  # validation is not training time
+                rate.pause()
             elif distributed.is_main and t.step % train.checkpoint_every == 0:
                 save(t, metrics, best=False)
+                rate.pause()  # saving is not training time either
             if out_of_time:
                 stopped = "time"
                 break
@@ -767,38 +791,14 @@ def _yaml(config: Config) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Command line
-
-
-def run(args: argparse.Namespace) -> int:
-    paths = [item for item in args.config if "=" not in item]
-    overrides = [item for item in args.config if "=" in item]
-    if not paths:
-        raise CodecError("give a config file (e.g. recipes/base.yaml), then key=value overrides")
-    fit(load_config(paths, overrides))
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "train", help="train or resume a codec",
-        description="Train a codec from YAML config files and key=value overrides "
-                    "(e.g. train.steps=1000 run_dir=exp/x). Rerunning resumes the run.")
-    parser.add_argument("config", nargs="+", metavar="CONFIG.yaml|key=value",
-                        help="config files (later ones win), then dotted overrides")
-    parser.set_defaults(run=run)
+# Command line (``codec.cli.train`` parses it)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codec.train")
-    subparsers = parser.add_subparsers(dest="command")
-    register(subparsers)
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except CodecError as error:
-        print(f"codec train: error: {error}", file=sys.stderr)
-        return 2
+    """``python -m codec.train CONFIG ...``, as ``codec train CONFIG ...``."""
+    from codec.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
     python -m data_prep.demo_corpus OUT_DIR [--minutes 25] [--seed 0] [--synthetic-only]
 
-- Speech from ``espeak-ng`` (19 voices over 9 languages, varied sentences, speeds and
-  pitches) and festival's ``text2wave`` when present: ``speech/<voice>/*.wav``.
+- Speech from real human voices: the letters and syllables of ``klettres-data`` (one
+  speaker per language, 44.1 kHz) and the telephone prompts of the
+  ``asterisk-core-sounds-*-wav`` packages (one folder per speaker, 8 kHz), joined into
+  clips of about CLIP_SECONDS: ``speech/<speaker>/*.wav``. Without them, synthetic speech
+  from ``espeak-ng`` (19 voices over 9 languages, varied sentences, speeds and pitches)
+  and festival's ``text2wave`` when present: ``speech/<voice>/*.wav``.
 - Music from the Ogg files of the Debian packages drascula-music and nexuiz-music (the
   latter packed in a .pk3 zip) and any decodable file of fb-music-high (its tracker
   module is not something soundfile decodes, and is reported), cut into segments of
@@ -36,23 +40,25 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from codec.audio import resample, write_audio
+from codec.audio import AUDIO_SUFFIXES, resample, write_audio
 from codec.errors import CodecError
-from data_prep import synth
+from data_prep import debian, synth
 from data_prep.texts import utterance
 
 SAMPLE_RATE = 24000
 MARKER = ".demo_corpus.json"
-VERSION = 1
+VERSION = 2
 SEGMENT_SECONDS = 25.0
 SECONDS_PER_VOICE = 40.0
 SECONDS_PER_TRACK = 50.0
+CLIP_SECONDS = 8.0  # real-voice clips: recordings joined with GAP_SECONDS of silence
+GAP_SECONDS = 0.25
 SOUNDS_SHARE = 0.05
 MIN_SOUND_SECONDS = 1.0
 
@@ -76,7 +82,16 @@ MUSIC_PACKAGES = {
     "fb-music-high": ("/usr/share/games/frozen-bubble",),
 }
 SOUND_PACKAGES = {"sound-theme-freedesktop": ("/usr/share/sounds/freedesktop",)}
-AUDIO_SUFFIXES = {".ogg", ".oga", ".flac", ".wav"}
+# Real human voices: where each package keeps its recordings.
+KLETTRES_DIR = Path("/usr/share/klettres")
+ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
+# Sources of real recordings, as Report.sources names them.
+REAL_SOURCES = frozenset({"klettres-data", "asterisk-core-sounds", *MUSIC_PACKAGES})
+# What a machine without any of the above can install to get real audio (Debian names).
+REAL_AUDIO_PACKAGES = ("klettres-data", "asterisk-core-sounds-en-wav",
+                       "asterisk-core-sounds-fr-wav", "asterisk-core-sounds-it-wav",
+                       "fb-music-high", "drascula-music", "nexuiz-music",
+                       "sound-theme-freedesktop")
 ARCHIVE_SUFFIXES = {".pk3", ".zip"}
 
 
@@ -146,11 +161,13 @@ def _fill(work: Path, total_seconds: float, seed: int, synthetic_only: bool,
           progress: bool) -> Report:
     report = Report()
     say = print if progress else (lambda *args, **kwargs: None)
-    espeak = None if synthetic_only else shutil.which("espeak-ng")
+    voices = [] if synthetic_only else find_voices()
+    espeak = None if synthetic_only or voices else shutil.which("espeak-ng")
     tracks = [] if synthetic_only else find_tracks(MUSIC_PACKAGES, report)
-    if not espeak and not tracks:
+    if not voices and not espeak and not tracks:
         if not synthetic_only:
-            report.notes.append("no espeak-ng and no music found: synthetic audio only")
+            report.notes.append("no real voices, no espeak-ng and no music found: "
+                                "synthetic audio only")
         say(f"synthetic audio: {total_seconds / 60:.1f} min")
         make_synthetic(work, total_seconds, seed, report)
         return report
@@ -158,9 +175,15 @@ def _fill(work: Path, total_seconds: float, seed: int, synthetic_only: bool,
     sound_seconds = min(sum(t.seconds for t in sounds if t.seconds >= MIN_SOUND_SECONDS),
                         SOUNDS_SHARE * total_seconds)
     rest = total_seconds - sound_seconds
-    speech_seconds = rest / 2 if espeak and tracks else rest if espeak else 0.0
-    if espeak:
-        say(f"speech: {speech_seconds / 60:.1f} min")
+    has_speech = bool(voices or espeak)
+    speech_seconds = rest / 2 if has_speech and tracks else rest if has_speech else 0.0
+    if voices:
+        say(f"speech: {speech_seconds / 60:.1f} min of real voices")
+        make_real_speech(work, voices, speech_seconds, seed, report, progress)
+    elif espeak:
+        report.notes.append("no real voices found (klettres-data, asterisk-core-sounds-*-wav):"
+                            " the speech is synthesised by espeak-ng")
+        say(f"speech: {speech_seconds / 60:.1f} min, synthesised")
         make_speech(work, speech_seconds, seed, report, progress)
     if tracks:
         say(f"music: {(rest - speech_seconds) / 60:.1f} min from {len(tracks)} tracks")
@@ -168,6 +191,105 @@ def _fill(work: Path, total_seconds: float, seed: int, synthetic_only: bool,
     if sounds and sound_seconds > 0:
         make_sounds(work, sounds, sound_seconds, report)
     return report
+
+
+def is_synthetic(report: Report) -> bool:
+    """Whether the corpus has no real recording in it."""
+    return not set(report.sources) & REAL_SOURCES
+
+
+# ---------------------------------------------------------------- real voices
+
+@dataclass
+class Voice:
+    """One speaker's recordings, from one package (whose licence file is ``licence``)."""
+    group: str
+    package: str
+    files: list[Path]
+    licence: str
+
+
+def find_voices(klettres_dir: Path = KLETTRES_DIR,
+                asterisk_dir: Path = ASTERISK_DIR) -> list[Voice]:
+    """Real human voices installed: one per klettres language and per asterisk speaker."""
+    voices = []
+    if klettres_dir.is_dir():
+        for language in sorted(p for p in klettres_dir.iterdir() if p.is_dir()):
+            files = sorted(language.rglob("*.ogg"))
+            if files:
+                voices.append(Voice(f"klettres-{language.name}", "klettres-data", files,
+                                    "/usr/share/doc/klettres-data/copyright"))
+    by_speaker: dict[str, list[Path]] = {}
+    licences: dict[str, str] = {}
+    if asterisk_dir.is_dir():
+        for folder in sorted(p for p in asterisk_dir.iterdir() if p.is_dir()):
+            # en_US_f_Allison and es_MX_f_Allison are one speaker: one group, so that
+            # she never lands in two splits.
+            speaker = folder.name.rsplit("_", 1)[-1]
+            by_speaker.setdefault(speaker, []).extend(sorted(folder.rglob("*.wav")))
+            language = folder.name.split("_")[0]
+            licences.setdefault(speaker, f"/usr/share/doc/asterisk-core-sounds-{language}-wav/"
+                                         f"copyright")
+    voices += [Voice(f"asterisk-{speaker}", "asterisk-core-sounds", files, licences[speaker])
+               for speaker, files in sorted(by_speaker.items()) if files]
+    return voices
+
+
+def make_real_speech(work: Path, voices: list[Voice], seconds: float, seed: int,
+                     report: Report, progress: bool) -> None:
+    """Clips of about CLIP_SECONDS from each chosen speaker's recordings, seeded order."""
+    by_package: dict[str, list[Voice]] = {}
+    for voice in voices:
+        by_package.setdefault(voice.package, []).append(voice)
+    rng = random.Random(seed)
+    for members in by_package.values():
+        rng.shuffle(members)
+    chosen = _take_turns(by_package)
+    count = min(len(chosen), max(3, round(seconds / SECONDS_PER_VOICE)))
+    for index, voice in enumerate(chosen[:count]):
+        folder = work / "speech" / voice.group
+        made = 0.0
+        for number, clip in enumerate(_voice_clips(voice, seed, seconds / count, report)):
+            write_audio(folder / f"{voice.group}_{number:03d}.wav", clip, SAMPLE_RATE)
+            report.add(folder, work, clip)
+            made += clip.shape[-1] / SAMPLE_RATE
+        report.sources[voice.package] = voice.licence
+        if progress:
+            print(f"  [{index + 1}/{count}] speech/{voice.group}: {made:.0f} s")
+
+
+def _voice_clips(voice: Voice, seed: int, seconds: float,
+                 report: Report) -> Iterator[torch.Tensor]:
+    """The speaker's recordings in a seeded order, joined with short silences into clips
+    of at least CLIP_SECONDS (the last one at least MIN_SOUND_SECONDS), ``seconds`` in all."""
+    files = list(voice.files)
+    random.Random(f"{seed}:{voice.group}").shuffle(files)
+    gap = torch.zeros(1, int(GAP_SECONDS * SAMPLE_RATE))
+    pieces: list[torch.Tensor] = []
+    made = length = 0
+    for path in files:
+        if made >= seconds * SAMPLE_RATE:
+            return
+        try:
+            audio = _decoded(str(path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as error:
+            report.notes.append(f"{voice.group}: {path.name} left out ({error})")
+            continue
+        pieces += [audio, gap]
+        length += audio.shape[-1] + gap.shape[-1]
+        if length >= CLIP_SECONDS * SAMPLE_RATE:
+            yield torch.cat(pieces[:-1], dim=-1)
+            made, pieces, length = made + length, [], 0
+    if length >= MIN_SOUND_SECONDS * SAMPLE_RATE:
+        yield torch.cat(pieces[:-1], dim=-1)
+
+
+def _take_turns(by_source: dict[str, list]) -> list:
+    """The members of each source in turn (sources in name order): any prefix mixes them."""
+    order = []
+    for turn in range(max((len(m) for m in by_source.values()), default=0)):
+        order += [m[turn] for _, m in sorted(by_source.items()) if turn < len(m)]
+    return order
 
 
 # ---------------------------------------------------------------- speech
@@ -320,10 +442,7 @@ def _interleaved_tracks(tracks: list[Track], seed: int) -> list[Track]:
     for members in by_package.values():
         rng.shuffle(members)
         members.sort(key=lambda t: t.seconds < 2 * SEGMENT_SECONDS)  # stable: long ones first
-    order = []
-    for turn in range(max(len(m) for m in by_package.values())):
-        order += [m[turn] for _, m in sorted(by_package.items()) if turn < len(m)]
-    return sorted(order, key=lambda t: t.seconds < 2 * SEGMENT_SECONDS)
+    return sorted(_take_turns(by_package), key=lambda t: t.seconds < 2 * SEGMENT_SECONDS)
 
 
 def make_sounds(work: Path, sounds: list[Track], seconds: float, report: Report) -> None:
@@ -367,9 +486,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic-only", action="store_true",
                         help="make synthetic audio even where speech and music are available")
+    parser.add_argument("--install", action="store_true",
+                        help="first install the missing Debian packages of real voices and "
+                             "music with apt-get, where this process may")
     args = parser.parse_args(argv)
     if not 0 < args.minutes <= 600:
         parser.error("--minutes must be in (0, 600]")
+    if args.install and not args.synthetic_only:
+        install_real_audio()
     torch.set_num_threads(1)
     started = time.perf_counter()
     try:
@@ -379,14 +503,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if report is None:
         print(f"{args.out_dir}: demo corpus already present; nothing to do")
-        return 0
-    minutes = ", ".join(f"{name} {value / 60:.1f} min" for name, value in
-                        sorted(report.seconds.items()))
-    print(f"wrote {report.files} files in {len(report.groups)} groups to {args.out_dir}: "
-          f"{minutes} ({time.perf_counter() - started:.0f} s)")
-    for note in report.notes:
-        print(f"note: {note}")
+        marker = json.loads((Path(args.out_dir) / MARKER).read_text())
+        synthetic = not set(marker.get("sources", {})) & REAL_SOURCES
+    else:
+        minutes = ", ".join(f"{name} {value / 60:.1f} min" for name, value in
+                            sorted(report.seconds.items()))
+        print(f"wrote {report.files} files in {len(report.groups)} groups to {args.out_dir}: "
+              f"{minutes} ({time.perf_counter() - started:.0f} s)")
+        for note in report.notes:
+            print(f"note: {note}")
+        synthetic = is_synthetic(report)
+    if synthetic:
+        print(synthetic_warning(args.out_dir), file=sys.stderr)
     return 0
+
+
+def install_real_audio() -> None:
+    """Install the missing packages of REAL_AUDIO_PACKAGES, saying what happens."""
+    missing = debian.missing_packages(REAL_AUDIO_PACKAGES)
+    if not missing:
+        return
+    print(f"installing Debian packages of real voices and music: {' '.join(missing)}",
+          flush=True)
+    problem = debian.install(missing)
+    if problem is None:
+        print("installed", flush=True)
+    else:
+        print(f"warning: could not install them ({problem})", file=sys.stderr, flush=True)
+
+
+def synthetic_warning(out_dir: str) -> str:
+    """Said before a model is trained on a corpus with no real recording in it."""
+    rule = "!" * 78
+    return (f"{rule}\nWARNING: {out_dir} holds synthetic audio only (tones, chirps, noise "
+            f"bursts).\nA model trained on it learns that, and codes real speech and music "
+            f"poorly.\nFor real voices and music install the Debian packages, then remove "
+            f"{out_dir} and rerun:\n  sudo apt-get install {' '.join(REAL_AUDIO_PACKAGES)}"
+            f"\nor train on your own audio (README: 'Train on your own audio').\n{rule}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ For each codec it measures, after a warm-up call, the median of ``--repeats`` ru
 
 - encode and decode of ``--seconds`` of audio (batch 1), as real-time factors
   (audio seconds per wall-clock second; 10 means ten times faster than real time);
-- a generator training step on ``--batch`` x ``--segment`` s: forward, the
-  reconstruction losses (``codec.losses.ReconstructionLoss``, weighted by the default
-  ``LossWeights``) plus the codec's own quantiser loss, backward, AdamW step;
+- a training step on ``--batch`` x ``--segment`` s: the trainer's own
+  ``codec.train.train_step`` with the default config (reconstruction losses weighted by
+  the default ``LossWeights`` plus the quantiser's commitment loss, backward, gradient
+  clipping, AdamW step);
 - the same step with discriminators (``--disc msstft mpd``): a discriminator update
   on detached audio, then adversarial and feature-matching terms for the generator;
 - memory: per measurement, the process's peak resident set and (on Linux, where the
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import copy
 import ctypes
+import dataclasses
 import functools
 import gc
 import json
@@ -57,16 +59,9 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from codec.config import PRESETS, LossWeights, model_config
+from codec.config import PRESETS, Config, ModelConfig, TrainConfig, model_config
 from codec.errors import CodecError
-from codec.losses import (
-    ReconstructionLoss,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-    weighted_sum,
-)
-from codec.model import Codec
+from codec.model import Codec, CodecOutput
 from codec.nn import fold_weight_norm
 from codec.streaming import StreamingDecoder, StreamingEncoder
 
@@ -80,8 +75,9 @@ class Subject:
 
     encode: audio ``[1, C, T]`` -> codes (any form decode takes).
     decode: codes -> audio ``[1, C, T']``.
-    train_forward: audio ``[B, C, T]`` -> (reconstruction ``[B, C, T]``, named model losses),
-        with gradients, on ``trainable``.
+    trainable: what the trainer trains, seen as it sees a Codec: ``forward(audio [B, C, T])``
+        gives a :class:`codec.model.CodecOutput` (audio, ``losses["commit"]``), and its
+        ``quantizer``'s buffers are the codebooks a skipped step puts back.
     """
     name: str
     parameters: int
@@ -91,7 +87,6 @@ class Subject:
     encode: Callable[[torch.Tensor], Any]
     decode: Callable[[Any], torch.Tensor]
     trainable: nn.Module
-    train_forward: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def _compiled(module: nn.Module, enabled: bool) -> nn.Module:
@@ -109,15 +104,10 @@ def our_subject(name: str, model: Codec, device: torch.device, compile_: bool) -
     # start, dead-code revival) would break the graph anyway.
     trainable.encoder = _compiled(trainable.encoder, compile_)
     trainable.decoder = _compiled(trainable.decoder, compile_)
-
-    def train_forward(audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = trainable(audio)
-        return out.audio, out.losses
-
     return Subject(name=name, parameters=model.num_parameters(),
                    sample_rate=model.sample_rate, channels=model.config.channels,
                    kbps=model.bitrate() / 1000, encode=inference.encode,
-                   decode=inference.decode, trainable=trainable, train_forward=train_forward)
+                   decode=inference.decode, trainable=trainable)
 
 
 def _remove_old_weight_norm(model: nn.Module) -> nn.Module:
@@ -126,6 +116,23 @@ def _remove_old_weight_norm(model: nn.Module) -> nn.Module:
         if hasattr(module, "weight_g"):
             torch.nn.utils.remove_weight_norm(module)
     return model
+
+
+class _EncodecTraining(nn.Module):
+    """EnCodec as the trainer sees a Codec. Its ``forward`` runs encoder -> quantiser
+    (straight-through estimator and commitment penalty) -> decoder, because
+    ``EncodecModel.forward`` quantises without a gradient path to the encoder."""
+
+    def __init__(self, model: nn.Module, compile_: bool):
+        super().__init__()
+        self.model, self.quantizer = model, model.quantizer
+        self.encoder = _compiled(model.encoder, compile_)
+        self.decoder = _compiled(model.decoder, compile_)
+
+    def forward(self, audio: torch.Tensor) -> CodecOutput:
+        result = self.quantizer(self.encoder(audio), self.model.frame_rate, self.model.bandwidth)
+        decoded = self.decoder(result.quantized)[..., :audio.shape[-1]]
+        return CodecOutput(decoded, result.codes, losses={"commit": result.penalty})
 
 
 def encodec_subject(device: torch.device, compile_: bool) -> Subject:
@@ -144,19 +151,10 @@ def encodec_subject(device: torch.device, compile_: bool) -> Subject:
     inference = _remove_old_weight_norm(inference).to(device).eval()
     inference.encoder = _compiled(inference.encoder, compile_)
     inference.decoder = _compiled(inference.decoder, compile_)
-    trainable = trainable.to(device).train()
-    encoder = _compiled(trainable.encoder, compile_)
-    decoder = _compiled(trainable.decoder, compile_)
-
-    def train_forward(audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        result = trainable.quantizer(encoder(audio), trainable.frame_rate, trainable.bandwidth)
-        decoded = decoder(result.quantized)[..., :audio.shape[-1]]
-        return decoded, {"commit": result.penalty}
-
     return Subject(name="encodec", parameters=sum(p.numel() for p in inference.parameters()),
                    sample_rate=inference.sample_rate, channels=inference.channels,
                    kbps=PEER_KBPS, encode=inference.encode, decode=inference.decode,
-                   trainable=trainable, train_forward=train_forward)
+                   trainable=_EncodecTraining(trainable.to(device).train(), compile_))
 
 
 # ---------------------------------------------------------------------------
@@ -187,46 +185,17 @@ def _summary(times: list[float], audio_seconds: float, rate_key: str) -> dict[st
             rate_key: audio_seconds / median}
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on a GPU (losses run in float32 inside); nothing on a CPU."""
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def make_train_step(subject: Subject, batch: torch.Tensor, device: torch.device,
                     disc_names: tuple[str, ...]) -> Callable[[], None]:
-    """One generator step (and a discriminator step first when ``disc_names``)."""
-    reconstruction = ReconstructionLoss(subject.sample_rate).to(device)
-    weights = LossWeights()
-    optimizer = torch.optim.AdamW(subject.trainable.parameters(), lr=1e-4)
-    disc = disc_optimizer = None
-    if disc_names:
-        from codec.discriminators import build_discriminator
+    """One step of the trainer's own ``codec.train.train_step`` on ``subject.trainable``
+    (a discriminator update first when ``disc_names``), with the default config."""
+    from codec.train import build_trainer, train_step
 
-        disc = build_discriminator(list(disc_names), channels=subject.channels).to(device)
-        disc_optimizer = torch.optim.AdamW(disc.parameters(), lr=1e-4)
-
-    def step() -> None:
-        with _autocast(device):
-            decoded, model_losses = subject.train_forward(batch)
-        losses = {**reconstruction(decoded, batch), **model_losses}
-        if disc is not None:
-            with _autocast(device):
-                d_loss = discriminator_loss(disc(batch), disc(decoded.detach()))
-            disc_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            disc_optimizer.step()
-            with _autocast(device):
-                with torch.no_grad():
-                    real = disc(batch)
-                fake = disc(decoded)
-                losses["adv"] = generator_adversarial_loss(fake)
-                losses["feat"] = feature_matching_loss(real, fake)
-        loss = weighted_sum(losses, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    model = dataclasses.replace(ModelConfig(), sample_rate=subject.sample_rate,
+                                channels=subject.channels)  # what the losses need to know
+    config = Config(model=model, train=TrainConfig(disc=disc_names, device=str(device)))
+    trainer = build_trainer(config, device, network=subject.trainable)
+    return functools.partial(train_step, trainer, batch)
 
 
 # ---------------------------------------------------------------------------
@@ -397,11 +366,10 @@ def ratios(ours: dict, peer: dict) -> dict[str, float]:
 
 def _load_our_model(args: argparse.Namespace) -> tuple[str, Codec]:
     if args.model:
-        from codec.checkpoint import load_model
+        from codec.pretrained import load
 
-        model = load_model(args.model)
         # A half-precision export computes in float32 anyway; time that.
-        return str(args.model), model.float()
+        return str(args.model), load(args.model).network.float()
     if args.causal:
         return f"{args.preset} (causal)", Codec(model_config(args.preset, causal=True))
     return args.preset, Codec(model_config(args.preset))

@@ -7,14 +7,14 @@ speech. ``kind="speech"`` or ``"music"`` forces one answer for every file.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from codec.audio import AUDIO_SUFFIXES
+from codec.data import read_manifest
 from codec.errors import CodecError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au")
 KINDS = ("auto", "speech", "music")
 _SPEECH_WORD = re.compile(r"(^|[^a-z])speech([^a-z]|$)")
 
@@ -80,36 +80,23 @@ def _folder_items(root: Path) -> list[EvalItem]:
 def _manifest_items(manifest: Path) -> list[EvalItem]:
     items = []
     names: set[str] = set()
-    with open(manifest, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CodecError(f"{manifest}:{number}: not JSON ({error.msg})") from None
-            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-                raise CodecError(f"{manifest}:{number}: a manifest line needs a 'path' string")
-            path = _resolve(manifest, entry["path"])
-            group = str(entry.get("group") or "")
-            speech = is_speech_label(group) if group else \
-                any(is_speech_label(part) for part in Path(entry["path"]).parts[:-1])
-            name = _unique(path.stem if not group else f"{group}/{path.stem}", names)
-            items.append(EvalItem(path, name, speech, group))
+    for entry in read_manifest(manifest, fields=("path",)):
+        path = Path(entry["path"])
+        if not path.is_file():
+            raise CodecError(f"{manifest}: file {path} not found")
+        group = str(entry.get("group") or "")
+        speech = is_speech_label(group) if group else _in_speech_folder(path, manifest)
+        name = _unique(path.stem if not group else f"{group}/{path.stem}", names)
+        items.append(EvalItem(path, name, speech, group))
     return items
 
 
-def _resolve(manifest: Path, text: str) -> Path:
-    path = Path(text)
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        candidates = [manifest.parent / path, Path.cwd() / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise CodecError(f"{manifest}: file {text} not found (tried "
-                     f"{', '.join(str(c) for c in candidates)})")
+def _in_speech_folder(path: Path, manifest: Path) -> bool:
+    """Whether a folder of ``path`` names speech; below the manifest's own folder, only
+    the folders under it count."""
+    base = manifest.resolve().parent
+    folders = (path.relative_to(base) if path.is_relative_to(base) else path).parts[:-1]
+    return any(is_speech_label(part) for part in folders)
 
 
 def _unique(name: str, seen: set[str]) -> str:

@@ -3,8 +3,8 @@
     python -m eval.evaluate --model exp/x/best --data data/test.jsonl -o exp/x/eval \\
         [--kbps 1.5,3,6] [--max-files N] [--opus] [--rd] [--kind auto|speech|music]
 
-Every number comes from the path a user takes: audio -> ``codec.compress.encode_audio``
--> bytes written to a file and read back -> ``decode_bytes`` -> audio. The bitrate is
+Every number comes from the path a user takes: audio -> ``codec.compress.encode``
+-> bytes written to a file and read back -> ``codec.compress.decode`` -> audio. The bitrate is
 measured from the file's size, and encode and decode are timed separately.
 
 Written to OUT_DIR:
@@ -36,6 +36,7 @@ from codec import bitstream, compress, metrics
 from codec.audio import read_audio, resample, to_channels
 from codec.entropy import EntropyTables
 from codec.errors import CodecError
+from codec.pretrained import PretrainedModel, load
 from eval import opus, rate_distortion, report
 from eval.dataset import KINDS, EvalItem, list_items
 from eval.results import text_table, write_csv, write_json
@@ -115,34 +116,30 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
 # Coding one file
 
 
-def code_with_model(model: codec.Codec, audio: torch.Tensor, sample_rate: int, n_q: int,
-                    workdir: Path, tables: EntropyTables | None = None) -> Coded:
-    """Encode to bytes, store them in a file, read them back and decode, as a user would."""
+def code_with_model(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, n_q: int,
+                    workdir: Path, entropy: bool = False) -> Coded:
+    """Encode to bytes, store them in a file, read them back and decode, as a user would
+    (range-coded with the model's entropy tables when ``entropy``)."""
     start = time.perf_counter()
-    data = compress.encode_audio(model, audio, sample_rate, n_q, entropy_tables=tables)
+    data = compress.encode(model, audio, sample_rate, n_q=n_q, entropy=entropy)
     encode_seconds = time.perf_counter() - start
     path = workdir / f"nq{n_q}.qca"
     path.write_bytes(data)
     stored = path.read_bytes()
     start = time.perf_counter()
-    decoded, rate = compress.decode_bytes(model, stored, entropy_tables=tables)
+    decoded, rate = compress.decode(model, stored)
     decode_seconds = time.perf_counter() - start
     path.unlink()
     header, _ = bitstream.parse(stored)
     return Coded(decoded.detach().cpu().float(), rate, len(stored), encode_seconds,
                  decode_seconds, payload_bytes=header.payload_bytes,
-                 codes=codes_in(stored, tables))
+                 codes=codes_in(stored, model.entropy_tables))
 
 
 def codes_in(data: bytes, tables: EntropyTables | None = None) -> torch.Tensor:
     """The codes a compressed file carries, as ``[n_q, items * frames]``."""
     header, payload = bitstream.parse(data)
-    if header.entropy is None:
-        flat = bitstream.unpack_codes(payload, header.num_codes, header.bits_per_code)
-        codes = flat.reshape(header.items, header.n_q, header.frames)
-    else:
-        codes = tables.decode(payload, header.items, header.n_q, header.frames)
-    codes = torch.from_numpy(codes.astype("int64"))
+    codes = torch.from_numpy(compress.payload_codes(header, payload, tables).astype("int64"))
     return codes.transpose(0, 1).reshape(header.n_q, -1)
 
 
@@ -245,32 +242,32 @@ def loudest_window(audio: torch.Tensor, length: int) -> int:
 # The evaluation
 
 
-def model_facts(model: codec.Codec) -> dict:
-    config = model.config
-    return {"model_id": getattr(model, "model_id", None), "preset": config.preset,
-            "sample_rate": model.sample_rate, "channels": config.channels,
+def model_facts(model: PretrainedModel) -> dict:
+    network, config = model.network, model.config
+    return {"model_id": model.model_id, "preset": config.preset,
+            "sample_rate": network.sample_rate, "channels": config.channels,
             "n_q": config.n_q, "codebook_size": config.codebook_size,
-            "frame_rate": model.frame_rate, "kbps_per_codebook": model.bitrate(1) / 1000,
-            "parameters": model.num_parameters()}
+            "frame_rate": network.frame_rate, "kbps_per_codebook": network.bitrate(1) / 1000,
+            "parameters": network.num_parameters()}
 
 
-def evaluate(model: codec.Codec, items: list[EvalItem], out_dir: str | Path, *,
+def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path, *,
              kbps: tuple[float, ...] = DEFAULT_KBPS, with_opus: bool = False, rd: bool = False,
              clips: int = 3, clip_seconds: float = 4.0, model_name: str = "",
-             data_name: str = "", entropy_tables: EntropyTables | None = None) -> dict:
+             data_name: str = "", entropy: bool = False) -> dict:
     """Run the evaluation and write everything under ``out_dir``; returns the summary.
 
-    ``model`` is coded exactly as ``codec encode`` would: at its ``target_lufs`` (set by
-    :func:`load_for_coding`), range-coded with ``entropy_tables`` when given.
+    ``model`` is coded exactly as ``codec encode`` would: at its ``target_lufs``,
+    range-coded with its entropy tables when ``entropy`` is set.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.eval()
+    network = model.network.eval()
     notes: list[str] = []
     if with_opus and not opus.available():
         notes.append("Opus baseline skipped: opusenc/opusdec not found (install opus-tools).")
         with_opus = False
-    headline, systems = plan_systems(model, kbps, rd=rd, with_opus=with_opus)
+    headline, systems = plan_systems(network, kbps, rd=rd, with_opus=with_opus)
     listened = {s.key for s in headline}
     clip_items = {i.name for i in pick_clip_items(list(items), clips)}
     rows: dict[str, list[dict]] = {s.key: [] for s in systems}
@@ -286,10 +283,7 @@ def evaluate(model: codec.Codec, items: list[EvalItem], out_dir: str | Path, *,
             excerpt = _start_excerpt(item, original, rate, clip_seconds) \
                 if item.name in clip_items else None
             for system in systems:
-                coded = (code_with_model(model, original, rate, system.n_q, Path(scratch),
-                                         entropy_tables)
-                         if system.kind == "codec" else
-                         code_with_opus(original, rate, system.nominal_kbps, Path(scratch)))
+                coded = _code(system, model, original, rate, Path(scratch), entropy)
                 reference, decoded = matched(original, rate, coded)
                 row = _file_row(item, rate, original.shape[-1], system, coded)
                 row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
@@ -304,16 +298,12 @@ def evaluate(model: codec.Codec, items: list[EvalItem], out_dir: str | Path, *,
     if not any(rows.values()):
         raise CodecError("no audio to evaluate: every file was empty")
 
-    summaries = {s.key: summarize(s, rows[s.key], model, codes[s.key]) for s in systems}
-    for system in systems:
-        write_csv(out_dir / "results" / f"{system.key}.csv", rows[system.key])
-        write_json(out_dir / "results" / f"{system.key}.json", summaries[system.key])
-    write_csv(out_dir / "files.csv", [r for s in systems for r in rows[s.key]])
+    summaries = {s.key: summarize(s, rows[s.key], network, codes[s.key]) for s in systems}
+    _write_results(out_dir, systems, rows, summaries)
     notes += _notes(items, summaries, with_opus)
     summary = {
         "model": {"path": model_name, **model_facts(model),
-                  "target_lufs": getattr(model, "target_lufs", None),
-                  "entropy_coded": entropy_tables is not None},
+                  "target_lufs": model.target_lufs, "entropy_coded": entropy},
         "data": data_name,
         "files": [i.name for i in items],
         "speech_files": sum(i.speech for i in items),
@@ -323,14 +313,33 @@ def evaluate(model: codec.Codec, items: list[EvalItem], out_dir: str | Path, *,
         "clips": report.write_clips(excerpts, [(s.key, s.label) for s in headline],
                                     out_dir / "clips"),
         "notes": notes,
-        "environment": {"toolkit": codec.__version__, "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), "python": platform.python_version(),
-                        "machine": platform.machine()},
+        "environment": _environment(),
         "runtime_seconds": time.perf_counter() - started,
     }
     write_json(out_dir / "summary.json", summary)
     report.write_report(out_dir)
     return summary
+
+
+def _code(system: System, model: PretrainedModel, audio: torch.Tensor, rate: int,
+          workdir: Path, entropy: bool) -> Coded:
+    if system.kind == "codec":
+        return code_with_model(model, audio, rate, system.n_q, workdir, entropy)
+    return code_with_opus(audio, rate, system.nominal_kbps, workdir)
+
+
+def _write_results(out_dir: Path, systems: list[System], rows: dict[str, list[dict]],
+                   summaries: dict[str, dict]) -> None:
+    for system in systems:
+        write_csv(out_dir / "results" / f"{system.key}.csv", rows[system.key])
+        write_json(out_dir / "results" / f"{system.key}.json", summaries[system.key])
+    write_csv(out_dir / "files.csv", [r for s in systems for r in rows[s.key]])
+
+
+def _environment() -> dict:
+    return {"toolkit": codec.__version__, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "machine": platform.machine()}
 
 
 def _start_excerpt(item: EvalItem, original: torch.Tensor, rate: int, seconds: float) -> dict:
@@ -387,13 +396,13 @@ def _notes(items: list[EvalItem], summaries: dict[str, dict], with_opus: bool) -
 # Command line
 
 
-def load_for_coding(path: str, device: str = "cpu",
-                    entropy: bool = False) -> tuple[codec.Codec, EntropyTables | None]:
-    """The model as ``codec encode`` loads it (with the loudness its run trained at) and,
-    when ``entropy`` is set, its entropy tables (CodecError if there are none)."""
-    model = compress.load_coding_model(path, device)
-    tables = compress.entropy_tables_for(path, model, required=True) if entropy else None
-    return model, tables
+def load_for_coding(path: str, device: str = "cpu", entropy: bool = False) -> PretrainedModel:
+    """The model as ``codec encode`` loads it; CodecError when ``entropy`` is set and it
+    has no entropy tables."""
+    model = load(path, device)
+    if entropy:
+        model.require_entropy_tables()
+    return model
 
 
 def parse_kbps(text: str) -> tuple[float, ...]:
@@ -439,12 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
-        model, tables = load_for_coding(args.model, args.device, args.entropy)
+        model = load_for_coding(args.model, args.device, args.entropy)
         items = list_items(args.data, args.kind, args.max_files)
         summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
                            with_opus=args.opus, rd=args.rd, clips=args.clips,
                            clip_seconds=args.clip_seconds, model_name=str(args.model),
-                           data_name=str(args.data), entropy_tables=tables)
+                           data_name=str(args.data), entropy=args.entropy)
     except CodecError as error:
         print(f"eval.evaluate: error: {error}", file=sys.stderr)
         return 2

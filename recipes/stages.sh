@@ -4,6 +4,17 @@
 # in_stage N: whether stage N lies within --stage .. --stop-stage.
 in_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
+# demo_corpus DIR: build the demo corpus in DIR. With --install-audio true (the default)
+# the Debian packages of real voices and music it is made from are installed first when
+# apt-get may run here; without them it is synthetic, and says so loudly.
+demo_corpus() {
+  if [ "${install_audio:-true}" = true ]; then
+    python -m data_prep.demo_corpus "$1" --install
+  else
+    python -m data_prep.demo_corpus "$1"
+  fi
+}
+
 # prepare_manifests AUDIO_DIR OUT_DIR: measure and split AUDIO_DIR into
 # OUT_DIR/{train,valid,test}.jsonl, unless that was done already.
 prepare_manifests() {

@@ -2,6 +2,15 @@ import pytest
 import torch
 
 from codec import Codec, model_config
+from codec.install_check import FIX, check
+
+
+def pytest_configure(config):
+    """Stop at once, with one message, when torch and torchaudio do not fit together:
+    otherwise every module that imports torchaudio fails on its own."""
+    report = check()
+    if report.problem is not None:
+        pytest.exit(f"install check failed: {report.problem}; {FIX}", returncode=3)
 
 
 @pytest.fixture(autouse=True)

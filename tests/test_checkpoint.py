@@ -8,7 +8,6 @@ from codec.checkpoint import (
     check_model_config,
     latest_checkpoint,
     list_checkpoints,
-    load_model,
     pack_state,
     prune_checkpoints,
     read_checkpoint,
@@ -52,55 +51,6 @@ def test_pack_state_round_trips_optimizer_state():
     assert set(back["opt"]["state"]) == {0, 1}
     assert torch.equal(back["opt"]["state"][0]["exp_avg"], optimizer.state[model.weight]["exp_avg"])
     assert torch.equal(back["rng"], torch.get_rng_state())
-
-
-def test_save_then_load_model_from_run_checkpoint_and_file(tmp_path):
-    config = _config()
-    model = _trained_model(config)
-    directory = _save(tmp_path, model, config, 10, metrics={"valid/snr": 3.0},
-                      train_state={"step": 10})
-    audio = torch.randn(1, 1, 800)
-    model.eval()
-    expected = model.decode(model.encode(audio), 800)
-    for path in (tmp_path, directory, directory / "model.safetensors"):
-        loaded = load_model(path)
-        assert not loaded.training
-        assert loaded.model_id == compute_model_id(model)
-        assert torch.allclose(loaded.decode(loaded.encode(audio), 800), expected)
-    checkpoint = read_checkpoint(directory)
-    assert checkpoint.step == 10 and checkpoint.train_state == {"step": 10}
-    assert checkpoint.meta["metrics"] == {"valid/snr": 3.0}
-
-
-def test_load_model_carries_training_loudness_and_reads_exports(tmp_path):
-    config = _config()
-    config.data.target_lufs = -20.0
-    model = _trained_model(config)
-    directory = _save(tmp_path, model, config, 3)
-    assert load_model(directory / "model.safetensors").target_lufs == -20.0
-    export = pytest.importorskip("codec.export")
-    export.export_model(load_model(tmp_path), tmp_path / "exported.safetensors")
-    exported = load_model(tmp_path / "exported.safetensors")
-    assert exported.model_id == compute_model_id(model)
-
-
-def test_load_model_prefers_best(tmp_path):
-    config = _config()
-    old, best = _trained_model(config), _trained_model(config)
-    _save(tmp_path, old, config, 20)
-    save_checkpoint(tmp_path / "best", model_state=best.state_dict(), config=config, step=10,
-                    model_id=compute_model_id(best))
-    assert load_model(tmp_path).model_id == compute_model_id(best)
-
-
-def test_load_model_rejects_other_paths(tmp_path):
-    with pytest.raises(CodecError, match="no such file"):
-        load_model(tmp_path / "missing")
-    with pytest.raises(CodecError, match="not a model"):
-        load_model(tmp_path)
-    (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(CodecError, match="not a model file"):
-        load_model(tmp_path / "notes.txt")
 
 
 def test_truncated_newest_checkpoint_falls_back_with_warning(tmp_path):

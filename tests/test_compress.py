@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import re
 
@@ -7,12 +8,13 @@ import soundfile as sf
 import torch
 
 from codec import Codec, bitstream, compress, entropy, model_config
-from codec.audio import loudness, resample
+from codec.audio import loudness
 from codec.bitstream import BitstreamError
 from codec.cli import main
 from codec.config import Config
 from codec.errors import CodecError
 from codec.metrics import rms_ratio, snr
+from codec.pretrained import PretrainedModel
 
 MODEL_RATE = 16000
 SMALL_CHUNK = 0.05  # seconds: 50 frames, so a clip of a few seconds crosses many seams
@@ -45,7 +47,7 @@ def small_model(**changes) -> Codec:
 
 
 @pytest.fixture(scope="session")
-def trained_model() -> Codec:
+def trained_model() -> PretrainedModel:
     """A small model trained for 200 quick steps on tones (waveform L1 + commitment), so
     that levels and SNR of round trips mean something. About 10 s on one CPU thread."""
     torch.manual_seed(0)
@@ -66,29 +68,15 @@ def trained_model() -> Codec:
         optimizer.step()
         schedule.step()
     torch.set_num_threads(threads)
-    return model.eval()
+    return PretrainedModel.from_network(model)
 
 
 @pytest.fixture
-def untrained_model() -> Codec:
-    return small_model().eval()
+def untrained_model() -> PretrainedModel:
+    return PretrainedModel.from_network(small_model())
 
 
 # --- streamed resampling equals its whole-signal version ---------------------------------
-
-
-@pytest.mark.parametrize("orig, new", [(44100, 16000), (48000, 16000), (16000, 44100),
-                                       (22050, 24000), (8000, 8000)])
-@pytest.mark.parametrize("block", [997, 8192])
-def test_stream_resampler_equals_whole_signal_resample(orig, new, block):
-    audio = torch.randn(2, 30011)
-    resampler = compress.StreamResampler(orig, new)
-    pieces = [resampler.push(audio[:, i:i + block]) for i in range(0, audio.shape[1], block)]
-    pieces.append(resampler.flush())
-    streamed = torch.cat([p for p in pieces if p.numel()], dim=-1)
-    whole = resample(audio, orig, new)
-    assert streamed.shape == whole.shape
-    assert torch.allclose(streamed, whole, atol=1e-4)
 
 
 # --- chunking ----------------------------------------------------------------------------
@@ -113,8 +101,8 @@ def test_context_is_what_makes_chunks_exact(untrained_model, monkeypatch):
 
 
 def test_chunked_decode_equals_whole_decode(trained_model):
-    data = compress.encode_audio(trained_model, tones(1, MODEL_RATE * 2, MODEL_RATE),
-                                 MODEL_RATE, 4)
+    data = compress.encode(trained_model, tones(1, MODEL_RATE * 2, MODEL_RATE),
+                                 MODEL_RATE, n_q=4)
     _, whole = compress.decode_blocks(trained_model, data, chunk_seconds=100)
     _, chunked = compress.decode_blocks(trained_model, data, chunk_seconds=SMALL_CHUNK)
     whole, chunked = torch.cat(list(whole), -1), torch.cat(list(chunked), -1)
@@ -129,8 +117,8 @@ def test_chunked_decode_equals_whole_decode(trained_model):
 @pytest.mark.parametrize("n_q", [1, 2, 4])
 def test_round_trip_restores_rate_channels_and_length(trained_model, rate, channels, n_q):
     audio = tones(channels, int(rate * 0.7) + 13, rate, seed=n_q)
-    data = compress.encode_audio(trained_model, audio, rate, n_q, chunk_seconds=SMALL_CHUNK)
-    decoded, decoded_rate = compress.decode_bytes(trained_model, data)
+    data = compress.encode(trained_model, audio, rate, n_q=n_q, chunk_seconds=SMALL_CHUNK)
+    decoded, decoded_rate = compress.decode(trained_model, data)
     assert decoded_rate == rate
     assert decoded.shape == audio.shape and decoded.dtype == torch.float32
     assert bitstream.parse(data)[0].n_q == n_q
@@ -141,8 +129,8 @@ def test_round_trip_restores_rate_channels_and_length(trained_model, rate, chann
 def test_round_trip_keeps_the_level(trained_model, rate, channels, n_q):
     # Quiet input: the header's gain lifts it to the training level and back down.
     audio = tones(channels, rate * 2, rate, seed=7, rms=0.01)
-    decoded, _ = compress.decode_bytes(
-        trained_model, compress.encode_audio(trained_model, audio, rate, n_q))
+    decoded, _ = compress.decode(
+        trained_model, compress.encode(trained_model, audio, rate, n_q=n_q))
     assert 0.9 < rms_ratio(audio, decoded) < 1.1
     assert snr(audio, decoded) > 6
 
@@ -152,44 +140,44 @@ def test_gain_is_undone_exactly(trained_model, n_q):
     # Two levels of one signal normalise to the same model input: same codes, and
     # the decoded audio differs by exactly the level factor.
     audio = tones(1, MODEL_RATE, MODEL_RATE, rms=0.02)
-    loud = compress.encode_audio(trained_model, audio, MODEL_RATE, n_q)
-    quiet = compress.encode_audio(trained_model, audio / 4, MODEL_RATE, n_q)
+    loud = compress.encode(trained_model, audio, MODEL_RATE, n_q=n_q)
+    quiet = compress.encode(trained_model, audio / 4, MODEL_RATE, n_q=n_q)
     loud_header, loud_payload = bitstream.parse(loud)
     quiet_header, quiet_payload = bitstream.parse(quiet)
     assert quiet_header.gain == pytest.approx(4 * loud_header.gain, rel=1e-4)
     assert loud_payload == quiet_payload
-    loud_audio, _ = compress.decode_bytes(trained_model, loud)
-    quiet_audio, _ = compress.decode_bytes(trained_model, quiet)
+    loud_audio, _ = compress.decode(trained_model, loud)
+    quiet_audio, _ = compress.decode(trained_model, quiet)
     assert torch.allclose(quiet_audio * 4, loud_audio, atol=1e-5)
 
 
 def test_gain_reaches_the_target_level(untrained_model):
     audio = tones(2, 48000, 48000, rms=0.005)
-    header, _ = bitstream.parse(compress.encode_audio(untrained_model, audio, 48000, 1))
+    header, _ = bitstream.parse(compress.encode(untrained_model, audio, 48000, n_q=1))
     assert loudness(audio * header.gain, 48000) == pytest.approx(-23.0, abs=0.01)
-    untrained_model.target_lufs = -16.0
-    header, _ = bitstream.parse(compress.encode_audio(untrained_model, audio, 48000, 1))
+    louder = dataclasses.replace(untrained_model, target_lufs=-16.0)
+    header, _ = bitstream.parse(compress.encode(louder, audio, 48000, n_q=1))
     assert loudness(audio * header.gain, 48000) == pytest.approx(-16.0, abs=0.01)
 
 
 def test_gain_is_peak_limited(untrained_model):
     audio = torch.zeros(1, 16000)
     audio[0, 100] = 0.5  # one click: loud peak, tiny loudness
-    header, _ = bitstream.parse(compress.encode_audio(untrained_model, audio, 16000, 1))
+    header, _ = bitstream.parse(compress.encode(untrained_model, audio, 16000, n_q=1))
     assert header.gain == pytest.approx(0.99 / 0.5)
 
 
 def test_silence_gets_unit_gain(untrained_model):
-    data = compress.encode_audio(untrained_model, torch.zeros(2, 4000), 16000, 2)
+    data = compress.encode(untrained_model, torch.zeros(2, 4000), 16000, n_q=2)
     assert bitstream.parse(data)[0].gain == 1.0
-    decoded, _ = compress.decode_bytes(untrained_model, data)
+    decoded, _ = compress.decode(untrained_model, data)
     assert decoded.shape == (2, 4000)
 
 
 def test_file_size_matches_nominal_bitrate(trained_model):
     seconds, n_q = 10, 2
     audio = tones(2, 44100 * seconds, 44100)
-    data = compress.encode_audio(trained_model, audio, 44100, n_q)
+    data = compress.encode(trained_model, audio, 44100, n_q=n_q)
     header, payload = bitstream.parse(data)
     overhead = len(data) - len(payload)
     # 2 channels x n_q codebooks x 8 bits x 1000 frames/s
@@ -200,54 +188,55 @@ def test_file_size_matches_nominal_bitrate(trained_model):
 
 
 def test_multichannel_model_layouts():
-    model = small_model(channels=2).eval()
+    model = PretrainedModel.from_network(small_model(channels=2))
     stereo = tones(2, 8000, 16000)
-    decoded, _ = compress.decode_bytes(model, compress.encode_audio(model, stereo, 16000, 2))
+    decoded, _ = compress.decode(model, compress.encode(model, stereo, 16000, n_q=2))
     assert decoded.shape == (2, 8000)
-    assert bitstream.parse(compress.encode_audio(model, stereo, 16000, 2))[0].items == 1
+    assert bitstream.parse(compress.encode(model, stereo, 16000, n_q=2))[0].items == 1
     mono = tones(1, 8000, 16000)
-    decoded, _ = compress.decode_bytes(model, compress.encode_audio(model, mono, 16000, 2))
+    decoded, _ = compress.decode(model, compress.encode(model, mono, 16000, n_q=2))
     assert decoded.shape == (1, 8000)
     with pytest.raises(CodecError, match="cannot code 3 channels"):
-        compress.encode_audio(model, tones(3, 8000, 16000), 16000, 2)
+        compress.encode(model, tones(3, 8000, 16000), 16000, n_q=2)
 
 
 def test_bad_audio_is_refused(untrained_model):
     with pytest.raises(CodecError, match="empty audio"):
-        compress.encode_audio(untrained_model, torch.zeros(1, 0), 16000, 1)
+        compress.encode(untrained_model, torch.zeros(1, 0), 16000, n_q=1)
     with pytest.raises(CodecError, match="NaN"):
-        compress.encode_audio(untrained_model, torch.full((1, 100), float("nan")), 16000, 1)
+        compress.encode(untrained_model, torch.full((1, 100), float("nan")), 16000, n_q=1)
 
 
 def test_decoding_with_another_model_names_both_ids(trained_model, untrained_model):
-    data = compress.encode_audio(trained_model, tones(1, 4000, 16000), 16000, 1)
-    mine, other = compress.model_id_of(trained_model), compress.model_id_of(untrained_model)
+    data = compress.encode(trained_model, tones(1, 4000, 16000), 16000, n_q=1)
+    mine, other = trained_model.model_id, untrained_model.model_id
     with pytest.raises(BitstreamError, match=f"{mine}.*{other}"):
-        compress.decode_bytes(untrained_model, data)
+        compress.decode(untrained_model, data)
 
 
 def test_entropy_coded_round_trip_equals_bit_packed(trained_model):
     audio = tones(1, MODEL_RATE * 3, MODEL_RATE, seed=3)
     codes = compress.encode_codes(trained_model, compress.tensor_source(audio, MODEL_RATE),
                                   4).codes
-    tables = entropy.EntropyTables(compress.model_id_of(trained_model),
+    tables = entropy.EntropyTables(trained_model.model_id,
                                    entropy.count_codes(codes, 256))
-    packed = compress.encode_audio(trained_model, audio, MODEL_RATE, 4)
-    coded = compress.encode_audio(trained_model, audio, MODEL_RATE, 4, entropy_tables=tables)
+    packed = compress.encode(trained_model, audio, MODEL_RATE, n_q=4)
+    with_tables = dataclasses.replace(trained_model, entropy_tables=tables)
+    coded = compress.encode(with_tables, audio, MODEL_RATE, n_q=4, entropy=True)
     assert bitstream.parse(coded)[0].entropy == {"tables_id": tables.tables_id}
     assert len(coded) < len(packed)
-    from_packed, _ = compress.decode_bytes(trained_model, packed)
-    from_coded, _ = compress.decode_bytes(trained_model, coded, entropy_tables=tables)
+    from_packed, _ = compress.decode(trained_model, packed)
+    from_coded, _ = compress.decode(with_tables, coded)
     assert torch.equal(from_packed, from_coded)
     with pytest.raises(BitstreamError, match="no entropy tables"):
-        compress.decode_bytes(trained_model, coded)
+        compress.decode(trained_model, coded)
 
 
 def test_hostile_bytes_raise_only_bitstream_error(untrained_model):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    valid = compress.encode_audio(untrained_model, tones(2, 3000, 16000), 16000, 2)
+    valid = compress.encode(untrained_model, tones(2, 3000, 16000), 16000, n_q=2)
 
     @settings(max_examples=60, deadline=None)
     @given(st.data())
@@ -257,7 +246,7 @@ def test_hostile_bytes_raise_only_bitstream_error(untrained_model):
             blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
         blob = bytes(blob[:data.draw(st.integers(0, len(blob)))])
         try:
-            audio, _ = compress.decode_bytes(untrained_model, blob)
+            audio, _ = compress.decode(untrained_model, blob)
         except BitstreamError:
             return
         assert blob == valid[:len(blob)] and audio.shape == (2, 3000)
@@ -273,9 +262,9 @@ def run_dir(tmp_path, trained_model):
     from codec.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
-    save_checkpoint(run / "best", model_state=trained_model.state_dict(),
+    save_checkpoint(run / "best", model_state=trained_model.network.state_dict(),
                     config=Config(model=trained_model.config), step=200,
-                    model_id=compress.model_id_of(trained_model))
+                    model_id=trained_model.model_id)
     return run
 
 
@@ -287,14 +276,14 @@ def write_wav(path, audio: torch.Tensor, rate: int) -> None:
 def test_file_and_tensor_paths_agree(tmp_path, untrained_model):
     audio = tones(2, 70000, 44100)
     write_wav(tmp_path / "a.wav", audio, 44100)
-    compress.encode_file(untrained_model, tmp_path / "a.wav", tmp_path / "a.qca", 2,
+    compress.encode_file(untrained_model, tmp_path / "a.wav", tmp_path / "a.qca", n_q=2,
                          chunk_seconds=SMALL_CHUNK)
-    data = compress.encode_audio(untrained_model, audio, 44100, 2, chunk_seconds=SMALL_CHUNK)
+    data = compress.encode(untrained_model, audio, 44100, n_q=2, chunk_seconds=SMALL_CHUNK)
     assert (tmp_path / "a.qca").read_bytes() == data
     assert compress.decode_file(untrained_model, tmp_path / "a.qca", tmp_path / "b.wav",
                                 subtype="FLOAT") == 0
     from_file, _ = sf.read(str(tmp_path / "b.wav"), dtype="float32", always_2d=True)
-    from_bytes, _ = compress.decode_bytes(untrained_model, data)
+    from_bytes, _ = compress.decode(untrained_model, data)
     np.testing.assert_array_equal(from_file.T, from_bytes.numpy())
 
 
@@ -380,7 +369,7 @@ def _damage(data: bytes, how: str) -> bytes:
                                           ("version", "unknown format version 9"),
                                           ("checksum", "bad checksum")])
 def test_cli_decode_bad_input(tmp_path, run_dir, trained_model, capsys, how, problem):
-    data = compress.encode_audio(trained_model, tones(1, 8000, 16000), 16000, 2)
+    data = compress.encode(trained_model, tones(1, 8000, 16000), 16000, n_q=2)
     (tmp_path / "a.qca").write_bytes(_damage(data, how))
     assert main(["decode", str(tmp_path / "a.qca"), "-o", str(tmp_path / "a.wav"),
                  "--model", str(run_dir)]) == 2
@@ -389,17 +378,17 @@ def test_cli_decode_bad_input(tmp_path, run_dir, trained_model, capsys, how, pro
 
 
 def test_cli_decode_with_another_model(tmp_path, run_dir, untrained_model, capsys):
-    data = compress.encode_audio(untrained_model, tones(1, 8000, 16000), 16000, 2)
+    data = compress.encode(untrained_model, tones(1, 8000, 16000), 16000, n_q=2)
     (tmp_path / "a.qca").write_bytes(data)
     assert main(["decode", str(tmp_path / "a.qca"), "-o", str(tmp_path / "a.wav"),
                  "--model", str(run_dir)]) == 2
-    one_error_line(capsys, "a.qca", compress.model_id_of(untrained_model),
+    one_error_line(capsys, "a.qca", untrained_model.model_id,
                    bitstream.read_file(tmp_path / "a.qca")[0].model_id)
     assert not (tmp_path / "a.wav").exists()
 
 
 def test_cli_decode_without_model_or_hint(tmp_path, untrained_model, capsys):
-    data = compress.encode_audio(untrained_model, tones(1, 8000, 16000), 16000, 2)
+    data = compress.encode(untrained_model, tones(1, 8000, 16000), 16000, n_q=2)
     (tmp_path / "a.qca").write_bytes(data)
     assert main(["decode", str(tmp_path / "a.qca"), str(tmp_path / "a.wav")]) == 2
     one_error_line(capsys, "a.qca", "--model")

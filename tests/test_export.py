@@ -6,11 +6,13 @@ import torch
 from safetensors import safe_open
 from torch.nn.utils import parametrize
 
-from codec.checkpoint import load_model, save_checkpoint
+from codec.checkpoint import save_checkpoint
 from codec.cli import main as cli_main
-from codec.config import Config, DataConfig
-from codec.export import ExportError, export_model, is_exported, load_exported
+from codec.config import DEFAULT_TARGET_LUFS, Config, DataConfig
+from codec.errors import CodecError
+from codec.export import ExportError, export_model
 from codec.model import compute_model_id
+from codec.pretrained import is_exported, load, read_metadata
 
 
 @pytest.fixture
@@ -33,17 +35,18 @@ def test_export_folds_weight_norm_and_drops_training_state(trained, tmp_path):
     assert not any("parametrizations" in k for k in keys)
     assert not any(k.endswith(("embed_sum", "cluster_size", "initialized")) for k in keys)
     assert sum(k.endswith(".embed") for k in keys) == trained.config.n_q
-    loaded = load_exported(path)
+    loaded = load(path).network
     assert not any(parametrize.is_parametrized(m) for m in loaded.modules())
     assert not loaded.training
 
 
 def test_float32_export_codes_and_audio_match_the_original(trained, tmp_path):
-    loaded = load_exported(export_model(trained, tmp_path / "m.safetensors"))
+    loaded = load(export_model(trained, tmp_path / "m.safetensors"))
+    network = loaded.network
     audio = torch.randn(2, 1, 1111)
     codes = trained.encode(audio)
-    assert torch.equal(loaded.encode(audio), codes)
-    assert torch.allclose(loaded.decode(codes, 1111), trained.decode(codes, 1111), atol=1e-5)
+    assert torch.equal(network.encode(audio), codes)
+    assert torch.allclose(network.decode(codes, 1111), trained.decode(codes, 1111), atol=1e-5)
     assert loaded.model_id == compute_model_id(trained)
 
 
@@ -55,11 +58,11 @@ def test_half_export_is_smaller_keeps_the_model_id_and_decodes(trained, tmp_path
         dtypes = {k: handle.get_tensor(k).dtype for k in handle.keys()}
     assert all(d == torch.float32 for k, d in dtypes.items() if k.endswith(".embed"))
     assert any(d == torch.float16 for d in dtypes.values())
-    loaded = load_exported(half)
-    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    loaded = load(half)
+    assert all(p.dtype == torch.float32 for p in loaded.network.parameters())
     assert loaded.model_id == compute_model_id(trained)
     codes = trained.encode(torch.randn(1, 1, 2000))
-    decoded = loaded.decode(codes)
+    decoded = loaded.network.decode(codes)
     assert torch.isfinite(decoded).all()
     # float16 weights round at about 1e-3 relative: close to the float32 decode, not equal.
     reference = trained.decode(codes)
@@ -75,30 +78,30 @@ def test_exported_file_loads_without_pickle(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(torch, "load", refuse)
-    assert load_exported(path).model_id == compute_model_id(trained)
+    assert load(path).model_id == compute_model_id(trained)
     # safetensors layout: 8-byte little-endian header length, then a JSON header.
     raw = path.read_bytes()
     header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
     assert header["__metadata__"]["format"] == "codec-export"
 
 
-def test_load_model_accepts_an_exported_file(trained, tmp_path):
+def test_load_accepts_an_exported_file(trained, tmp_path):
     path = export_model(trained, tmp_path / "m.safetensors", target_lufs=-18.0)
     assert is_exported(path)
-    model = load_model(path)
+    model = load(path)
     assert model.model_id == compute_model_id(trained)
     assert model.target_lufs == -18.0
     audio = torch.randn(1, 1, 800)
-    assert torch.equal(model.encode(audio), trained.encode(audio))
+    assert torch.equal(model.network.encode(audio), trained.encode(audio))
 
 
 def test_not_an_export_is_a_clear_error(tmp_path):
     bogus = tmp_path / "x.safetensors"
     bogus.write_bytes(b"not a model")
-    with pytest.raises(ExportError, match="cannot be read"):
-        load_exported(bogus)
-    with pytest.raises(ExportError, match="no such file"):
-        load_exported(tmp_path / "missing.safetensors")
+    with pytest.raises(CodecError, match="cannot be read"):
+        load(bogus)
+    with pytest.raises(CodecError, match="no such file"):
+        load(tmp_path / "missing.safetensors")
     assert not is_exported(bogus)
 
 
@@ -112,7 +115,7 @@ def test_damaged_codebooks_are_refused(trained, tmp_path):
     tensors["quantizer.layers.0.embed"][0, 0] += 1.0
     save_file(tensors, path, metadata=metadata)
     with pytest.raises(ExportError, match="do not match the model id"):
-        load_exported(path)
+        load(path)
 
 
 def test_export_command_on_a_run_directory(trained, tmp_path, capsys):
@@ -124,14 +127,16 @@ def test_export_command_on_a_run_directory(trained, tmp_path, capsys):
     assert cli_main(["export", str(run), "-o", str(out), "--half"]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "KiB" in printed
-    model = load_exported(out)
+    model = load(out)
     assert model.model_id == compute_model_id(trained)
-    assert model.target_lufs == -20.0
+    assert model.target_lufs == -20.0 and model.source.kind == "export"
 
 
 def test_training_loudness_travels_with_the_export(trained, tmp_path):
-    trained.target_lufs = None  # trained on audio kept at its recorded level
-    assert load_exported(export_model(trained, tmp_path / "a.safetensors")).target_lufs is None
-    del trained.target_lufs  # unknown: left to the encoder's default
-    assert not hasattr(load_exported(export_model(trained, tmp_path / "b.safetensors")),
-                       "target_lufs")
+    # Trained on audio kept at its recorded level:
+    path = export_model(trained, tmp_path / "a.safetensors", target_lufs=None)
+    assert load(path).target_lufs is None
+    # Unknown: left out of the file, and coding takes the default.
+    path = export_model(trained, tmp_path / "b.safetensors")
+    assert "target_lufs" not in read_metadata(path)
+    assert load(path).target_lufs == DEFAULT_TARGET_LUFS

@@ -3,11 +3,12 @@
 #
 #   bash recipes/cpu_hour/run.sh [DATA_DIR] [--stage 0] [--stop-stage 2] [--minutes 60]
 #        [--manifests data/cpu_hour] [--exp exp/cpu_hour] [--overrides "k=v ..."]
-#        [--conf recipes/cpu_hour/conf/cpu_hour.yaml]
+#        [--install-audio true] [--conf recipes/cpu_hour/conf/cpu_hour.yaml]
 #
 # DATA_DIR: a folder of speech and music, one sub-folder per speaker or track under
 # top-level folders such as speech/ and music/ (test files then come from speakers and
-# tracks never seen in training). Without DATA_DIR the demo corpus is built and used.
+# tracks never seen in training). Without DATA_DIR the demo corpus is built and used
+# (its Debian packages installed first when missing and allowed; --install-audio false).
 # Stages (each skips what is already done; rerun to resume):
 #   0  manifests (and the demo corpus when no DATA_DIR is given)
 #   1  train the small preset for --minutes of wall-clock time
@@ -21,6 +22,7 @@ minutes=60
 manifests=data/cpu_hour
 exp=exp/cpu_hour
 overrides=
+install_audio=true
 conf="$(dirname "$0")/conf/cpu_hour.yaml"
 . "$(dirname "$0")/../parse_options.sh"
 . "$(dirname "$0")/../stages.sh"
@@ -28,7 +30,7 @@ conf="$(dirname "$0")/conf/cpu_hour.yaml"
 if in_stage 0; then
   data=${1:-$manifests/audio}
   echo "== stage 0: manifests of $data in $manifests"
-  [ -n "${1:-}" ] || python -m data_prep.demo_corpus "$data"
+  [ -n "${1:-}" ] || demo_corpus "$data"
   prepare_manifests "$data" "$manifests"
 fi
 

@@ -4,9 +4,11 @@
 #
 #   bash recipes/quickstart/run.sh [--stage 0] [--stop-stage 2] [--data data/demo]
 #                                  [--exp exp/quickstart] [--minutes 8] [--overrides "k=v ..."]
+#                                  [--install-audio true]
 #
 # Stages (each skips what is already done; rerun to resume):
-#   0  demo corpus (speech, music, sounds; no download) and train/valid/test manifests
+#   0  demo corpus (real voices, music, sounds from Debian packages, installed with apt-get
+#      when missing and allowed; --install-audio false skips that) and the manifests
 #   1  train the small preset for --minutes of wall-clock time (resumes if interrupted)
 #   2  encode and decode a test clip at 6 kbps; print SNR and RMS ratio
 set -euo pipefail
@@ -17,13 +19,14 @@ data=data/demo
 exp=exp/quickstart
 minutes=8
 overrides=
+install_audio=true
 . "$(dirname "$0")/../parse_options.sh"
 . "$(dirname "$0")/../stages.sh"
 conf="$(dirname "$0")/conf/quickstart.yaml"
 
 if in_stage 0; then
   echo "== stage 0: demo corpus and manifests in $data"
-  python -m data_prep.demo_corpus "$data/audio"
+  demo_corpus "$data/audio"
   prepare_manifests "$data/audio" "$data"
 fi
 
@@ -45,8 +48,8 @@ if in_stage 2; then
     python - "$clip" "$out/decoded.wav" "$exp" <<'PY'
 import sys
 from codec.audio import read_audio, write_audio
-from codec.checkpoint import load_model
-model = load_model(sys.argv[3])
+from codec.pretrained import load
+model = load(sys.argv[3]).network
 audio, rate = read_audio(sys.argv[1])
 codes = model.encode(audio[None], model.n_q_for_kbps(6))
 write_audio(sys.argv[2], model.decode(codes, audio.shape[-1])[0], rate)

@@ -73,3 +73,54 @@ def test_command_line_prints_a_summary_and_then_nothing_to_do(tmp_path, capsys):
     assert "synthetic 0.2 min" in capsys.readouterr().out
     assert demo_corpus.main(arguments) == 0
     assert "already present" in capsys.readouterr().out
+
+
+def _fake_voices(root):
+    """A klettres-like and an asterisk-like tree of short tone recordings."""
+    rate = 8000
+    tone = (0.3 * np.sin(np.arange(int(1.5 * rate)) * 0.3)).astype(np.float32)
+    for path in ["klettres/en/alpha/a.ogg", "klettres/en/syllab/ba.ogg", "klettres/fr/alpha/b.ogg",
+                 "asterisk/en_US_f_Allison/digits/1.wav", "asterisk/es_MX_f_Allison/2.wav",
+                 "asterisk/fr_CA_f_June/3.wav"]:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(root / path), tone, rate)
+    return root / "klettres", root / "asterisk"
+
+
+def test_real_voices_are_one_group_per_speaker_across_languages(tmp_path):
+    voices = demo_corpus.find_voices(*_fake_voices(tmp_path))
+    assert {v.group: len(v.files) for v in voices} == {
+        "klettres-en": 2, "klettres-fr": 1, "asterisk-Allison": 2, "asterisk-June": 1}
+    allison = next(v for v in voices if v.group == "asterisk-Allison")
+    assert allison.licence == "/usr/share/doc/asterisk-core-sounds-en-wav/copyright"
+
+
+def test_a_speakers_recordings_are_joined_into_clips_with_gaps(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_corpus, "CLIP_SECONDS", 2.5)
+    voices = demo_corpus.find_voices(*_fake_voices(tmp_path))
+    allison = next(v for v in voices if v.group == "asterisk-Allison")
+    clips = list(demo_corpus._voice_clips(allison, 0, 60.0, demo_corpus.Report()))
+    gap = demo_corpus.GAP_SECONDS
+    assert [c.shape[-1] / demo_corpus.SAMPLE_RATE for c in clips] == [
+        pytest.approx(3.0 + gap, abs=1e-3)]
+
+
+def test_a_corpus_of_real_voices_holds_speech_by_speaker_and_is_not_synthetic(tmp_path,
+                                                                             monkeypatch):
+    voices = demo_corpus.find_voices(*_fake_voices(tmp_path / "src"))
+    monkeypatch.setattr(demo_corpus, "find_voices", lambda: voices)
+    monkeypatch.setattr(demo_corpus, "MUSIC_PACKAGES", {})
+    monkeypatch.setattr(demo_corpus, "SOUND_PACKAGES", {})
+    report = demo_corpus.build(tmp_path / "c", minutes=0.2, progress=False)
+    assert set(report.seconds) == {"speech"}
+    assert {"klettres-data", "asterisk-core-sounds"} <= set(report.sources)
+    assert {g.split("/")[1] for g in report.groups} <= {v.group for v in voices}
+    assert not demo_corpus.is_synthetic(report)
+
+
+def test_a_synthetic_corpus_says_so_loudly_with_the_packages_to_install(tmp_path, capsys):
+    assert demo_corpus.main([str(tmp_path / "c"), "--minutes", "0.2", "--synthetic-only"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "synthetic audio only" in err and "klettres-data" in err
+    assert demo_corpus.main([str(tmp_path / "c"), "--minutes", "0.2", "--synthetic-only"]) == 0
+    assert "WARNING" in capsys.readouterr().err  # and again before every training run

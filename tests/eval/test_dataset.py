@@ -49,10 +49,10 @@ def test_manifest_paths_groups_and_duplicate_names(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    ("not json\n", "test.jsonl:1: not JSON"),
-    ('{"duration": 1}\n', "needs a 'path'"),
+    ("not json\n", "test.jsonl:1: not a JSON line"),
+    ('{"duration": 1}\n', r"test.jsonl:1: missing field\(s\) \['path'\]"),
     ('{"path": "gone.wav"}\n', "gone.wav not found"),
-    ("", "no audio files")])
+    ("", "lists no files")])
 def test_bad_manifests_name_the_line(tmp_path, content, message):
     (tmp_path / "test.jsonl").write_text(content)
     with pytest.raises(CodecError, match=message):

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from codec.checkpoint import load_model
+from codec.pretrained import load
 from eval import evaluate, opus
 from eval.dataset import list_items
 from eval.results import read_json
@@ -95,7 +95,7 @@ def test_manifest_input_and_kind_override(tiny_run, eval_set, tmp_path):
     manifest = tmp_path / "test.jsonl"
     shutil.copy(eval_set / "music" / "m0.wav", tmp_path / "m0.wav")
     manifest.write_text('{"path": "m0.wav", "group": "speech"}\n')
-    model = load_model(tiny_run)
+    model = load(tiny_run)
     summary = evaluate.evaluate(model, list_items(manifest, kind="music"), tmp_path / "out",
                                 kbps=(5,), clips=0)
     assert summary["speech_files"] == 0

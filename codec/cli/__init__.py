@@ -1,5 +1,7 @@
-"""The ``codec`` command. Each sub-command lives in the module that does the work;
-that module's ``register(subparsers)`` adds its parser and sets ``run``.
+"""The ``codec`` command. Each module of this package sets up one group of sub-commands:
+its ``register(subparsers)`` adds their parsers and sets ``run``. Setting up imports
+nothing heavy: a command's ``run`` imports the modules that do its work, so that
+``codec --help`` (and every other command) works even where one of them cannot load.
 
 A :class:`codec.errors.CodecError` ends the command with one line on stderr and
 exit status 2, never a traceback.
@@ -7,27 +9,19 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from codec.cli import coding, export, info, streaming, train
 from codec.errors import CodecError
 
-# Sub-command modules, imported when the parser is built.
-COMMAND_MODULES = ("codec.train", "codec.compress", "codec.stream_cli", "codec.export",
-                   "codec.info")
+COMMAND_GROUPS = (train, coding, streaming, export, info)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="Neural audio codec toolkit.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue  # a command whose module is not part of this install
-        module.register(subparsers)
+    for group in COMMAND_GROUPS:
+        group.register(subparsers)
     return parser
 
 

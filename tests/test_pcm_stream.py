@@ -11,10 +11,10 @@ import torch
 
 from codec.bitstream import PacketReader
 from codec.checkpoint import save_checkpoint
-from codec.compress import load_coding_model, model_id_of
 from codec.config import Config, model_config
-from codec.model import Codec
-from codec.stream_cli import decode_pcm_stream, encode_pcm_stream, float_to_pcm, pcm_to_float
+from codec.model import Codec, compute_model_id
+from codec.pcm_stream import decode_pcm_stream, encode_pcm_stream, float_to_pcm, pcm_to_float
+from codec.pretrained import load
 
 ROOT = Path(__file__).parents[1]
 RATE, HOP = 24000, 40
@@ -25,7 +25,7 @@ def save_run(path: Path, causal: bool = True) -> Path:
     model = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64),
                                causal=causal))
     save_checkpoint(path / "best", model_state=model.state_dict(),
-                    config=Config(model=model.config), step=1, model_id=model_id_of(model))
+                    config=Config(model=model.config), step=1, model_id=compute_model_id(model))
     return path
 
 
@@ -76,7 +76,7 @@ def test_pipe_equals_offline_coding(run, channels):
     out, err = decode.communicate(timeout=300)
     assert encode.wait(timeout=60) == 0 and decode.returncode == 0, err.decode()[-2000:]
     got = np.frombuffer(out, dtype="<i2")
-    expected = offline_pcm(load_coding_model(str(run)), data, channels)
+    expected = offline_pcm(load(str(run)).network, data, channels)
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected).max() <= 1
 
@@ -103,12 +103,12 @@ def test_packets_leave_as_frames_arrive(run):
 
 def coded_stream(run: Path, data: bytes) -> bytes:
     sink = io.BytesIO()
-    encode_pcm_stream(load_coding_model(str(run)), io.BytesIO(data), sink, channels=1, n_q=2)
+    encode_pcm_stream(load(str(run)), io.BytesIO(data), sink, channels=1, n_q=2)
     return sink.getvalue()
 
 
 def test_a_cut_stream_decodes_to_its_last_whole_packet(run):
-    model = load_coding_model(str(run))
+    model = load(str(run))
     stream = coded_stream(run, pcm(10 * HOP, 1))
     full = io.BytesIO()
     decode_pcm_stream(model, PacketReader(io.BytesIO(stream)), full)
@@ -154,7 +154,7 @@ def test_cli_refuses_a_non_causal_model(tmp_path):
 
 
 def test_empty_input_makes_an_empty_complete_stream(run):
-    model = load_coding_model(str(run))
+    model = load(str(run))
     sink = io.BytesIO()
     encode_pcm_stream(model, io.BytesIO(b""), sink, channels=2, n_q=1)
     out = io.BytesIO()

@@ -1,0 +1,258 @@
+"""``codec encode``, ``codec decode`` and ``codec entropy-tables``: folder plans, messages
+and exit codes around ``codec.compress`` (the coding itself) and ``codec.entropy``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from codec.bitstream import SUFFIX as QCA_SUFFIX
+from codec.chunking import WORK_MEMORY_BYTES
+from codec.errors import CodecError
+
+if TYPE_CHECKING:
+    from codec.pretrained import PretrainedModel
+
+SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+
+
+def _plan(inputs: list[str], output: str | None, suffixes: frozenset[str],
+          out_suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs. One file -> OUTPUT is the file (or a directory to put it in);
+    folders are walked and their trees mirrored under OUTPUT."""
+    if output is None:
+        if len(inputs) < 2:
+            raise CodecError("name the output: -o OUTPUT (or INPUT... OUTPUT)")
+        *inputs, output = inputs
+    out, paths = Path(output), [Path(p) for p in inputs]
+    if len(paths) == 1 and not paths[0].is_dir():
+        target = out / (paths[0].stem + out_suffix) if out.is_dir() else out
+        return [(paths[0], target)]
+    pairs = []
+    for path in paths:
+        if path.is_dir():
+            base = out if len(paths) == 1 else out / path.name
+            pairs += [(f, (base / f.relative_to(path)).with_suffix(out_suffix))
+                      for f in sorted(path.rglob("*"))
+                      if f.is_file() and f.suffix.lower() in suffixes]
+        else:
+            pairs.append((path, out / (path.stem + out_suffix)))
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target in seen:
+            raise CodecError(f"{source} and {seen[target]} would both be written to {target}")
+        seen[target] = source
+    return pairs
+
+
+def _run_each(pairs: list[tuple[Path, Path]], command: str,
+              work: Callable[[Path, Path], None]) -> int:
+    """Run ``work`` on every pair. A single file's error propagates (one line from the
+    CLI); in a batch each failure is reported on one line and the rest still run."""
+    from tqdm import tqdm
+
+    from codec.compress import named_error
+
+    if len(pairs) == 1:
+        work(*pairs[0])
+        return 0
+    failed = 0
+    for source, target in tqdm(pairs, unit="file", desc=command, disable=None):
+        try:
+            work(source, target)
+        except CodecError as error:
+            failed += 1
+            tqdm.write(f"codec {command}: error: {named_error(source, error)}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _load(path: str, device: str) -> PretrainedModel:
+    import torch
+
+    from codec.pretrained import load
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CodecError("--device cuda: no CUDA device is available")
+    return load(path, device=device)
+
+
+def _n_q(model: PretrainedModel, args: argparse.Namespace) -> int:
+    from codec.compress import codebooks
+
+    try:
+        return codebooks(model, kbps=args.kbps, n_q=args.n_q)
+    except CodecError as error:
+        raise CodecError(f"--{'kbps' if args.kbps is not None else 'n-q'}: {error}") from None
+
+
+def _check_chunk(args: argparse.Namespace) -> None:
+    if args.chunk_seconds is not None and not args.chunk_seconds > 0:
+        raise CodecError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from codec.audio import AUDIO_SUFFIXES
+    from codec.compress import encode_file
+
+    _check_chunk(args)
+    model = _load(args.model, args.device)
+    n_q = _n_q(model, args)
+    if args.entropy:
+        try:
+            model.require_entropy_tables()
+        except CodecError as error:
+            raise CodecError(f"--entropy: {error}") from None
+    pairs = _plan(args.inputs, args.output, AUDIO_SUFFIXES, QCA_SUFFIX)
+    if len(pairs) == 1 and pairs[0][1].suffix != QCA_SUFFIX:
+        raise CodecError(f"{pairs[0][1]}: the output of encode should end in {QCA_SUFFIX}")
+    hint = str(Path(args.model).resolve())
+
+    def work(source: Path, target: Path) -> None:
+        encode_file(model, source, target, n_q=n_q, entropy=args.entropy,
+                    chunk_seconds=args.chunk_seconds, model_hint=hint,
+                    progress=len(pairs) == 1)
+
+    return _run_each(pairs, "encode", work)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from codec import bitstream
+    from codec.compress import decode_file
+
+    _check_chunk(args)
+    pairs = _plan(args.inputs, args.output, frozenset({QCA_SUFFIX}), ".wav")
+    if len(pairs) == 1 and pairs[0][1].suffix == QCA_SUFFIX:
+        raise CodecError(f"{pairs[0][1]}: the output of decode is audio (.wav or .flac)")
+    models: dict[str, PretrainedModel] = {}
+
+    def model_for(source: Path) -> PretrainedModel:
+        path = args.model
+        if path is None:
+            path = bitstream.read_file(source)[0].model_hint
+            if not path or not Path(path).exists():
+                raise CodecError(f"{source}: no --model given, and the model it was encoded "
+                                 f"with ({path or 'not recorded'}) is not found; "
+                                 f"pass --model")
+        if path not in models:
+            models[path] = _load(path, args.device)
+        return models[path]
+
+    def work(source: Path, target: Path) -> None:
+        clipped = decode_file(model_for(source), source, target, subtype=args.subtype,
+                              chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1)
+        if clipped:
+            tqdm.write(f"codec decode: warning: {target}: {clipped} samples beyond full scale "
+                       f"were clipped; --subtype FLOAT keeps them", file=sys.stderr)
+
+    return _run_each(pairs, "decode", work)
+
+
+def _training_files(data: list[str]) -> list[Path]:
+    """Audio files named by JSONL manifests (a ``path`` per line), folders (walked) or
+    audio files."""
+    from codec.audio import AUDIO_SUFFIXES
+    from codec.data import read_manifest
+
+    files: list[Path] = []
+    for entry in map(Path, data):
+        if entry.is_dir():
+            files += sorted(f for f in entry.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+        elif entry.suffix == ".jsonl":
+            files += [Path(line["path"]) for line in read_manifest(entry, fields=("path",))]
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise CodecError(f"{entry}: no such manifest, folder or file")
+    return files
+
+
+def run_entropy_tables(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from codec import entropy
+    from codec.audio import audio_info
+    from codec.compress import encode_codes, file_source, named_error
+
+    model = _load(args.model, args.device)
+    files = _training_files(args.data)[:args.max_files]
+    if not files:
+        raise CodecError("no audio files found in --data")
+    size, n_q = model.config.codebook_size, model.config.n_q
+    counts = np.zeros((n_q, size), dtype=np.int64)
+    used = 0
+    for path in tqdm(files, unit="file", desc="count codes", disable=None):
+        try:
+            rate = audio_info(path).sample_rate if path.exists() else 1
+            source = file_source(path, max_frames=int(args.max_seconds * rate))
+            result = encode_codes(model, source, n_q)
+        except CodecError as error:
+            tqdm.write(f"codec entropy-tables: skipped: {named_error(path, error)}",
+                       file=sys.stderr)
+            continue
+        counts += entropy.count_codes(result.codes, size)
+        used += 1
+    if used == 0:
+        raise CodecError("none of the --data files could be read")
+    tables = entropy.EntropyTables(model.model_id, counts)
+    target = entropy.tables_dir(args.model) / entropy.TABLES_FILE
+    entropy.save_tables(tables, target, files=str(used))
+    saving = 1 - entropy.mean_code_bits(tables) / (size.bit_length() - 1)
+    print(f"wrote {target}: {used} files, {int(counts[0].sum())} frames; expected saving "
+          f"{100 * saving:.1f}% of the bit-packed size on this data")
+    return 0
+
+
+def _add_running_arguments(parser: argparse.ArgumentParser, done: str) -> None:
+    """--device and --chunk-seconds, as encode and decode take them."""
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--chunk-seconds", type=float,
+                        help=f"audio {done} at a time; bounds memory (default: what fits in "
+                             f"{WORK_MEMORY_BYTES >> 20} MiB of working memory)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    enc = subparsers.add_parser(
+        "encode", help="compress audio files with a trained model",
+        description="Compress audio files (or folders of them) to .qca files. "
+                    "Without -o, the last INPUT is the output.")
+    enc.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
+    enc.add_argument("-o", "--output", help="output .qca file, or folder for several inputs")
+    enc.add_argument("--model", required=True, help="run directory, checkpoint or model file")
+    rate = enc.add_mutually_exclusive_group()
+    rate.add_argument("--kbps", type=float, help="largest bitrate to use (per channel)")
+    rate.add_argument("--n-q", type=int, help="codebooks to use (default: all)")
+    enc.add_argument("--entropy", action="store_true",
+                     help="range-code the codes with the model's entropy tables")
+    _add_running_arguments(enc, "coded")
+    enc.set_defaults(run=run_encode)
+
+    dec = subparsers.add_parser(
+        "decode", help="decompress .qca files to audio",
+        description="Decode .qca files (or folders of them) to audio files. "
+                    "Without -o, the last INPUT is the output.")
+    dec.add_argument("inputs", nargs="+", metavar="INPUT", help=".qca files or folders")
+    dec.add_argument("-o", "--output", help="output audio file, or folder for several inputs")
+    dec.add_argument("--model", help="the model that encoded the files (default: the model "
+                                     "path recorded in each file, if it still exists)")
+    dec.add_argument("--subtype", choices=SUBTYPES, default="PCM_16",
+                     help="sample format; PCM clips beyond full scale, FLOAT keeps everything "
+                          "(default: %(default)s)")
+    _add_running_arguments(dec, "decoded")
+    dec.set_defaults(run=run_decode)
+
+    tab = subparsers.add_parser(
+        "entropy-tables", help="measure code frequencies for --entropy",
+        description="Count how often each code of each codebook occurs on training data "
+                    "and save the tables next to the model (RUN/entropy.safetensors).")
+    tab.add_argument("--model", required=True, help="run directory, checkpoint or model file")
+    tab.add_argument("--data", required=True, nargs="+",
+                     help="JSONL manifests (a 'path' per line), folders or audio files")
+    tab.add_argument("--max-files", type=int, default=500, help="default: %(default)s")
+    tab.add_argument("--max-seconds", type=float, default=60.0,
+                     help="seconds read from each file (default: %(default)s)")
+    tab.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    tab.set_defaults(run=run_entropy_tables)

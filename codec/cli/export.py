@@ -1,0 +1,37 @@
+"""``codec export MODEL -o FILE [--half]``: an inference-only model file (``codec.export``)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 1024:.1f} KiB"
+
+
+def run(args: argparse.Namespace) -> int:
+    from safetensors.torch import load_file
+
+    from codec.export import export_model
+    from codec.pretrained import load
+
+    model = load(args.model)
+    out = export_model(model.network.float(), args.output, half=args.half,
+                       target_lufs=model.target_lufs)
+    values = sum(t.numel() for t in load_file(out).values())
+    precision = "float16 convs, float32 codebooks" if args.half else "float32"
+    print(f"{out}: {_size(out.stat().st_size)} ({precision}, {values:,} values, weight norm "
+          f"folded, model id {model.model_id})")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write an inference-only model file",
+        description="Write an inference-only safetensors model: weight norm folded, "
+                    "training state dropped, optionally float16 convs (codebooks stay "
+                    "float32, so the model id does not change).")
+    parser.add_argument("model", help="run directory, checkpoint directory or model file")
+    parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    parser.add_argument("--half", action="store_true",
+                        help="store encoder and decoder weights in float16")
+    parser.set_defaults(run=run)

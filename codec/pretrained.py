@@ -1,0 +1,218 @@
+"""A trained model ready to code audio, and ``load`` for every place one is kept.
+
+:func:`load` reads any of the three kinds of model on disk:
+
+- a run directory (``RUN/best``, else its newest readable checkpoint);
+- a checkpoint directory, or the ``model.safetensors`` inside one (verified against
+  the sizes and hashes in its ``meta.json``);
+- a file written by ``codec export`` (weight norm folded, no training state).
+
+and returns a :class:`PretrainedModel`: the network in eval mode, its id, the loudness
+its training data was normalised to, the entropy tables saved for it (if any) and where
+it came from. Everything that codes audio takes this object; the network itself stays a
+plain :class:`codec.model.Codec`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from codec import checkpoint as ckpt
+from codec import export
+from codec.config import DEFAULT_TARGET_LUFS, ModelConfig, from_dict
+from codec.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
+from codec.errors import CodecError
+from codec.model import Codec, compute_model_id
+from codec.nn import fold_weight_norm
+
+SOURCE_KINDS = ("run", "checkpoint", "export", "memory")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model came from: ``kind`` (one of ``SOURCE_KINDS``), the path it was
+    loaded from as given, and the model file read (None for a model built in memory)."""
+    kind: str
+    path: Optional[Path] = None
+    model_file: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A trained model ready to code audio.
+
+    network: the :class:`Codec`, in eval mode.
+    model_id: :func:`codec.model.compute_model_id` of the network (compressed files name it).
+    target_lufs: the loudness its training data was normalised to, which encoding
+        brings input to; None when it was trained on audio at its recorded level.
+    entropy_tables: the code frequency tables measured for it (``codec entropy-tables``),
+        or None.
+    source: where it came from.
+    """
+    network: Codec
+    model_id: str
+    target_lufs: Optional[float] = DEFAULT_TARGET_LUFS
+    entropy_tables: Optional[EntropyTables] = None
+    source: ModelSource = ModelSource("memory")
+
+    @classmethod
+    def from_network(cls, network: Codec, *,
+                     target_lufs: Optional[float] = DEFAULT_TARGET_LUFS,
+                     entropy_tables: Optional[EntropyTables] = None) -> PretrainedModel:
+        """A model built or trained in memory (put in eval mode; its id computed here)."""
+        return cls(network.eval(), compute_model_id(network), target_lufs, entropy_tables)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.network.config
+
+    @property
+    def sample_rate(self) -> int:
+        return self.network.sample_rate
+
+    def require_entropy_tables(self) -> EntropyTables:
+        """The entropy tables, or CodecError saying how to make them."""
+        if self.entropy_tables is not None:
+            return self.entropy_tables
+        path = self.source.path
+        if path is None:
+            raise CodecError("this model has no entropy tables")
+        where = tables_dir(path) / TABLES_FILE
+        problem = "were measured for another model" if where.is_file() else "do not exist"
+        raise CodecError(f"--entropy: the entropy tables {where} {problem}; make them with "
+                         f"codec entropy-tables --model {path} --data TRAIN.jsonl")
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> PretrainedModel:
+    """The model at ``path``: a run directory, a checkpoint directory, its
+    model.safetensors, or a file from ``codec export``. CodecError for anything else."""
+    path = Path(path)
+    model_file, kind = resolve_model_path(path)
+    metadata = _model_metadata(model_file)
+    if metadata.get("format") == export.FORMAT:
+        network, model_id = _exported_network(model_file, metadata)
+        kind = "export"
+    else:
+        _verify_beside_meta(model_file)
+        network, model_id = _checkpoint_network(model_file, metadata)
+    return PretrainedModel(
+        network=network.to(device).eval(), model_id=model_id,
+        target_lufs=_training_loudness(model_file, metadata),
+        entropy_tables=find_tables(path, model_id),
+        source=ModelSource(kind, path, model_file))
+
+
+def resolve_model_path(path: Path) -> tuple[Path, str]:
+    """The model file ``path`` names and its kind: a run directory (its ``best``, else
+    its newest readable checkpoint), a checkpoint directory, or the file itself."""
+    if path.is_file():
+        return path, "checkpoint"
+    if not path.is_dir():
+        raise ckpt.CheckpointError(f"{path}: no such file or directory")
+    if (path / ckpt.MODEL_FILE).is_file():
+        return path / ckpt.MODEL_FILE, "checkpoint"
+    if (path / ckpt.BEST_DIR / ckpt.MODEL_FILE).is_file():
+        return path / ckpt.BEST_DIR / ckpt.MODEL_FILE, "run"
+    latest = ckpt.latest_checkpoint(path, train_state=False)
+    if latest is not None:
+        return latest.path / ckpt.MODEL_FILE, "run"
+    raise ckpt.CheckpointError(f"{path}: not a model (expected a run directory with best/ "
+                               f"or checkpoints/, a checkpoint directory, or a "
+                               f"{ckpt.MODEL_FILE})")
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The safetensors header metadata of ``path`` ({} when it has none)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise ckpt.CheckpointError(f"{path}: cannot be read ({error})") from None
+
+
+def is_exported(path: str | Path) -> bool:
+    """True when ``path`` is a safetensors file written by ``codec export``."""
+    try:
+        return read_metadata(path).get("format") == export.FORMAT
+    except CodecError:
+        return False
+
+
+def _model_metadata(path: Path) -> dict[str, str]:
+    """The header of a model file; CheckpointError for a file that is not one."""
+    try:
+        metadata = read_metadata(path)
+    except CodecError:
+        if path.suffix == ".safetensors":
+            raise
+        metadata = {}
+    if path.suffix != ".safetensors" and metadata.get("format") != export.FORMAT:
+        raise ckpt.CheckpointError(f"{path}: not a model file (expected {ckpt.MODEL_FILE} "
+                                   f"or a file from `codec export`)")
+    return metadata
+
+
+def _verify_beside_meta(model_file: Path) -> None:
+    """Check a checkpoint's model file against the size and hash in its meta.json."""
+    if not (model_file.parent / ckpt.META_FILE).is_file():
+        return
+    record = ckpt.read_meta(model_file.parent).get("files", {}).get(ckpt.MODEL_FILE)
+    if record is not None:
+        ckpt.verify_file(model_file.parent, ckpt.MODEL_FILE, record)
+
+
+def _checkpoint_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]:
+    """The Codec of a checkpoint's model.safetensors, whose header names its config."""
+    if metadata.get("format") != ckpt.FORMAT or "model_config" not in metadata:
+        raise ckpt.CheckpointError(f"{path}: a safetensors file without a codec model config")
+    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
+    network = Codec(config)
+    try:
+        network.load_state_dict(ckpt.load_tensors(path))
+    except RuntimeError as error:
+        raise ckpt.CheckpointError(f"{path}: weights do not fit its config "
+                                   f"({error})") from None
+    return network, metadata.get("model_id") or compute_model_id(network)
+
+
+def _exported_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]:
+    """The Codec of an exported file, computing in float32, and its (checked) id.
+    ExportError for a file newer than this toolkit, or whose weights or codebooks do
+    not match its header."""
+    version = int(metadata.get("format_version", "0"))
+    if version > export.FORMAT_VERSION:
+        raise export.ExportError(f"{path}: export format version {version} is newer than "
+                                 f"this toolkit reads ({export.FORMAT_VERSION}); upgrade it")
+    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
+    # Build the architecture, then fold its (random) weight norm so that the parameter
+    # names match the folded file.
+    network = fold_weight_norm(Codec(config))
+    state = {name: tensor.float() if tensor.is_floating_point() else tensor
+             for name, tensor in ckpt.load_tensors(path).items()}
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    missing = [name for name in missing if not export.is_training_buffer(name)]
+    if missing or unexpected:
+        raise export.ExportError(f"{path}: weights do not fit its config (missing "
+                                 f"{missing[:5]}, unexpected {unexpected[:5]})")
+    model_id = compute_model_id(network)
+    if metadata.get("model_id") and metadata["model_id"] != model_id:
+        raise export.ExportError(f"{path}: codebooks do not match the model id in its header "
+                                 f"({model_id} != {metadata['model_id']}); damaged file?")
+    return network, model_id
+
+
+def _training_loudness(model_file: Path, metadata: dict[str, str]) -> Optional[float]:
+    """The loudness the model's training data was normalised to: from the model file's
+    header, else from the run config in the meta.json beside it, else the default."""
+    if "target_lufs" in metadata:
+        return json.loads(metadata["target_lufs"])
+    try:
+        meta = json.loads((model_file.parent / ckpt.META_FILE).read_text())
+        return meta["config"]["data"]["target_lufs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_TARGET_LUFS

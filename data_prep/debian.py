@@ -1,0 +1,55 @@
+"""Debian packages of real audio: which are missing, and installing them when allowed.
+
+The demo corpus is made from packages a Debian or Ubuntu machine can install (real voices,
+game music, desktop sounds). A fresh machine has none of them; without them the corpus is
+synthetic. This module installs the missing ones with apt-get when this process may
+(root, or sudo without a password), and otherwise says what to run.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Sequence
+
+
+def missing_packages(names: Sequence[str]) -> list[str]:
+    """The packages of ``names`` that dpkg does not list as installed (all of them where
+    there is no dpkg)."""
+    if not shutil.which("dpkg-query"):
+        return list(names)
+    missing = []
+    for name in names:
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name],
+                                capture_output=True, text=True)
+        if result.returncode != 0 or not result.stdout.endswith("installed"):
+            missing.append(name)
+    return missing
+
+
+def install_command() -> list[str] | None:
+    """The apt-get prefix this process may run (None when it may not)."""
+    if not shutil.which("apt-get"):
+        return None
+    if os.geteuid() == 0:
+        return ["apt-get"]
+    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"],
+                                               capture_output=True).returncode == 0:
+        return ["sudo", "-n", "apt-get"]
+    return None
+
+
+def install(names: Sequence[str]) -> str | None:
+    """Install ``names`` with apt-get; None when done, else why it was not."""
+    command = install_command()
+    if command is None:
+        return "apt-get needs root here (or sudo without a password)"
+    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    steps = [[*command, "update", "-q"],
+             [*command, "install", "-y", "-q", "--no-install-recommends", *names]]
+    for step in steps:
+        result = subprocess.run(step, env=environment, capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            return f"{' '.join(step[:3])} failed: {last}"
+    return None

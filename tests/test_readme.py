@@ -1,0 +1,36 @@
+"""The README's Python API example runs as written, against a small model made here."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import soundfile as sf
+import torch
+
+from codec import Codec, model_config
+from codec.checkpoint import save_checkpoint
+from codec.config import Config
+from codec.model import compute_model_id
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def python_api_example() -> str:
+    """The first python code block under the README's "Python API" heading."""
+    section = README.read_text().split("## Python API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert blocks, "no python example under 'Python API'"
+    return blocks[0]
+
+
+def test_python_api_example_runs_verbatim(tmp_path, monkeypatch):
+    config = model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64))
+    model = Codec(config)
+    save_checkpoint(tmp_path / "exp" / "run" / "best", model_state=model.state_dict(),
+                    config=Config(model=config), step=0, model_id=compute_model_id(model))
+    sf.write(tmp_path / "song.wav", 0.1 * torch.randn(22050, 2).numpy(), 22050)
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(python_api_example(), str(README), "exec"), names)
+    assert names["decoded"].shape == (2, 44100) and names["sample_rate"] == 44100
+    assert sf.info(str(tmp_path / "decoded.wav")).frames == 22050
