@@ -14,6 +14,11 @@ The payload holds codes ``[items, n_q, frames]`` in that (C) order, either
 bit-packed at ``log2(codebook_size)`` bits each, most significant bit first,
 or, when ``header.entropy`` is set, as one range-coded stream (codec.entropy).
 
+``codec stream-encode`` writes a second form, a packet stream (``.qcs``, its own
+magic), for pipes: a header, then packets written as their frames are coded, each
+with its own CRC-32, so that a stream cut off anywhere decodes up to its last whole
+packet. Its layout is at :class:`PacketWriter`.
+
 A file from anywhere may be hostile: every header field is type- and
 range-checked, and the payload size is checked against the frame count,
 before anything is allocated from them. All problems raise
@@ -29,7 +34,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -58,8 +63,24 @@ class BitstreamError(CodecError):
     """A compressed file that cannot be decoded: truncated, damaged, foreign or too new."""
 
 
+class _CodesLayout:
+    """What a header with ``codebook_size``, ``channels`` and ``coded_channels`` implies."""
+    codebook_size: int
+    channels: int
+    coded_channels: int
+
+    @property
+    def bits_per_code(self) -> int:
+        return self.codebook_size.bit_length() - 1
+
+    @property
+    def items(self) -> int:
+        """Independent code streams: one per channel for a mono model, else one."""
+        return self.channels if self.coded_channels == 1 else 1
+
+
 @dataclass(frozen=True)
-class Header:
+class Header(_CodesLayout):
     """What a compressed file says about itself.
 
     ``channels``/``length``/``source_rate`` describe the original audio;
@@ -88,15 +109,6 @@ class Header:
     payload_bytes: int
     entropy: dict | None = None
     model_hint: str | None = None
-
-    @property
-    def bits_per_code(self) -> int:
-        return self.codebook_size.bit_length() - 1
-
-    @property
-    def items(self) -> int:
-        """Independent code streams: one per channel for a mono model, else one."""
-        return self.channels if self.coded_channels == 1 else 1
 
     @property
     def num_codes(self) -> int:
@@ -180,46 +192,62 @@ def _int_field(raw: dict, name: str, low: int, high: int) -> int:
     return value
 
 
-def header_from_dict(raw: Any) -> Header:
-    """Check every field's type and range, and their consistency; BitstreamError if not."""
-    if not isinstance(raw, dict):
-        raise BitstreamError("header is not a JSON object")
-    names = [f.name for f in dataclasses.fields(Header)]
-    required = [f.name for f in dataclasses.fields(Header)
-                if f.default is dataclasses.MISSING]
-    missing = [n for n in required if n not in raw]
-    unknown = sorted(set(raw) - set(names))
-    if missing or unknown:
-        raise BitstreamError(f"header fields missing {missing} / unknown {unknown}")
+# The ranges of the integer fields that both headers have.
+_MODEL_LIMITS = {"sample_rate": (1, MAX_SAMPLE_RATE), "hop_length": (1, MAX_HOP),
+                 "coded_channels": (1, MAX_CHANNELS), "channels": (1, MAX_CHANNELS),
+                 "n_q": (1, MAX_N_Q), "codebook_size": (2, MAX_CODEBOOK_SIZE)}
+
+
+def _model_id_field(raw: dict) -> str:
     model_id = raw["model_id"]
     if not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
         raise BitstreamError(f"header field 'model_id' is not a hex id: {model_id!r:.80}")
-    values = dict(
-        model_id=model_id,
-        sample_rate=_int_field(raw, "sample_rate", 1, MAX_SAMPLE_RATE),
-        hop_length=_int_field(raw, "hop_length", 1, MAX_HOP),
-        coded_channels=_int_field(raw, "coded_channels", 1, MAX_CHANNELS),
-        source_rate=_int_field(raw, "source_rate", 1, MAX_SAMPLE_RATE),
-        channels=_int_field(raw, "channels", 1, MAX_CHANNELS),
-        length=_int_field(raw, "length", 1, MAX_LENGTH),
-        n_q=_int_field(raw, "n_q", 1, MAX_N_Q),
-        codebook_size=_int_field(raw, "codebook_size", 2, MAX_CODEBOOK_SIZE),
-        frames=_int_field(raw, "frames", 1, MAX_LENGTH),
-        chunk_frames=_int_field(raw, "chunk_frames", 1, MAX_LENGTH),
-        context_frames=_int_field(raw, "context_frames", 0, MAX_LENGTH),
-        payload_bytes=_int_field(raw, "payload_bytes", 0, MAX_LENGTH),
-    )
+    return model_id
+
+
+def _gain_field(raw: dict) -> float:
     gain = raw["gain"]
     if (isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain)
             or not 0 < gain <= MAX_GAIN):
         raise BitstreamError(f"header field 'gain' must be a number in (0, {MAX_GAIN:g}], "
                              f"got {gain!r:.40}")
-    values["gain"] = float(gain)
-    values["entropy"] = _check_entropy(raw.get("entropy"))
+    return float(gain)
+
+
+def _model_hint_field(raw: dict) -> str | None:
     hint = raw.get("model_hint")
     if hint is not None and (not isinstance(hint, str) or len(hint) > 4096):
         raise BitstreamError("header field 'model_hint' must be a path string")
-    values["model_hint"] = hint
+    return hint
+
+
+def _check_field_names(raw: Any, cls: type) -> None:
+    if not isinstance(raw, dict):
+        raise BitstreamError("header is not a JSON object")
+    names = [f.name for f in dataclasses.fields(cls)]
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+    missing = [n for n in required if n not in raw]
+    unknown = sorted(set(raw) - set(names))
+    if missing or unknown:
+        raise BitstreamError(f"header fields missing {missing} / unknown {unknown}")
+
+
+def header_from_dict(raw: Any) -> Header:
+    """Check every field's type and range, and their consistency; BitstreamError if not."""
+    _check_field_names(raw, Header)
+    values = dict(
+        model_id=_model_id_field(raw),
+        **{name: _int_field(raw, name, *limits) for name, limits in _MODEL_LIMITS.items()},
+        source_rate=_int_field(raw, "source_rate", 1, MAX_SAMPLE_RATE),
+        length=_int_field(raw, "length", 1, MAX_LENGTH),
+        frames=_int_field(raw, "frames", 1, MAX_LENGTH),
+        chunk_frames=_int_field(raw, "chunk_frames", 1, MAX_LENGTH),
+        context_frames=_int_field(raw, "context_frames", 0, MAX_LENGTH),
+        payload_bytes=_int_field(raw, "payload_bytes", 0, MAX_LENGTH),
+    )
+    values["gain"] = _gain_field(raw)
+    values["entropy"] = _check_entropy(raw.get("entropy"))
+    values["model_hint"] = _model_hint_field(raw)
     header = Header(**values)
     _check_consistency(header)
     return header
@@ -235,13 +263,17 @@ def _check_entropy(entropy: Any) -> dict | None:
     return dict(entropy)
 
 
-def _check_consistency(header: Header) -> None:
+def _check_layout(header: _CodesLayout) -> None:
     size = header.codebook_size
     if size & (size - 1):
         raise BitstreamError(f"header field 'codebook_size' = {size} is not a power of two")
     if header.coded_channels not in (1, header.channels) and header.channels != 1:
         raise BitstreamError(f"header says {header.channels} channels coded by a "
                              f"{header.coded_channels}-channel model, which cannot be")
+
+
+def _check_consistency(header: Header) -> None:
+    _check_layout(header)
     expected = frame_count(header.length, header.source_rate, header.sample_rate,
                            header.hop_length)
     if header.frames != expected:
@@ -364,3 +396,207 @@ def describe(path: str | Path) -> dict:
     if header.entropy is not None:
         result["payload_saving_percent"] = round(100 * (1 - len(payload) * 8 / nominal_bits), 2)
     return result
+
+
+# ---------------------------------------------------------------------------
+# Packet streams (.qcs)
+
+STREAM_MAGIC = b"\x89QCS"
+STREAM_VERSION = 1
+STREAM_SUFFIX = ".qcs"
+MAX_PACKET_FRAMES = (1 << 16) - 1
+MAX_PACKET_BYTES = 1 << 24
+CODES_PACKET, LAST_PACKET = b"C", b"L"
+_PACKET = struct.Struct("<cH")  # kind, frames
+_LENGTH = struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class StreamHeader(_CodesLayout):
+    """What a packet stream says about itself: the fields of :class:`Header` that are
+    known before the audio ends. The stream is at the model rate (``sample_rate``);
+    ``gain`` was applied before encoding and is undone after decoding."""
+    model_id: str
+    sample_rate: int
+    hop_length: int
+    coded_channels: int
+    channels: int
+    n_q: int
+    codebook_size: int
+    gain: float
+    model_hint: str | None = None
+
+    def packet_bytes(self, frames: int) -> int:
+        """Bytes of the codes of ``frames`` frames in a packet."""
+        return packed_bytes(self.items * self.n_q * frames, self.bits_per_code)
+
+
+def stream_header_from_dict(raw: Any) -> StreamHeader:
+    """Check a stream header's fields as :func:`header_from_dict` does a file's."""
+    _check_field_names(raw, StreamHeader)
+    header = StreamHeader(
+        model_id=_model_id_field(raw),
+        **{name: _int_field(raw, name, *limits) for name, limits in _MODEL_LIMITS.items()},
+        gain=_gain_field(raw), model_hint=_model_hint_field(raw))
+    _check_layout(header)
+    if header.packet_bytes(MAX_PACKET_FRAMES) > MAX_PACKET_BYTES:
+        raise BitstreamError("header describes packets too large to read")
+    return header
+
+
+class PacketWriter:
+    """Writes a packet stream to a binary file object, flushing after every write.
+
+    Layout (integers little-endian)::
+
+        0    4  magic b"\\x89QCS"
+        4    1  stream format version (1)
+        5    4  header length H, at most MAX_HEADER_BYTES
+        9    H  header: UTF-8 JSON object, the fields of :class:`StreamHeader`
+        9+H  4  CRC-32 of every byte before it
+
+    then packets, each one as soon as its frames are coded::
+
+        0    1  kind: b"C" codes, b"L" the last packet (codes, then the stream's length)
+        1    2  F: frames in the packet (0 to 65535; 0 only in the last packet)
+        3    8  last packet only: the stream's length in samples (cuts the padding)
+        .    P  codes [items, n_q, F], bit-packed as in ``.qca``
+        .    4  CRC-32 of the packet's bytes before it
+    """
+
+    def __init__(self, handle: BinaryIO, header: StreamHeader):
+        stream_header_from_dict(dataclasses.asdict(header))  # never write what we cannot read
+        self.handle, self.header = handle, header
+        text = json.dumps(dataclasses.asdict(header), separators=(",", ":")).encode()
+        self._write(_PREFIX.pack(STREAM_MAGIC, STREAM_VERSION, len(text)) + text)
+
+    def write_codes(self, codes: np.ndarray) -> None:
+        """Codes ``[items, n_q, F]``, in packets of at most MAX_PACKET_FRAMES frames."""
+        self._check(codes)
+        for start in range(0, codes.shape[-1], MAX_PACKET_FRAMES):
+            piece = codes[..., start:start + MAX_PACKET_FRAMES]
+            self._write(_PACKET.pack(CODES_PACKET, piece.shape[-1])
+                        + pack_codes(piece, self.header.bits_per_code))
+
+    def end(self, codes: np.ndarray, length: int) -> None:
+        """The last codes ``[items, n_q, F]`` (F may be 0) and the stream's length in
+        samples, which tells the decoder how much of the last frame is padding."""
+        self._check(codes)
+        split = max(0, codes.shape[-1] - MAX_PACKET_FRAMES)
+        self.write_codes(codes[..., :split])
+        piece = codes[..., split:]
+        self._write(_PACKET.pack(LAST_PACKET, piece.shape[-1]) + _LENGTH.pack(length)
+                    + pack_codes(piece, self.header.bits_per_code))
+
+    def _check(self, codes: np.ndarray) -> None:
+        expected = (self.header.items, self.header.n_q)
+        if codes.ndim != 3 or tuple(codes.shape[:2]) != expected:
+            raise ValueError(f"codes of shape {codes.shape}; this stream takes "
+                             f"[{expected[0]}, {expected[1]}, frames]")
+
+    def _write(self, body: bytes) -> None:
+        self.handle.write(body + _CRC.pack(zlib.crc32(body)))
+        self.handle.flush()
+
+
+class PacketReader:
+    """Reads a packet stream from a binary file object as it arrives.
+
+    The header must be whole and sound (BitstreamError if not). Iterating yields the
+    codes ``[items, n_q, F]`` (uint16) of each packet in turn, and stops after the last
+    packet, or at the first packet that is cut off or damaged. Then ``length`` holds
+    the stream's length in samples if it ended properly; otherwise ``problem`` says
+    what went wrong and ``stopped_at`` the byte where the last whole packet ended.
+    """
+
+    def __init__(self, handle: BinaryIO):
+        self.handle = handle
+        self.offset = 0  # bytes read
+        self.frames = 0  # frames in the whole packets read
+        self.length: int | None = None
+        self.problem: str | None = None
+        self.damaged = False  # a packet failed its check (not merely cut off)
+        self.stopped_at: int | None = None
+        self.header = self._read_header()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while self.length is None and self.problem is None:
+            codes = self._next_packet()
+            if codes is not None:
+                yield codes
+
+    def _read(self, size: int) -> bytes:
+        """Up to ``size`` bytes: fewer only at the end of the stream."""
+        chunks, got = [], 0
+        while got < size:
+            chunk = self.handle.read(size - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        self.offset += got
+        return b"".join(chunks)
+
+    def _read_header(self) -> StreamHeader:
+        prefix = self._read(_PREFIX.size)
+        if prefix[:len(MAGIC)] == MAGIC[:len(prefix)] and prefix:
+            raise BitstreamError("a .qca file, not a packet stream: decode it with codec decode")
+        if prefix[:len(STREAM_MAGIC)] != STREAM_MAGIC[:len(prefix)] or not prefix:
+            raise BitstreamError("not a packet stream (wrong magic bytes)")
+        if len(prefix) < _PREFIX.size:
+            raise BitstreamError(f"stream cut off in its prefix ({len(prefix)} bytes)")
+        _, version, size = _PREFIX.unpack(prefix)
+        if version != STREAM_VERSION:
+            raise BitstreamError(f"unknown stream format version {version} (this toolkit "
+                                 f"reads version {STREAM_VERSION})")
+        if size > MAX_HEADER_BYTES:
+            raise BitstreamError(f"header length {size} exceeds {MAX_HEADER_BYTES} bytes")
+        text, check = self._read(size), self._read(_CRC.size)
+        if len(check) < _CRC.size:
+            raise BitstreamError(f"stream cut off in its header (at byte {self.offset})")
+        if zlib.crc32(prefix + text) != _CRC.unpack(check)[0]:
+            raise BitstreamError("bad checksum (the stream header is damaged)")
+        try:
+            return stream_header_from_dict(json.loads(text.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise BitstreamError("stream header is not valid JSON") from None
+
+    def _stop(self, start: int, problem: str, damaged: bool = False) -> None:
+        self.stopped_at, self.problem, self.damaged = start, problem, damaged
+
+    def _next_packet(self) -> np.ndarray | None:
+        start = self.offset
+        head = self._read(_PACKET.size)
+        if not head:
+            self._stop(start, f"the stream ends at byte {start} without its last packet")
+            return None
+        kind, frames = _PACKET.unpack(head) if len(head) == _PACKET.size else (None, 0)
+        if kind is not None and kind not in (CODES_PACKET, LAST_PACKET):
+            self._stop(start, f"unknown packet kind {kind!r} at byte {start}", damaged=True)
+            return None
+        extra = self._read(_LENGTH.size) if kind == LAST_PACKET else b""
+        body = self._read(self.header.packet_bytes(frames))
+        check = self._read(_CRC.size)
+        if kind is None or len(check) < _CRC.size:
+            self._stop(start, f"the stream is cut off at byte {self.offset}, inside the "
+                              f"packet that starts at byte {start}")
+            return None
+        if zlib.crc32(head + extra + body) != _CRC.unpack(check)[0]:
+            self._stop(start, f"bad checksum in the packet at byte {start}", damaged=True)
+            return None
+        if kind == LAST_PACKET and not self._finish(start, frames, _LENGTH.unpack(extra)[0]):
+            return None
+        self.frames += frames
+        codes = unpack_codes(body, self.header.items * self.header.n_q * frames,
+                             self.header.bits_per_code)
+        return codes.reshape(self.header.items, self.header.n_q, frames)
+
+    def _finish(self, start: int, frames: int, length: int) -> bool:
+        """Take the stream's length from its last packet, if the frames can hold it."""
+        total, hop = self.frames + frames, self.header.hop_length
+        if not (total - 1) * hop < length <= total * hop:
+            self._stop(start, f"the last packet gives a length of {length} samples, which "
+                              f"{total} frames cannot hold", damaged=True)
+            return False
+        self.length = length
+        return True

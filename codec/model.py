@@ -59,6 +59,16 @@ class Codec(nn.Module):
         return self.config.sample_rate / self.hop_length
 
     @property
+    def latency_samples(self) -> int | None:
+        """Algorithmic latency of frame-by-frame coding, in samples at the model rate.
+
+        A causal model's code for a frame needs the frame's last sample and nothing
+        later, and decoding that code yields the frame's audio at once: one hop in all.
+        None for a non-causal model, which looks ahead and codes offline only.
+        """
+        return self.hop_length if self.config.causal else None
+
+    @property
     def bits_per_code(self) -> float:
         return math.log2(self.config.codebook_size)
 

@@ -2,6 +2,7 @@
 
     python -m eval.bench [--preset base | --model PATH] [--threads 2] [--device cpu|cuda]
                          [--seconds 10] [--repeats 5] [--peer encodec] [--compile] [--json]
+                         [--causal] [--streaming]
 
 For each codec it measures, after a warm-up call, the median of ``--repeats`` runs of:
 
@@ -18,6 +19,13 @@ For each codec it measures, after a warm-up call, the median of ``--repeats`` ru
   is the working memory of those calls; on a GPU the same for CUDA memory allocated.
   ``peak_rss_mb`` of a codec is the largest process peak over its measurements, so it
   includes everything loaded (the other codec too).
+
+With ``--streaming`` (a causal model: ``--causal`` makes the preset causal) it also
+codes the same audio frame by frame (codec.streaming), encoder then decoder for each
+frame as a live call would, and reports the compute time per frame (median and 99th
+percentile) against the frame's duration, the algorithmic latency, and the real-time
+factor of streamed coding beside that of offline coding (encode + decode) of the same
+audio by the same model.
 
 Our model is timed for inference as ``codec export`` writes it: weight norm folded into
 plain conv weights. ``--peer encodec`` builds EnCodec's 24 kHz architecture with random
@@ -55,6 +63,7 @@ from codec.config import PRESETS, Config, ModelConfig, TrainConfig, model_config
 from codec.errors import CodecError
 from codec.model import Codec, CodecOutput
 from codec.nn import fold_weight_norm
+from codec.streaming import StreamingDecoder, StreamingEncoder
 
 PEERS = ("encodec",)
 PEER_KBPS = 6.0
@@ -296,6 +305,56 @@ def benchmark(subjects: list[Subject], *, device: torch.device, seconds: float, 
     return results
 
 
+def _frame_times(model: Codec, audio: torch.Tensor,
+                 device: torch.device) -> tuple[list[float], list[float]]:
+    """Seconds to encode and to decode each whole frame of ``audio``, streamed."""
+    encoder, decoder, hop = StreamingEncoder(model), StreamingDecoder(model), model.hop_length
+    encode_times, decode_times = [], []
+    for start in range(0, audio.shape[-1] - hop + 1, hop):
+        begin = time.perf_counter()
+        codes = encoder.push(audio[..., start:start + hop])
+        _synchronize(device)
+        middle = time.perf_counter()
+        decoder.push(codes)
+        _synchronize(device)
+        encode_times.append(middle - begin)
+        decode_times.append(time.perf_counter() - middle)
+    return encode_times, decode_times
+
+
+def _milliseconds(times: list[float]) -> dict[str, float]:
+    ms = sorted(1000 * t for t in times)
+    return {"median": statistics.median(ms), "p99": ms[min(len(ms) - 1, int(0.99 * len(ms)))],
+            "max": ms[-1]}
+
+
+def streaming_benchmark(model: Codec, *, device: torch.device, seconds: float, repeats: int,
+                        seed: int = 0) -> dict[str, Any]:
+    """Frame-by-frame coding of ``seconds`` of audio beside offline coding of it."""
+    if model.latency_samples is None:
+        raise CodecError("--streaming needs a causal model (with a preset: add --causal)")
+    model = fold_weight_norm(copy.deepcopy(model)).to(device).eval()
+    generator = torch.Generator().manual_seed(seed)
+    samples = round(seconds * model.sample_rate)
+    audio = (0.1 * torch.randn(1, model.config.channels, samples, generator=generator)).to(device)
+    frame_ms = 1000 * model.hop_length / model.sample_rate
+    with torch.inference_mode():
+        _frame_times(model, audio[..., :model.sample_rate], device)  # warm-up
+        encode_times, decode_times = _frame_times(model, audio, device)
+        offline = time_calls(lambda: model.decode(model.encode(audio)), repeats, device)
+    both = [e + d for e, d in zip(encode_times, decode_times, strict=True)]
+    coded_seconds = len(both) * model.hop_length / model.sample_rate
+    return {"frames": len(both), "frame_ms": frame_ms,
+            "latency_samples": model.latency_samples,
+            "latency_ms": 1000 * model.latency_samples / model.sample_rate,
+            "encode_ms_per_frame": _milliseconds(encode_times),
+            "decode_ms_per_frame": _milliseconds(decode_times),
+            "codec_ms_per_frame": _milliseconds(both),
+            "p99_share_of_frame": _milliseconds(both)["p99"] / frame_ms,
+            "streaming_rtf": coded_seconds / sum(both),
+            "offline_rtf": seconds / statistics.median(offline)}
+
+
 def ratios(ours: dict, peer: dict) -> dict[str, float]:
     """Ours / peer for each throughput (higher means ours is faster)."""
     pairs = {"encode_rtf": ("encode", "rtf"), "decode_rtf": ("decode", "rtf"),
@@ -311,6 +370,8 @@ def _load_our_model(args: argparse.Namespace) -> tuple[str, Codec]:
 
         # A half-precision export computes in float32 anyway; time that.
         return str(args.model), load(args.model).network.float()
+    if args.causal:
+        return f"{args.preset} (causal)", Codec(model_config(args.preset, causal=True))
     return args.preset, Codec(model_config(args.preset))
 
 
@@ -350,6 +411,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     if args.peer:
         report["peer"] = {"name": args.peer, **results[args.peer]}
         report["ratios"] = ratios(results[name], results[args.peer])
+    if args.streaming:
+        report["ours"]["streaming"] = streaming_benchmark(
+            model, device=device, seconds=args.seconds, repeats=args.repeats, seed=args.seed)
     return report
 
 
@@ -406,7 +470,22 @@ def _format_report(report: dict) -> str:
         if ratio_key and "ratios" in report:
             line += f"{report['ratios'][ratio_key]:12.2f}"
         lines.append(line)
+    if "streaming" in report["ours"]:
+        lines += _format_streaming(report["ours"]["streaming"])
     return "\n".join(lines)
+
+
+def _format_streaming(result: dict) -> list[str]:
+    rows = [("algorithmic latency (ms)", result["latency_ms"]),
+            ("frame duration (ms)", result["frame_ms"])]
+    for key, label in (("encode", "encode"), ("decode", "decode"), ("codec", "encode+decode")):
+        times = result[f"{key}_ms_per_frame"]
+        rows += [(f"{label} per frame, median (ms)", times["median"]),
+                 (f"{label} per frame, p99 (ms)", times["p99"])]
+    rows += [("streamed (x real time)", result["streaming_rtf"]),
+             ("offline enc+dec (x real time)", result["offline_rtf"])]
+    return [f"streaming, {result['frames']} frames:"] + [f"  {label:30s}{value:15.2f}"
+                                                         for label, value in rows]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--disc with no names skips that step")
     parser.add_argument("--peer", choices=PEERS, help="also measure this codec's architecture")
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    parser.add_argument("--causal", action="store_true",
+                        help="make the --preset model causal (no look-ahead)")
+    parser.add_argument("--streaming", action="store_true",
+                        help="also time frame-by-frame coding (needs a causal model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser

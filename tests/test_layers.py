@@ -26,13 +26,13 @@ LAYERS = {
                 "codec.audio", "codec.resample", "codec.chunking", "codec.losses",
                 "codec.discriminators", "codec.balancer", "codec.metrics", "codec.data",
                 "codec.bitstream", "codec.entropy", "codec.latents", "codec.step_rate",
-                "codec.threads", "codec.weight_average"},
+                "codec.threads", "codec.weight_average", "codec.streaming"},
     "models on disk": {"codec.checkpoint", "codec.export", "codec.pretrained",
                        "codec.finetune"},
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
                  "codec.install_check",
                  "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
-                 "codec.cli.info"},
+                 "codec.cli.info", "codec.pcm_stream", "codec.cli.streaming"},
 }
 
 

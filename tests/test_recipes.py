@@ -183,3 +183,16 @@ def test_finetune_recipe_compares_before_finetuned_and_scratch(tmp_path):
     assert json.loads((exp / "scratch" / "best" / "meta.json").read_text())["init_from"] is None
     table = done.stdout[done.stdout.index("model  "):]
     assert all(name in table for name in ("before", "finetuned", "scratch", "SNR"))
+
+
+def test_causal_cpu_hour_recipe_trains_a_causal_model(tmp_path):
+    audio = _speakers(tmp_path)
+    exp = tmp_path / "exp"
+    done = subprocess.run(
+        ["bash", str(RECIPES / "cpu_hour_causal" / "run.sh"), str(audio), "--stop-stage", "1",
+         "--minutes", "0.5", "--manifests", str(tmp_path / "m"), "--exp", str(exp),
+         "--overrides", TINY], capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "m" / "test.jsonl").is_file() and (exp / ".done").is_file()
+    trained = load_config([exp / "config.yaml"])
+    assert trained.model.causal and trained.train.late_loss  # cpu_hour's, made causal

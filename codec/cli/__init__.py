@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codec.cli import coding, export, info, train
+from codec.cli import coding, export, info, streaming, train
 from codec.errors import CodecError
 
-COMMAND_GROUPS = (train, coding, export, info)
+COMMAND_GROUPS = (train, coding, streaming, export, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

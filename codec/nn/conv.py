@@ -4,6 +4,10 @@ Every wrapper keeps lengths exact: a stride-``s`` conv maps ``T`` samples to
 ``T / s`` frames when ``T`` is a multiple of ``s``, and the matching transposed
 conv maps them back to ``T``. The encoder pads its input to a multiple of the
 hop once, so no layer below has to guess.
+
+In causal mode neither wrapper looks ahead: a conv pads on the left only, and a
+transposed conv trims its overlap from the right. ``codec.streaming`` runs these
+same layers piece by piece, keeping their left context between calls.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ def fold_weight_norm(model: nn.Module) -> nn.Module:
 
 
 def _split_padding(total: int, causal: bool) -> tuple[int, int]:
-    """Causal: all padding on the left, so no output depends on future input."""
+    """Causal: all padding on the left, so no output depends on future input; output
+    frame i of a stride-s conv then sees input up to the end of its own frame, i*s + s."""
     if causal:
         return total, 0
     return total // 2, total - total // 2
@@ -63,7 +68,10 @@ class ConvTranspose1d(nn.Module):
             nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride=stride),
             weight_norm)
         # A transposed conv yields (T - 1) * stride + kernel samples; trim the excess.
-        self.trim = _split_padding(kernel_size - stride, causal)
+        # Causal trims it all from the right: those samples still wait for the next
+        # frames' contributions, and output sample j then depends on frames <= j / stride.
+        excess = kernel_size - stride
+        self.trim = (0, excess) if causal else _split_padding(excess, causal=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)

@@ -3,7 +3,7 @@
 #
 #   bash recipes/cpu_hour/run.sh [DATA_DIR] [--stage 0] [--stop-stage 2] [--minutes 60]
 #        [--manifests data/cpu_hour] [--exp exp/cpu_hour] [--overrides "k=v ..."]
-#        [--install-audio true]
+#        [--install-audio true] [--conf recipes/cpu_hour/conf/cpu_hour.yaml]
 #
 # DATA_DIR: a folder of speech and music, one sub-folder per speaker or track under
 # top-level folders such as speech/ and music/ (test files then come from speakers and
@@ -23,9 +23,9 @@ manifests=data/cpu_hour
 exp=exp/cpu_hour
 overrides=
 install_audio=true
+conf="$(dirname "$0")/conf/cpu_hour.yaml"
 . "$(dirname "$0")/../parse_options.sh"
 . "$(dirname "$0")/../stages.sh"
-conf="$(dirname "$0")/conf/cpu_hour.yaml"
 
 if in_stage 0; then
   data=${1:-$manifests/audio}

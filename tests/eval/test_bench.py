@@ -64,3 +64,20 @@ def test_peer_is_measured_in_the_same_run(capsys):
 def test_bad_arguments_exit_with_status_2(capsys):
     assert main(["--preset", "tiny", "--repeats", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_streaming_reports_latency_and_per_frame_times(capsys):
+    streaming = _run(capsys, "--causal", "--streaming", "--disc")["ours"]["streaming"]
+    assert streaming["latency_samples"] == 320 and streaming["frames"] == 75
+    assert streaming["frame_ms"] == streaming["latency_ms"] == pytest.approx(1000 / 75)
+    for key in ("encode", "decode", "codec"):
+        times = streaming[f"{key}_ms_per_frame"]
+        assert 0 < times["median"] <= times["p99"] <= times["max"]
+    assert streaming["streaming_rtf"] > 0 and streaming["offline_rtf"] > 0
+    assert main([*FAST, "--causal", "--streaming", "--disc"]) == 0
+    assert "algorithmic latency (ms)" in capsys.readouterr().out
+
+
+def test_streaming_needs_a_causal_model(capsys):
+    assert main([*FAST, "--streaming", "--disc"]) == 2
+    assert "causal" in capsys.readouterr().err
