@@ -222,5 +222,10 @@ def from_dict(cls: type, data: dict) -> Any:
         raise ConfigError(f"bad config: {str(error).splitlines()[0]}") from None
 
 
+def to_yaml(config: Any) -> str:
+    """The YAML text of a config dataclass (what ``codec config`` prints)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
 def save_yaml(config: Any, path: str | Path) -> None:
-    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
+    Path(path).write_text(to_yaml(config))
