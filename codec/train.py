@@ -34,7 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from codec import checkpoint as ckpt
-from codec.config import Config, ConfigError, LossWeights, save_yaml, to_dict
+from codec.config import Config, ConfigError, LossWeights, save_yaml, to_yaml
 from codec.errors import CodecError
 from codec.losses import (
     discriminator_loss,
@@ -44,6 +44,7 @@ from codec.losses import (
 )
 from codec.model import Codec, compute_model_id
 from codec.monitor import Monitor
+from codec.provenance import collect as collect_provenance
 from codec.step_rate import StepRate
 from codec.threads import ThreadTuner
 
@@ -235,6 +236,8 @@ class Trainer:
     bad_steps: int = 0                 # non-finite steps in a row
     skipped_steps: int = 0             # non-finite steps in all
     trained_seconds: float = 0.0       # wall-clock time in the training loop, all runs
+    # codec.provenance.collect() of each invocation that trained this run, oldest first.
+    provenance: list[dict] = field(default_factory=list)
 
     def budget_used(self) -> float:
         """Share of ``train.max_minutes`` spent so far (0 without a time budget)."""
@@ -487,6 +490,14 @@ def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     t.bad_steps = int(state.get("bad_steps", 0))
     t.skipped_steps = int(state.get("skipped_steps", 0))
     t.trained_seconds = float(state.get("trained_seconds", 0.0))
+    t.provenance = list(checkpoint.meta.get("provenance", [])) + t.provenance
+
+
+def run_facts(t: Trainer) -> dict:
+    """What meta.json records about the run besides its state: provenance of each
+    invocation (git commit, package versions, command line), wall time, skipped steps."""
+    return {"provenance": t.provenance, "trained_seconds": round(t.trained_seconds, 3),
+            "skipped_steps": t.skipped_steps}
 
 
 def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
@@ -495,11 +506,13 @@ def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
     model_id = compute_model_id(t.codec)
     ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(t.step),
                          model_state=t.codec.state_dict(), config=t.config, step=t.step,
-                         model_id=model_id, metrics=metrics, train_state=train_state(t))
+                         model_id=model_id, metrics=metrics, train_state=train_state(t),
+                         facts=run_facts(t))
     ckpt.prune_checkpoints(run_dir, t.config.train.keep_last)
     if best:
         ckpt.save_checkpoint(run_dir / ckpt.BEST_DIR, model_state=t.codec.state_dict(),
-                             config=t.config, step=t.step, model_id=model_id, metrics=metrics)
+                             config=t.config, step=t.step, model_id=model_id, metrics=metrics,
+                             facts=run_facts(t))
 
 
 # ---------------------------------------------------------------------------
@@ -692,6 +705,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
         save_yaml(config, run_dir / "config.yaml")
     train_set, valid_set = build_datasets(config)
     t = build_trainer(config, device, distributed)
+    t.provenance = [collect_provenance()] if distributed.is_main else []
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None:
         restore(t, latest)
@@ -706,7 +720,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     monitor = Monitor(run_dir / "tb", enabled=distributed.is_main,
                       purge_step=t.step + 1 if latest is not None else None)
     if latest is None:
-        monitor.text("config", "```\n" + _yaml(config) + "\n```")
+        monitor.text("config", "```\n" + to_yaml(config) + "\n```")
     loader = torch.utils.data.DataLoader(
         train_set, num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
         batch_sampler=StepBatches(t.step, train.steps, config.data.batch_size, len(train_set),
@@ -782,12 +796,6 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
               f"{metrics.get('valid/snr', math.nan):.2f} dB, RMS ratio "
               f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps")
     return TrainResult(t.step, stopped, metrics, t.skipped_steps, t.codec)
-
-
-def _yaml(config: Config) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(OmegaConf.create(to_dict(config)))
 
 
 # ---------------------------------------------------------------------------

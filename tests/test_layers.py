@@ -27,10 +27,11 @@ LAYERS = {
                 "codec.discriminators", "codec.balancer", "codec.metrics", "codec.data",
                 "codec.bitstream", "codec.entropy", "codec.latents", "codec.step_rate",
                 "codec.threads"},
-    "models on disk": {"codec.checkpoint", "codec.export", "codec.pretrained"},
+    "models on disk": {"codec.checkpoint", "codec.export", "codec.pretrained",
+                       "codec.model_name", "codec.provenance"},
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
                  "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
-                 "codec.cli.info", "codec.install_check"},
+                 "codec.cli.info", "codec.cli.config", "codec.install_check"},
 }
 
 

@@ -254,6 +254,18 @@ def test_trained_run_loads_as_a_model(trained_run):
             for p in sorted((trained_run / "checkpoints").iterdir())))
 
 
+def test_checkpoints_record_provenance_and_wall_time(trained_run):
+    from codec import __version__
+
+    for folder in (trained_run / "best", latest_checkpoint(trained_run).path):
+        meta = read_checkpoint(folder, train_state=False).meta
+        invocation, = meta["provenance"]
+        assert invocation["versions"]["codec"] == __version__
+        assert invocation["versions"]["torch"] == torch.__version__.split("+")[0]
+        assert invocation["command"]  # whatever ran the tests
+        assert meta["trained_seconds"] > 0 and meta["skipped_steps"] == 0
+
+
 def test_tensorboard_has_losses_validation_audio_and_images(trained_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
