@@ -147,6 +147,7 @@ class TrainConfig:
     threads: int = 0
     adapt_threads: bool = True
     valid_audio_clips: int = 3
+    listen_seconds: float = 5.0        # length of those clips, from validation files
     valid_kbps: Tuple[float, ...] = (1.5, 3.0, 6.0)
 
 
