@@ -90,8 +90,10 @@ class Header(_CodesLayout):
     decoding. ``chunk_frames``/``context_frames`` record how the encoder was run
     (each frame is stored once). ``entropy`` is None for bit-packed codes, else
     ``{"tables_id": ...}`` naming the frequency tables of the range coder.
-    ``model_hint`` is the model path given at encode time, used by ``codec
-    decode`` when no ``--model`` is given.
+    ``model_hint`` is the name of the model that wrote the file
+    (:func:`codec.model_name.model_name`: run folder or file name, never a path of
+    the machine), which ``codec decode`` looks for when no ``--model`` is given.
+    Files from earlier versions may hold an absolute path there; they still read.
     """
     model_id: str
     sample_rate: int

@@ -165,12 +165,15 @@ def model_metadata(model_config: ModelConfig, model_id: str | None,
 def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tensor],
                     config: Any, step: int, model_id: str | None = None,
                     metrics: dict[str, float] | None = None,
-                    train_state: dict | None = None, origin: dict | None = None) -> Path:
+                    train_state: dict | None = None, origin: dict | None = None,
+                    facts: dict | None = None) -> Path:
     """Write one checkpoint atomically to ``directory`` (replacing it if it exists).
 
     ``config`` is the resolved :class:`codec.config.Config`; ``train_state`` any nested
     state (see :func:`pack_state`), omitted for a weights-only checkpoint such as ``best``;
     ``origin`` the model the run started from (``train.init_from``: path and model id).
+    ``facts`` more JSON entries for meta.json (the run's provenance and wall time),
+    which never replace the ones above.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +206,7 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
         "train_state": state_json,
         "files": {name: _file_record(path) for name, path in files.items()},
     }
+    meta = {**(facts or {}), **meta}
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1, allow_nan=True))
     _fsync_file(tmp / META_FILE)
     _fsync_dir(tmp)

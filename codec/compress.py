@@ -48,6 +48,7 @@ from codec.chunking import (
 )
 from codec.entropy import EntropyTables
 from codec.errors import CodecError
+from codec.model_name import is_machine_path, model_name
 from codec.pretrained import PretrainedModel
 from codec.resample import StreamResampler
 
@@ -207,8 +208,16 @@ def _encode_source(model: PretrainedModel, source: AudioSource, n_q: int, *,
         codebook_size=config.codebook_size, frames=result.codes.shape[-1],
         gain=result.gain, chunk_frames=result.chunk_frames,
         context_frames=result.context_frames, payload_bytes=len(payload), entropy=coding,
-        model_hint=model_hint)
+        model_hint=recorded_name(model, model_hint))
     return bitstream.to_bytes(header, payload)
+
+
+def recorded_name(model: PretrainedModel, model_hint: str | None) -> str | None:
+    """The model name a header records: ``model_hint`` (a path is cut down to its name),
+    else the name of the path the model was loaded from, else none."""
+    if model_hint is None:
+        return None if model.source.path is None else model_name(model.source.path)
+    return model_name(model_hint) if is_machine_path(model_hint) else model_hint
 
 
 def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
@@ -220,7 +229,8 @@ def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
     ``kbps`` (per channel) or ``n_q`` picks the codebooks (default: all, see
     :func:`codebooks`); ``entropy`` range-codes the codes with ``model.entropy_tables``
     instead of bit-packing them; ``chunk_seconds`` bounds memory (default: what fits
-    ``codec.chunking.WORK_MEMORY_BYTES``); ``model_hint`` is stored for ``codec decode``.
+    ``codec.chunking.WORK_MEMORY_BYTES``); ``model_hint`` names the model for ``codec
+    decode`` (default: :func:`codec.model_name.model_name` of where it was loaded from).
     """
     return _encode_source(model, tensor_source(audio, sample_rate),
                           codebooks(model, kbps=kbps, n_q=n_q), chunk_seconds=chunk_seconds,

@@ -148,6 +148,7 @@ class TrainConfig:
     threads: int = 0
     adapt_threads: bool = True
     valid_audio_clips: int = 3
+    listen_seconds: float = 5.0        # length of those clips, from validation files
     valid_kbps: Tuple[float, ...] = (1.5, 3.0, 6.0)
     # Start from another model's weights (a run, checkpoint or exported file) instead of
     # random ones; a run that has checkpoints resumes from them instead.
@@ -231,5 +232,10 @@ def from_dict(cls: type, data: dict) -> Any:
         raise ConfigError(f"bad config: {str(error).splitlines()[0]}") from None
 
 
+def to_yaml(config: Any) -> str:
+    """The YAML text of a config dataclass (what ``codec config`` prints)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
 def save_yaml(config: Any, path: str | Path) -> None:
-    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
+    Path(path).write_text(to_yaml(config))

@@ -33,6 +33,7 @@ from codec.config import to_dict
 from codec.errors import CodecError
 from codec.model import Codec, compute_model_id
 from codec.nn import fold_weight_norm
+from codec.provenance import collect
 
 FORMAT = "codec-export"
 FORMAT_VERSION = 1
@@ -70,13 +71,19 @@ _UNKNOWN = object()
 
 
 def export_model(model: Codec, path: str | Path, *, half: bool = False,
-                 target_lufs: Optional[float] | object = _UNKNOWN) -> Path:
+                 target_lufs: Optional[float] | object = _UNKNOWN,
+                 training: Optional[dict] = None) -> Path:
     """Write ``model`` as an inference-only safetensors file at ``path`` (atomically).
 
     ``target_lufs``: the loudness the model's training data was normalised to
     (``data.target_lufs``; None: not normalised), stored so that ``codec encode`` with
     the exported file treats input the same way; left out of the file when not given
     (coding then assumes the default).
+
+    The header also records the export's provenance (``codec.provenance.collect``:
+    git commit, package versions, command line) under ``provenance``, and
+    ``training`` (the run's facts from its meta.json: provenance of each training
+    invocation, steps, wall time), when given, under ``training``.
     """
     path = Path(path)
     state = inference_state(model, half)
@@ -87,7 +94,10 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
         "model_config": json.dumps(to_dict(model.config)),
         "model_id": compute_model_id(model),
         "dtype": "float16" if half else "float32",
+        "provenance": json.dumps(collect()),
     }
+    if training is not None:
+        metadata["training"] = json.dumps(training)
     if target_lufs is not _UNKNOWN:
         metadata["target_lufs"] = json.dumps(target_lufs)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ Reconstruction (``ReconstructionLoss``) compares a decoded ``estimate`` with the
   Yamamoto et al. 2020) from auraloss;
 - ``mel``: L1 between log10 mel magnitudes at several FFT sizes (as in DAC, Kumar et
   al. 2023), the same quantity as ``codec.metrics.mel_distance``;
-- ``l1``: waveform L1, the term that moves SNR and SI-SDR (see DESIGN.md);
+- ``l1``: waveform L1, a term that moves SNR and SI-SDR (spectral terms alone leave
+  the phase free);
 - ``rms``: level error, ``|log(rms_out / rms_in)|`` per item and channel;
 - ``snr``: a waveform term in decibels, how far each item's SNR falls short of
   ``SNR_CAP_DB`` (see ``snr_loss``);

@@ -8,8 +8,9 @@ it is before logging.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 import torchaudio
 
@@ -19,6 +20,8 @@ from codec.model import Codec
 # Fixed range of the log10 mel magnitudes shown in images (-100 dB .. +20 dB), so
 # that images of the same clip at different steps share one colour scale.
 MEL_IMAGE_RANGE = (-5.0, 1.0)
+# (width, height) in pixels of the mel figures TensorBoard shows.
+MEL_FIGURE_PIXELS = (720, 280)
 
 
 class Monitor:
@@ -57,11 +60,24 @@ class Monitor:
         self.writer.add_audio(tag, clip, step, sample_rate=sample_rate)
 
     def mel_image(self, tag: str, audio: torch.Tensor, sample_rate: int, step: int) -> None:
-        """The log-mel spectrogram of ``audio [C, T]`` (first channel) as a coloured image."""
+        """The log-mel spectrogram of ``audio [C, T]`` (first channel) as a figure with
+        time and frequency axes, ``MEL_FIGURE_PIXELS`` in size."""
         if self.writer is None:
             return
-        self.writer.add_image(tag, mel_image(audio, sample_rate, self._mel), step,
+        self.writer.add_image(tag, mel_figure(audio, sample_rate, self._mel, title=tag), step,
                               dataformats="HWC")
+
+    def hparams(self, settings: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        """A row of TensorBoard's hparams table for this run: ``settings`` (plain values)
+        beside ``metrics``, which name scalar tags this run logs (their last values are
+        shown). Written into the run's own event file, so runs compare in one table."""
+        if self.writer is None or not metrics:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        writer = self.writer._get_file_writer()
+        for summary in hparams(dict(settings), {k: float(v) for k, v in metrics.items()}):
+            writer.add_summary(summary)
 
     def latent_diagnostics(self, model: Codec, audio: torch.Tensor, step: int) -> None:
         """``codec.latents`` diagnostics of ``model``'s latents on ``audio [B, C, T]``
@@ -84,6 +100,47 @@ class Monitor:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def mel_figure(audio: torch.Tensor, sample_rate: int,
+               cache: dict[int, torchaudio.transforms.MelSpectrogram] | None = None,
+               title: str = "") -> np.ndarray:
+    """``audio [C, T]`` -> its log-mel spectrogram drawn with a time axis (seconds) and a
+    frequency axis (kHz at the mel band centres), an RGB image ``[H, W, 3]`` uint8 of
+    ``MEL_FIGURE_PIXELS`` (width, height) whatever the clip's length: a 0.5 s clip
+    would otherwise be an image a few dozen pixels wide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image = mel_image(audio, sample_rate, cache).numpy()
+    seconds = audio.shape[-1] / sample_rate
+    width, height = MEL_FIGURE_PIXELS
+    figure, axis = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
+    axis.imshow(image, aspect="auto", interpolation="nearest",
+                extent=(0, seconds, 0, image.shape[0]))
+    top = sample_rate / 2000
+    ticks = [f for f in (0.5, 1, 2, 4, 8, 16) if f < top]
+    axis.set_yticks([_mel_row(f * 1000, sample_rate, image.shape[0]) for f in ticks],
+                    [f"{f:g}" for f in ticks])
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("kHz")
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return pixels
+
+
+def _mel_row(hertz: float, sample_rate: int, n_mels: int) -> float:
+    """Where ``hertz`` falls on the mel axis of ``n_mels`` bands up to ``sample_rate``/2
+    (HTK mel scale, torchaudio's default)."""
+    def mel(f: float) -> float:
+        return 2595 * np.log10(1 + f / 700)
+
+    return n_mels * mel(hertz) / mel(sample_rate / 2)
 
 
 def mel_image(audio: torch.Tensor, sample_rate: int,

@@ -36,7 +36,7 @@ from torch import nn
 
 from codec import checkpoint as ckpt
 from codec import finetune
-from codec.config import Config, ConfigError, LossWeights, save_yaml, to_dict
+from codec.config import Config, ConfigError, LossWeights, save_yaml, to_yaml
 from codec.errors import CodecError
 from codec.losses import (
     discriminator_loss,
@@ -46,6 +46,7 @@ from codec.losses import (
 )
 from codec.model import Codec, compute_model_id
 from codec.monitor import Monitor
+from codec.provenance import collect as collect_provenance
 from codec.step_rate import StepRate
 from codec.threads import ThreadTuner
 from codec.weight_average import WeightAverage
@@ -212,6 +213,28 @@ def build_datasets(config: Config) -> tuple[Any, list[torch.Tensor]]:
     return train_set, [valid_set[i] for i in range(len(valid_set))]
 
 
+def listening_clips(config: Config) -> list[torch.Tensor]:
+    """``train.valid_audio_clips`` clips ``[C, T]`` of ``train.listen_seconds`` (the most
+    salient stretch; shorter files whole) from the validation files, one group after
+    another, for TensorBoard's audio and mel images: long enough to judge by ear,
+    unlike validation crops. Empty without ``data.valid``."""
+    from codec.data import ValidCrops
+
+    data, train = config.data, config.train
+    if not data.valid or train.valid_audio_clips <= 0:
+        return []
+    clips = ValidCrops(data.valid, config.model.sample_rate, config.model.channels,
+                       count=train.valid_audio_clips, segment_seconds=train.listen_seconds,
+                       target_lufs=data.target_lufs, salient_min_db=data.salient_min_db,
+                       salient_retries=data.salient_retries, seed=train.seed)
+    result = []
+    for index in range(len(clips)):
+        row = int(clips.rows[index % len(clips.rows)])
+        seconds = int(clips.manifest.frames[row]) / int(clips.manifest.sample_rates[row])
+        result.append(clips[index][:, :math.ceil(seconds * config.model.sample_rate)])
+    return result
+
+
 # ---------------------------------------------------------------------------
 # The trainer and one step
 
@@ -240,6 +263,8 @@ class Trainer:
     trained_seconds: float = 0.0       # wall-clock time in the training loop, all runs
     weight_average: WeightAverage | None = None  # train.weight_ema
     origin: dict | None = None         # train.init_from: path and model id of the source
+    # codec.provenance.collect() of each invocation that trained this run, oldest first.
+    provenance: list[dict] = field(default_factory=list)
 
     def budget_used(self) -> float:
         """Share of ``train.max_minutes`` spent so far (0 without a time budget)."""
@@ -535,6 +560,14 @@ def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     t.skipped_steps = int(state.get("skipped_steps", 0))
     t.trained_seconds = float(state.get("trained_seconds", 0.0))
     t.origin = checkpoint.meta.get("init_from")
+    t.provenance = list(checkpoint.meta.get("provenance", [])) + t.provenance
+
+
+def run_facts(t: Trainer) -> dict:
+    """What meta.json records about the run besides its state: provenance of each
+    invocation (git commit, package versions, command line), wall time, skipped steps."""
+    return {"provenance": t.provenance, "trained_seconds": round(t.trained_seconds, 3),
+            "skipped_steps": t.skipped_steps}
 
 
 def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
@@ -544,12 +577,12 @@ def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
     ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(t.step),
                          model_state=model.state_dict(), config=t.config, step=t.step,
                          model_id=model_id, metrics=metrics, train_state=train_state(t),
-                         origin=t.origin)
+                         origin=t.origin, facts=run_facts(t))
     ckpt.prune_checkpoints(run_dir, t.config.train.keep_last)
     if best:
         ckpt.save_checkpoint(run_dir / ckpt.BEST_DIR, model_state=model.state_dict(),
                              config=t.config, step=t.step, model_id=model_id, metrics=metrics,
-                             origin=t.origin)
+                             origin=t.origin, facts=run_facts(t))
 
 
 # ---------------------------------------------------------------------------
@@ -577,10 +610,12 @@ def _batches(clips: Sequence[torch.Tensor], size: int) -> Iterator[torch.Tensor]
 
 
 @torch.no_grad()
-def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dict[str, float]:
+def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor,
+             listening: Sequence[torch.Tensor] = ()) -> dict[str, float]:
     """Metrics over the validation crops at each validation bitrate, codebook usage,
-    audio and mel images of the first ``train.valid_audio_clips`` crops, and the
-    encoder's latent diagnostics (logged only).
+    audio and mel images of the ``listening`` clips (see :func:`listening_clips`; the
+    first ``train.valid_audio_clips`` crops without them), and the encoder's latent
+    diagnostics (logged only).
 
     ``valid/score`` (lower is better; picks ``best`` unless ``train.best`` is
     ``latest``) is the mel distance averaged over the validated bitrates, so that a
@@ -597,7 +632,8 @@ def validate(t: Trainer, clips: Sequence[torch.Tensor], monitor: Monitor) -> dic
     if t.weight_average is not None:
         results |= _valid_metrics(t, t.codec, clips, counts, "valid_raw")
     monitor.scalars(results, t.step)
-    _log_clips(t, codec, clips[:t.config.train.valid_audio_clips], counts, monitor)
+    _log_clips(t, codec, listening or clips[:t.config.train.valid_audio_clips], counts,
+               monitor)
     _log_latents(t, codec, clips, monitor)
     monitor.flush()
     t.codec.train(was_training)
@@ -645,27 +681,28 @@ def _valid_metrics(t: Trainer, codec: Codec, clips: Sequence[torch.Tensor], coun
     codes = torch.cat([c.transpose(0, 1).reshape(c.shape[1], -1) for c in all_codes], dim=1)
     for index in range(codes.shape[0]):
         usage, perplexity = codebook_usage(codes[index], codec.config.codebook_size)
-        results[f"{prefix}/codebook/{index}/usage"] = usage
-        results[f"{prefix}/codebook/{index}/perplexity"] = perplexity
+        results[f"codebook/{prefix}/{index}/usage"] = usage
+        results[f"codebook/{prefix}/{index}/perplexity"] = perplexity
     return results
 
 
 def _log_clips(t: Trainer, codec: Codec, clips: Sequence[torch.Tensor], counts: list[int],
                monitor: Monitor) -> None:
-    """Audio and mel images: originals once per process, decodings at every validation."""
+    """Audio and mel images: originals once per process, decodings at every validation.
+    Originals are ``0_original`` and decodings ``1_<kbps>``, so originals sort first."""
     if not monitor.enabled:
         return
     sample_rate = codec.sample_rate
     first = not monitor.originals_logged
     for index, clip in enumerate(clips):
         if first:
-            monitor.audio(f"audio/{index}/original", clip, sample_rate, t.step)
-            monitor.mel_image(f"mel/{index}/original", clip, sample_rate, t.step)
+            monitor.audio(f"audio/{index}/0_original", clip, sample_rate, t.step)
+            monitor.mel_image(f"mel/{index}/0_original", clip, sample_rate, t.step)
         for n_q in counts:
             with t.autocast():
                 audio = clip[None].to(t.device)
                 decoded = codec.decode(codec.encode(audio, n_q), clip.shape[-1])[0].float()
-            tag = f"{index}/{codec.bitrate(n_q) / 1000:g}kbps"
+            tag = f"{index}/1_{codec.bitrate(n_q) / 1000:g}kbps"
             monitor.audio(f"audio/{tag}", decoded, sample_rate, t.step)
             monitor.mel_image(f"mel/{tag}", decoded, sample_rate, t.step)
     monitor.originals_logged = True
@@ -716,9 +753,56 @@ class _Averages:
 
 
 def _train_tags(values: dict[str, float]) -> dict[str, float]:
-    """Training scalars under ``train/`` (codebook stats keep their own group)."""
-    return {(f"train/{k}" if not k.startswith("codebook/") else f"train_{k}"): v
+    """Training scalars under ``train/``; codebook health under ``codebook/train/``, beside
+    validation's ``codebook/valid/``."""
+    return {(f"train/{k}" if not k.startswith("codebook/")
+             else f"codebook/train/{k.removeprefix('codebook/')}"): v
             for k, v in values.items()}
+
+
+# The settings the hparams table shows, beside the final validation metrics.
+HPARAMS = ("model.preset", "model.n_q", "model.codebook_size", "model.causal", "data.batch_size",
+           "data.segment_seconds", "train.steps", "train.max_minutes", "train.lr",
+           "train.disc", "train.balancer", "train.late_loss")
+
+
+def hparams(config: Config) -> dict[str, Any]:
+    """``HPARAMS`` and the loss weights of ``config``, as plain values (tuples and
+    dicts as text), for TensorBoard's hparams table."""
+    values: dict[str, Any] = {}
+    for key in HPARAMS:
+        section, name = key.split(".")
+        values[key] = getattr(getattr(config, section), name)
+    values |= {f"loss.{f.name}": getattr(config.loss, f.name) for f in fields(config.loss)}
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+            for k, v in values.items()}
+
+
+def progress_bar(t: Trainer, *, enabled: bool) -> Any:
+    """A bar over ``train.steps``, or, under a time budget (``train.max_minutes``), over
+    its seconds, so that its estimate of the time left follows the budget."""
+    from tqdm import tqdm
+
+    train = t.config.train
+    common = dict(disable=not enabled, dynamic_ncols=True, mininterval=2.0)
+    if train.max_minutes <= 0:
+        return tqdm(total=train.steps, initial=t.step, unit="step", **common)
+    return tqdm(total=60 * train.max_minutes, initial=t.trained_seconds, unit="s",
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}", **common)
+
+
+def advance(bar: Any, t: Trainer, postfix: dict[str, Any]) -> None:
+    """Move the bar on by the step just done (or, under a time budget, by the seconds it
+    took), and refresh the step count and time left shown beside it."""
+    train = t.config.train
+    if train.max_minutes <= 0:
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(1)
+        return
+    left = max(60 * train.max_minutes - t.trained_seconds, 0.0)
+    postfix.update(step=f"{t.step}/{train.steps}", left=f"{left / 60:.1f}min")
+    bar.set_postfix(postfix, refresh=False)
+    bar.update(min(t.trained_seconds, bar.total) - bar.n)
 
 
 def _watch_speed(rate: StepRate, tuner: ThreadTuner, bar: Any, step: int) -> None:
@@ -746,8 +830,6 @@ def fit(config: Config) -> TrainResult:
 # Longer than the other functions on purpose: the loop and the state it carries from step
 # to step (averages, timing windows, the last metrics) read best in one piece.
 def _fit(config: Config, distributed: Distributed, device: torch.device) -> TrainResult:
-    from tqdm import tqdm
-
     train, run_dir = config.train, Path(config.run_dir)
     if train.threads > 0:
         torch.set_num_threads(train.threads)
@@ -755,7 +837,9 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(config, run_dir / "config.yaml")
     train_set, valid_set = build_datasets(config)
+    listening = listening_clips(config) if distributed.is_main else []
     t = build_trainer(config, device, distributed)
+    t.provenance = [collect_provenance()] if distributed.is_main else []
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None:  # a rerun resumes, even when it names train.init_from
         restore(t, latest)
@@ -776,7 +860,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     monitor = Monitor(run_dir / "tb", enabled=distributed.is_main,
                       purge_step=t.step + 1 if latest is not None else None)
     if latest is None:
-        monitor.text("config", "```\n" + _yaml(config) + "\n```")
+        monitor.text("config", "```\n" + to_yaml(config) + "\n```")
         if t.origin is not None:
             monitor.text("init_from", f"{t.origin['path']} (model {t.origin['model_id']})")
     loader = torch.utils.data.DataLoader(
@@ -784,8 +868,8 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
         batch_sampler=StepBatches(t.step, train.steps, config.data.batch_size, len(train_set),
                                   distributed.rank, distributed.world_size))
     audio_seconds = config.data.segment_seconds * config.data.batch_size
-    bar = tqdm(total=train.steps, initial=t.step, disable=not distributed.is_main,
-               unit="step", dynamic_ncols=True, mininterval=2.0)
+    bar = progress_bar(t, enabled=distributed.is_main)
+    postfix: dict[str, Any] = {}
     averages, stopped = _Averages(), "steps"
     started = window_start = time.monotonic()
     seconds_before = t.trained_seconds  # a resumed run's budget counts its earlier time
@@ -814,24 +898,20 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                                                      "train/skipped_steps": t.skipped_steps,
                                                      "train/threads": tuner.current},
                                 t.step)
-                postfix = dict(loss=f"{logs.get('loss/total', math.nan):.3f}",
+                postfix.update(loss=f"{logs.get('loss/total', math.nan):.3f}",
                                snr=f"{last_snr:.1f}dB", speed=f"{speed:.1f}x",
                                rate=f"{rate.current or 0:.2f}/s", threads=tuner.current)
-                if train.max_minutes > 0:  # the bar's own estimate counts steps, not time
-                    left = max(60 * train.max_minutes - t.trained_seconds, 0) / 60
-                    postfix["left"] = f"{left:.1f}min"
-                bar.set_postfix(postfix)
                 window_start, window_steps = time.monotonic(), 0
-            bar.update(1)
             elapsed = seconds_before + time.monotonic() - started
             # Under a budget every process takes the slowest one's clock, so that all use
             # the same learning rate and stop together; without one, no collective a step.
             t.trained_seconds = (distributed.max(elapsed, device) if train.max_minutes > 0
                                  else elapsed)
+            advance(bar, t, postfix)
             out_of_time = t.budget_used() >= 1
             last = out_of_time or t.step >= train.steps
             if distributed.is_main and (t.step % train.valid_every == 0 or last):
-                metrics = validate(t, valid_set, monitor)
+                metrics = validate(t, valid_set, monitor, listening)
                 last_snr = metrics["valid/snr"]
                 improved = (train.best == "latest"
                             or metrics["valid/score"] < t.best_score)
@@ -846,6 +926,8 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
             if out_of_time:
                 stopped = "time"
                 break
+        monitor.hparams(hparams(config), {k: v for k, v in metrics.items()
+                                          if k.startswith("valid/") and k.count("/") == 1})
     finally:
         bar.close()
         monitor.close()
@@ -854,12 +936,6 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
               f"{metrics.get('valid/snr', math.nan):.2f} dB, RMS ratio "
               f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps")
     return TrainResult(t.step, stopped, metrics, t.skipped_steps, t.codec)
-
-
-def _yaml(config: Config) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(OmegaConf.create(to_dict(config)))
 
 
 # ---------------------------------------------------------------------------

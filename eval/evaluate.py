@@ -19,6 +19,8 @@ Written to OUT_DIR:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import platform
 import statistics
@@ -32,12 +34,12 @@ import torch
 from tqdm import tqdm
 
 import codec
-from codec import bitstream, compress, metrics
+from codec import bitstream, checkpoint, compress, metrics
 from codec.audio import read_audio, resample, to_channels
 from codec.entropy import EntropyTables
 from codec.errors import CodecError
-from codec.pretrained import PretrainedModel, load
-from eval import opus, rate_distortion, report
+from codec.pretrained import PretrainedModel, load, read_metadata
+from eval import breakdown, opus, rate_distortion, report, spectrograms
 from eval.dataset import KINDS, EvalItem, list_items
 from eval.results import text_table, write_csv, write_json
 
@@ -310,8 +312,10 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
         "duration_seconds": next(iter(summaries.values()))["duration_seconds"],
         "systems": [summaries[s.key] for s in headline],
         "rate_distortion": rate_distortion.write(list(summaries.values()), out_dir / "rd"),
-        "clips": report.write_clips(excerpts, [(s.key, s.label) for s in headline],
-                                    out_dir / "clips"),
+        "clips": _write_clips(excerpts, [(s.key, s.label) for s in headline], out_dir),
+        "training": training_facts(model),
+        **_breakdown(rows, headline, [summaries[s.key] for s in headline],
+                     model.config.codebook_size),
         "notes": notes,
         "environment": _environment(),
         "runtime_seconds": time.perf_counter() - started,
@@ -319,6 +323,52 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
     write_json(out_dir / "summary.json", summary)
     report.write_report(out_dir)
     return summary
+
+
+def _write_clips(excerpts: list[dict], systems: list[tuple[str, str]],
+                 out_dir: Path) -> list[dict]:
+    """The excerpts as FLAC (``eval.report.write_clips``) and, for each, a spectrogram
+    figure of original, decoded and difference per system (``eval.spectrograms``)."""
+    listing = report.write_clips(excerpts, systems, out_dir / "clips")
+    for number, (clip, excerpt) in enumerate(zip(listing, excerpts, strict=True), 1):
+        path = out_dir / "clips" / f"{number:02d}" / "spectrogram.png"
+        spectrograms.write_excerpt_figure(excerpt["audio"], excerpt["sample_rate"], systems,
+                                          path)
+        clip["spectrogram"] = str(path.relative_to(out_dir))
+    return listing
+
+
+def _breakdown(rows: dict[str, list[dict]], systems: list[System], headline: list[dict],
+               codebook_size: int) -> dict:
+    """Per-group figures with spread, the wide per-file table and the flags
+    (``eval.breakdown``) of the systems the report shows."""
+    labels = {s.key: s.label for s in systems}
+    headers, table = breakdown.wide_rows(rows, labels)
+    return {"groups": breakdown.group_summaries(rows, labels),
+            "wide": {"headers": headers, "rows": table},
+            "flags": breakdown.collapsed_codebooks(headline, codebook_size)
+            + breakdown.outlier_files(rows, labels)}
+
+
+def training_facts(model: PretrainedModel) -> dict:
+    """How the model was trained, as its checkpoint's meta.json (or an export's header)
+    records it: step, wall time, provenance of each training invocation, the data
+    manifests and the config. Empty when nothing is recorded."""
+    meta: dict = {}
+    model_file = model.source.model_file
+    if model_file is not None and (model_file.parent / checkpoint.META_FILE).is_file():
+        with contextlib.suppress(CodecError):
+            meta = checkpoint.read_meta(model_file.parent)
+    elif model_file is not None:
+        with contextlib.suppress(CodecError, ValueError):
+            meta = json.loads(read_metadata(model_file).get("training", "{}"))
+    config = meta.get("config") or {}
+    facts = {key: meta[key] for key in ("step", "trained_seconds", "skipped_steps",
+                                        "provenance") if key in meta}
+    if config:
+        facts["data"] = {key: config.get("data", {}).get(key) for key in ("train", "valid")}
+        facts["config"] = config
+    return facts
 
 
 def _code(system: System, model: PretrainedModel, audio: torch.Tensor, rate: int,

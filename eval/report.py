@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .plots { display: flex; flex-wrap: wrap; gap: 0.5em; } .plots img { max-width: 32em; }
+.spectrogram img { max-width: 100%; } ul.flags li { color: #a30; }
 .note { color: #555; font-size: 0.9em; } audio { height: 2em; vertical-align: middle; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 """
@@ -188,9 +190,79 @@ def _clips_section(out_dir: Path, clips: list[dict]) -> str:
         rows = [[p["label"], Markup(audio_tag(out_dir / p["path"], p["label"]))]
                 for p in clip["players"]]
         parts.append(table_html(["version", "audio"], rows, css="clips"))
+        if clip.get("spectrogram"):
+            figure = image_tag(out_dir / clip["spectrogram"],
+                               "spectrograms: original, decoded, difference")
+            parts.append(f'<div class="spectrogram">{figure}</div>')
     parts.append('<p class="note">Excerpts are 16-bit: decoded samples beyond full scale are '
                  "clipped here as in any 16-bit file; the metrics use the unclipped output.</p>")
     return "\n".join(parts)
+
+
+def _training_section(training: dict) -> str:
+    """Steps, wall time, data manifests, provenance and config of the model's training."""
+    if not training:
+        return ('<h2 id="training">Training</h2><p class="note">The model records no '
+                "training facts (no meta.json beside it).</p>")
+    latest = (training.get("provenance") or [{}])[-1]
+    git = latest.get("git") or {}
+    commit = (f"{git['commit'][:12]}{' (dirty)' if git.get('dirty') else ''}"
+              if git.get("commit") else "not recorded")
+    seconds = training.get("trained_seconds")
+    data = training.get("data") or {}
+    facts = [("steps", training.get("step")),
+             ("wall time", f"{seconds / 60:.1f} min" if seconds is not None else None),
+             ("skipped steps", training.get("skipped_steps")),
+             ("training data", ", ".join(map(str, data.get("train") or [])) or None),
+             ("validation data", data.get("valid") or None),
+             ("git commit", commit),
+             ("versions", ", ".join(f"{k} {v}" for k, v in (latest.get("versions") or {}).items())
+              or None),
+             ("command", latest.get("command")),
+             ("training invocations", len(training.get("provenance") or []))]
+    parts = ['<h2 id="training">Training</h2>',
+             table_html(["", ""], [[k, v if v is not None else "not recorded"]
+                                   for k, v in facts], css="training")]
+    if training.get("config"):
+        text = json.dumps(training["config"], indent=1)
+        parts.append(f"<details><summary>resolved config</summary><pre>{html.escape(text)}"
+                     "</pre></details>")
+    return "\n".join(parts)
+
+
+def _groups_section(groups: list[dict]) -> str:
+    """Each system's figures per top-level group (speech, music, ...) with spread."""
+    if not groups:
+        return ""
+    metrics = [m for m in TABLE_METRICS if any(m in g["metrics"] for g in groups)]
+    rows = []
+    for g in groups:
+        cells = []
+        for m in metrics:
+            f = g["metrics"].get(m)
+            cells.append(f"{f['mean']:.3g} ± {f['std']:.2g} (IQR {f.get('iqr', 0):.2g}, "
+                         f"n={f['n']})" if f else "")
+        rows.append([g["system"], g["group"], g["files"], *cells])
+    return ('<h2 id="groups">By group</h2>'
+            + table_html(["system", "group", "files"] + [SHORT_LABELS[m] for m in metrics],
+                         rows, css="groups")
+            + '<p class="note">mean ± standard deviation, interquartile range and number of '
+              "files; a group is a file's manifest group or top-level folder.</p>")
+
+
+def _flags_section(flags: list[str]) -> str:
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in flags)
+    body = f'<ul class="flags">{items}</ul>' if flags else \
+        '<p class="note flags">Nothing flagged: no collapsed codebook, no outlier file.</p>'
+    return '<h2 id="flags">Flags</h2>' + body
+
+
+def _wide_section(wide: dict) -> str:
+    if not wide or not wide.get("rows"):
+        return ""
+    return ('<h2 id="per-file">Per file</h2>'
+            + table_html(wide["headers"], wide["rows"], css="wide")
+            + '<p class="note">One row per file, a column per metric, system and bitrate.</p>')
 
 
 def _files_section(out_dir: Path, summaries: list[dict]) -> str:
@@ -226,11 +298,15 @@ def write_report(out_dir: str | Path) -> Path:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sections = [f'<p class="note">Written {when}.</p>',
                 _model_section(summary),
+                _training_section(summary.get("training") or {}),
                 "<h2>Summary</h2>",
                 table_html(SUMMARY_HEADERS, _summary_rows(summary["systems"]), css="summary"),
                 _notes_section(summary),
+                _flags_section(summary.get("flags") or []),
+                _groups_section(summary.get("groups") or []),
                 _rd_section(out_dir, summary["rate_distortion"]),
                 _clips_section(out_dir, summary.get("clips", [])),
+                _wide_section(summary.get("wide") or {}),
                 _files_section(out_dir, summary["systems"])]
     path = out_dir / "index.html"
     path.write_text(page("Codec evaluation", sections), encoding="utf-8")

@@ -302,8 +302,8 @@ def test_cli_encode_decode_and_info(tmp_path, run_dir, capsys):
     assert main(["encode", str(tmp_path / "song.wav"), "-o", str(tmp_path / "song.qca"),
                  "--model", str(run_dir), "--kbps", "17"]) == 0
     header, _ = bitstream.read_file(tmp_path / "song.qca")
-    assert header.n_q == 2 and header.model_hint == str(run_dir.resolve())
-    # DESIGN's form: positional output, and no --model (the recorded model path is used).
+    assert header.n_q == 2 and header.model_hint == "run"  # a name, not a path
+    # Positional output, and no --model: the model named in the file is found beside it.
     assert main(["decode", str(tmp_path / "song.qca"), str(tmp_path / "out.wav"),
                  "--subtype", "FLOAT"]) == 0
     decoded, rate = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
@@ -392,6 +392,54 @@ def test_cli_decode_without_model_or_hint(tmp_path, untrained_model, capsys):
     (tmp_path / "a.qca").write_bytes(data)
     assert main(["decode", str(tmp_path / "a.qca"), str(tmp_path / "a.wav")]) == 2
     one_error_line(capsys, "a.qca", "--model")
+
+
+def test_cli_refuses_to_overwrite_without_force(tmp_path, run_dir, capsys):
+    write_wav(tmp_path / "a.wav", tones(1, 8000, 16000), 16000)
+    encode = ["encode", str(tmp_path / "a.wav"), str(tmp_path / "a.qca"), "--model", str(run_dir)]
+    assert main(encode) == 0
+    first = (tmp_path / "a.qca").read_bytes()
+    (tmp_path / "a.qca").write_bytes(b"keep me")
+    assert main(encode) == 2
+    one_error_line(capsys, str(tmp_path / "a.qca"), "exists", "--force")
+    assert (tmp_path / "a.qca").read_bytes() == b"keep me"
+    assert main([*encode, "--force"]) == 0
+    assert (tmp_path / "a.qca").read_bytes() == first
+    decode = ["decode", str(tmp_path / "a.qca"), str(tmp_path / "b.wav")]
+    (tmp_path / "b.wav").write_bytes(b"keep me too")
+    assert main(decode) == 2
+    one_error_line(capsys, str(tmp_path / "b.wav"), "exists", "--force")
+    assert (tmp_path / "b.wav").read_bytes() == b"keep me too"
+    assert main([*decode, "-f"]) == 0
+    assert sf.info(str(tmp_path / "b.wav")).frames == 8000
+
+
+def test_cli_prints_one_summary_line_per_file(tmp_path, run_dir, capsys):
+    write_wav(tmp_path / "a.wav", tones(1, 16000, 16000), 16000)
+    assert main(["encode", str(tmp_path / "a.wav"), str(tmp_path / "a.qca"),
+                 "--model", str(run_dir), "--n-q", "2"]) == 0
+    line, = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'a.wav'))} -> .*a\.qca: 1\.00 s of audio, "
+                        r"1[0-9]\.\d\d kbps, \d+\.\d\d s.*", line), line
+    assert main(["decode", str(tmp_path / "a.qca"), str(tmp_path / "b.wav")]) == 0
+    line, = capsys.readouterr().out.splitlines()
+    assert "-> " + str(tmp_path / "b.wav") + ": 1.00 s of audio" in line
+
+
+def test_cli_decode_finds_the_named_model_from_the_current_folder(
+        tmp_path, tmp_path_factory, run_dir, monkeypatch, capsys):
+    elsewhere = tmp_path_factory.mktemp("shared") / "deep"
+    write_wav(tmp_path / "a.wav", tones(1, 8000, 16000), 16000)
+    assert main(["encode", str(tmp_path / "a.wav"), str(tmp_path / "a.qca"),
+                 "--model", str(run_dir / "best")]) == 0
+    assert bitstream.read_file(tmp_path / "a.qca")[0].model_hint == "run/best"
+    elsewhere.mkdir(parents=True)
+    (tmp_path / "a.qca").rename(elsewhere / "a.qca")
+    monkeypatch.chdir(elsewhere)
+    assert main(["decode", "a.qca", "a.wav"]) == 2  # "run" is not near it nor here
+    one_error_line(capsys, "a.qca", "run/best", "--model")
+    monkeypatch.chdir(tmp_path)
+    assert main(["decode", str(elsewhere / "a.qca"), str(elsewhere / "a.wav")]) == 0
 
 
 def test_cli_folders_mirror_the_tree_and_survive_a_bad_file(tmp_path, run_dir, capsys):

@@ -6,6 +6,7 @@ import torch
 from safetensors import safe_open
 from torch.nn.utils import parametrize
 
+from codec import __version__
 from codec.checkpoint import save_checkpoint
 from codec.cli import main as cli_main
 from codec.config import DEFAULT_TARGET_LUFS, Config, DataConfig
@@ -130,6 +131,9 @@ def test_export_command_on_a_run_directory(trained, tmp_path, capsys):
     model = load(out)
     assert model.model_id == compute_model_id(trained)
     assert model.target_lufs == -20.0 and model.source.kind == "export"
+    header = read_metadata(out)
+    assert json.loads(header["provenance"])["versions"]["codec"] == __version__
+    assert json.loads(header["training"])["step"] == 3
 
 
 def test_training_loudness_travels_with_the_export(trained, tmp_path):

@@ -28,11 +28,11 @@ LAYERS = {
                 "codec.bitstream", "codec.entropy", "codec.latents", "codec.step_rate",
                 "codec.threads", "codec.weight_average", "codec.streaming"},
     "models on disk": {"codec.checkpoint", "codec.export", "codec.pretrained",
-                       "codec.finetune"},
+                       "codec.finetune", "codec.model_name", "codec.provenance"},
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
                  "codec.install_check",
                  "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
-                 "codec.cli.info", "codec.pcm_stream", "codec.cli.streaming"},
+                 "codec.cli.info", "codec.pcm_stream", "codec.cli.streaming", "codec.cli.config"},
 }
 
 

@@ -3,6 +3,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,10 +18,12 @@ from codec.monitor import Monitor
 from codec.pretrained import load
 from codec.train import (
     StepBatches,
+    advance,
     build_datasets,
     build_trainer,
     fit,
     lr_factor,
+    progress_bar,
     train_step,
 )
 
@@ -229,6 +232,27 @@ def test_time_budget_stops_the_run_and_a_rerun_counts_the_time_spent(corpus, tmp
     assert again.stopped == "done" and again.step == result.step
 
 
+@pytest.mark.parametrize("minutes", [0, 2])
+def test_progress_bar_follows_the_time_budget_and_refreshes_every_step(corpus, tmp_path,
+                                                                         minutes):
+    _, manifests = corpus
+    config = tiny_config(tmp_path, manifests,
+                         **{"train.steps": 1000, "train.max_minutes": minutes})
+    t = SimpleNamespace(config=config, step=0, trained_seconds=0.0)
+    bar, postfix = progress_bar(t, enabled=False), {}
+    assert bar.total == (120 if minutes else 1000)  # seconds of the budget, or steps
+    for step in (1, 2, 3):
+        t.step, t.trained_seconds = step, 10.0 * step
+        advance(bar, t, postfix)
+        if minutes:  # the bar and the time left move with the clock at every step
+            assert bar.n == 10.0 * step
+            assert postfix["left"] == f"{(120 - 10 * step) / 60:.1f}min"
+            assert postfix["step"] == f"{step}/1000"
+        else:
+            assert bar.n == step and "left" not in postfix
+    bar.close()
+
+
 def test_run_that_is_done_does_not_train_again(trained_run, tmp_path, corpus):
     _, manifests = corpus
     shutil.copytree(trained_run, tmp_path / "run")
@@ -254,6 +278,18 @@ def test_trained_run_loads_as_a_model(trained_run):
             for p in sorted((trained_run / "checkpoints").iterdir())))
 
 
+def test_checkpoints_record_provenance_and_wall_time(trained_run):
+    from codec import __version__
+
+    for folder in (trained_run / "best", latest_checkpoint(trained_run).path):
+        meta = read_checkpoint(folder, train_state=False).meta
+        invocation, = meta["provenance"]
+        assert invocation["versions"]["codec"] == __version__
+        assert invocation["versions"]["torch"] == torch.__version__.split("+")[0]
+        assert invocation["command"]  # whatever ran the tests
+        assert meta["trained_seconds"] > 0 and meta["skipped_steps"] == 0
+
+
 def test_tensorboard_has_losses_validation_audio_and_images(trained_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -263,17 +299,41 @@ def test_tensorboard_has_losses_validation_audio_and_images(trained_run):
     for tag in ("train/loss/total", "train/loss/mel", "train/loss/commit", "train/loss/adv",
                 "train/lr", "train/grad_norm", "train/disc/loss", "train/disc/grad_norm",
                 "train/audio_seconds_per_second", "train/skipped_steps",
-                "train_codebook/0/perplexity", "train_codebook/3/revived",
+                "codebook/train/0/perplexity", "codebook/train/3/revived",
                 "valid/snr", "valid/si_sdr", "valid/rms_ratio", "valid/mel_distance",
                 "valid/peak", "valid/score", "valid/2.4kbps/snr",
-                "valid/codebook/0/usage", "valid/codebook/3/perplexity"):
+                "codebook/valid/0/usage", "codebook/valid/3/perplexity"):
         assert tag in tags["scalars"], tag
+    assert not [t for t in tags["scalars"] if "codebook" in t and not t.startswith(
+        ("codebook/train/", "codebook/valid/", "latent/codebook/"))]  # one scheme
     assert [e.step for e in events.Scalars("train/loss/total")] == [1, 2, 3, 4, 5, 6]
     assert [e.step for e in events.Scalars("valid/snr")] == [3, 6]
-    for tag in ("audio/0/original", "audio/0/2.4kbps", "audio/0/4.8kbps", "audio/0/9.6kbps"):
-        assert tag in tags["audio"], tag
-    for tag in ("mel/0/original", "mel/0/9.6kbps"):
+    audio_tags = [t for t in sorted(tags["audio"]) if t.startswith("audio/0/")]
+    assert audio_tags == ["audio/0/0_original", "audio/0/1_2.4kbps", "audio/0/1_4.8kbps",
+                          "audio/0/1_9.6kbps"]  # the original sorts first
+    # Listening clips are whole validation files (2 s here), not 0.125 s training crops.
+    assert events.Audio("audio/0/0_original")[0].length_frames == 2 * 16000
+    for tag in ("mel/0/0_original", "mel/0/1_9.6kbps"):
         assert tag in tags["images"], tag
+        assert events.Images(tag)[0].width >= 400
+
+
+def test_tensorboard_hparams_hold_the_settings_and_final_validation_metrics(trained_run):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    found: dict[str, HParamsPluginData] = {}
+    for path in sorted((trained_run / "tb").glob("events*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag.startswith("_hparams_/"):
+                    found[value.tag] = HParamsPluginData.FromString(
+                        value.metadata.plugin_data.content)
+    session = found["_hparams_/session_start_info"].session_start_info
+    assert session.hparams["train.steps"].number_value == 6
+    assert session.hparams["model.preset"].string_value == "tiny"
+    metrics = {m.name.tag for m in found["_hparams_/experiment"].experiment.metric_infos}
+    assert {"valid/snr", "valid/mel_distance", "valid/score"} <= metrics
 
 
 def test_tensorboard_has_latent_diagnostics_at_each_validation(trained_run):

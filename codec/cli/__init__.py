@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codec.cli import coding, export, info, streaming, train
+from codec import __version__
+from codec.cli import coding, config, export, info, streaming, train
 from codec.errors import CodecError
 
-COMMAND_GROUPS = (train, coding, streaming, export, info)
+COMMAND_GROUPS = (train, config, coding, streaming, export, info)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="Neural audio codec toolkit.")
+    parser.add_argument("--version", action="version", version=f"codec {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(subparsers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -67,6 +68,28 @@ def _run_each(pairs: list[tuple[Path, Path]], command: str,
     return 2 if failed else 0
 
 
+def refuse_existing(pairs: list[tuple[Path, Path]], *, force: bool) -> None:
+    """CodecError when an output exists already, unless ``force`` allows replacing it."""
+    existing = [target for _, target in pairs if target.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
+        raise CodecError(f"{existing[0]} exists{more}; pass -f/--force to overwrite")
+
+
+def print_summary(source: Path, target: Path, *, compressed: Path, seconds: float) -> None:
+    """One line on stdout per file coded: audio duration, the compressed file's bitrate,
+    and the time taken."""
+    from tqdm import tqdm
+
+    from codec.bitstream import describe
+
+    facts = describe(compressed)
+    duration = facts["duration_seconds"]
+    speed = f", {duration / seconds:.1f}x real time" if seconds > 0 else ""
+    tqdm.write(f"{source} -> {target}: {duration:.2f} s of audio, {facts['file_kbps']:.2f} kbps, "
+               f"{seconds:.2f} s{speed}", file=sys.stdout)
+
+
 def _load(path: str, device: str) -> PretrainedModel:
     import torch
 
@@ -106,12 +129,14 @@ def run_encode(args: argparse.Namespace) -> int:
     pairs = _plan(args.inputs, args.output, AUDIO_SUFFIXES, QCA_SUFFIX)
     if len(pairs) == 1 and pairs[0][1].suffix != QCA_SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of encode should end in {QCA_SUFFIX}")
-    hint = str(Path(args.model).resolve())
+    refuse_existing(pairs, force=args.force)
 
     def work(source: Path, target: Path) -> None:
+        started = time.perf_counter()
         encode_file(model, source, target, n_q=n_q, entropy=args.entropy,
-                    chunk_seconds=args.chunk_seconds, model_hint=hint,
-                    progress=len(pairs) == 1)
+                    chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1)
+        print_summary(source, target, compressed=target,
+                      seconds=time.perf_counter() - started)
 
     return _run_each(pairs, "encode", work)
 
@@ -119,35 +144,47 @@ def run_encode(args: argparse.Namespace) -> int:
 def run_decode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from codec import bitstream
     from codec.compress import decode_file
 
     _check_chunk(args)
     pairs = _plan(args.inputs, args.output, frozenset({QCA_SUFFIX}), ".wav")
     if len(pairs) == 1 and pairs[0][1].suffix == QCA_SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of decode is audio (.wav or .flac)")
+    refuse_existing(pairs, force=args.force)
     models: dict[str, PretrainedModel] = {}
 
     def model_for(source: Path) -> PretrainedModel:
-        path = args.model
-        if path is None:
-            path = bitstream.read_file(source)[0].model_hint
-            if not path or not Path(path).exists():
-                raise CodecError(f"{source}: no --model given, and the model it was encoded "
-                                 f"with ({path or 'not recorded'}) is not found; "
-                                 f"pass --model")
+        path = args.model or _recorded_model(source)
         if path not in models:
             models[path] = _load(path, args.device)
         return models[path]
 
     def work(source: Path, target: Path) -> None:
+        started = time.perf_counter()
         clipped = decode_file(model_for(source), source, target, subtype=args.subtype,
                               chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1)
         if clipped:
             tqdm.write(f"codec decode: warning: {target}: {clipped} samples beyond full scale "
                        f"were clipped; --subtype FLOAT keeps them", file=sys.stderr)
+        print_summary(source, target, compressed=source,
+                      seconds=time.perf_counter() - started)
 
     return _run_each(pairs, "decode", work)
+
+
+def _recorded_model(source: Path) -> str:
+    """The model a compressed file names, found near it (``codec.model_name``), or a
+    CodecError asking for ``--model``."""
+    from codec import bitstream
+    from codec.model_name import find_model
+
+    header = bitstream.read_file(source)[0]
+    found = find_model(header.model_hint, source)
+    if found is None:
+        raise CodecError(f"{source}: no --model given, and the model it was encoded with "
+                         f"({header.model_hint or 'name not recorded'}, id {header.model_id}) "
+                         f"is not near it or in the current folder; pass --model")
+    return str(found)
 
 
 def _training_files(data: list[str]) -> list[Path]:
@@ -207,7 +244,9 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
 
 
 def _add_running_arguments(parser: argparse.ArgumentParser, done: str) -> None:
-    """--device and --chunk-seconds, as encode and decode take them."""
+    """--device, --chunk-seconds and -f/--force, as encode and decode take them."""
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="overwrite outputs that exist (default: refuse)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--chunk-seconds", type=float,
                         help=f"audio {done} at a time; bounds memory (default: what fits in "
@@ -237,7 +276,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dec.add_argument("inputs", nargs="+", metavar="INPUT", help=".qca files or folders")
     dec.add_argument("-o", "--output", help="output audio file, or folder for several inputs")
     dec.add_argument("--model", help="the model that encoded the files (default: the model "
-                                     "path recorded in each file, if it still exists)")
+                                     "named in each file, looked for in the folders above "
+                                     "it, the current folder, their exp/, and "
+                                     "$CODEC_MODEL_PATH)")
     dec.add_argument("--subtype", choices=SUBTYPES, default="PCM_16",
                      help="sample format; PCM clips beyond full scale, FLOAT keeps everything "
                           "(default: %(default)s)")

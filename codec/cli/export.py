@@ -2,10 +2,27 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codec.pretrained import PretrainedModel
 
 
 def _size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 1024:.1f} KiB"
+
+
+def training_facts(model: PretrainedModel) -> dict | None:
+    """The training run's facts from the meta.json beside a checkpoint's model file
+    (None for a model without one, such as an export)."""
+    from codec import checkpoint
+
+    folder = model.source.model_file.parent if model.source.model_file else None
+    if folder is None or not (folder / checkpoint.META_FILE).is_file():
+        return None
+    meta = checkpoint.read_meta(folder)
+    keys = ("step", "provenance", "trained_seconds", "skipped_steps", "metrics")
+    return {key: meta[key] for key in keys if key in meta}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     out = export_model(model.network.float(), args.output, half=args.half,
-                       target_lufs=model.target_lufs)
+                       target_lufs=model.target_lufs, training=training_facts(model))
     values = sum(t.numel() for t in load_file(out).values())
     precision = "float16 convs, float32 codebooks" if args.half else "float32"
     print(f"{out}: {_size(out.stat().st_size)} ({precision}, {values:,} values, weight norm "

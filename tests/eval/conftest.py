@@ -14,6 +14,7 @@ from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
 from codec.config import Config
 from codec.model import compute_model_id
+from codec.provenance import collect
 
 
 def _music(seconds: float, rate: int, seed: int) -> np.ndarray:
@@ -59,5 +60,7 @@ def tiny_run(tmp_path_factory):
     model = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
     run = tmp_path_factory.mktemp("run")
     save_checkpoint(run / "best", model_state=model.state_dict(), config=Config(model=model.config),
-                    step=0, model_id=compute_model_id(model))
+                    step=0, model_id=compute_model_id(model),
+                    facts={"provenance": [collect(["codec", "train", "tiny.yaml"])],
+                           "trained_seconds": 90.0, "skipped_steps": 0})
     return run

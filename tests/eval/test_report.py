@@ -3,6 +3,7 @@ import subprocess
 
 import pytest
 
+from codec import __version__
 from eval import evaluate
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,3 +41,15 @@ def test_report_renders_in_a_headless_browser(report_dir, tmp_path):
     assert "codec 4.8 kbps (1 codebook)" in dom
     assert dom.count('<img src="data:image/png;base64,') >= 4
     assert dom.count("<audio controls") == 4
+    # Training facts: steps, wall time, the command and the toolkit's version.
+    assert '<h2 id="training">' in dom and '<table class="training">' in dom
+    assert "codec train tiny.yaml" in dom and "1.5 min" in dom and f"codec {__version__}" in dom
+    # A spectrogram figure (original, decoded, difference) under each listening clip.
+    assert dom.count('<div class="spectrogram"><img src="data:image/png;base64,') == 2
+    # One row per file, a column per metric and system; speech and music apart.
+    assert '<table class="wide">' in dom and "SNR codec 4.8 kbps" not in dom
+    assert "snr codec 4.8 kbps (1 codebook)" in dom
+    wide = dom.split('<table class="wide">')[1].split("</table>")[0]
+    assert wide.count("<tr><td>speech/") == 2 and wide.count("<tr><td>music/") == 1
+    assert '<table class="groups">' in dom and "n=2" in dom and "n=1" in dom
+    assert '<h2 id="flags">' in dom
