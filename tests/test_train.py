@@ -143,7 +143,7 @@ def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, 
 @pytest.mark.parametrize("best, step", [("mel_distance", 3), ("latest", 9)])
 def test_best_holds_the_lowest_score_or_the_newest_model(corpus, tmp_path, monkeypatch,
                                                           best, step):
-    def worse_every_time(t, clips, monitor):  # validation scores that only get worse
+    def worse_every_time(t, clips, monitor, listening=()):  # scores that only get worse
         return {"valid/score": float(t.step), "valid/snr": 0.0, "valid/rms_ratio": 1.0}
 
     monkeypatch.setattr(train_module, "validate", worse_every_time)
