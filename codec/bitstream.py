@@ -46,6 +46,9 @@ MAX_CODEBOOK_SIZE = 1 << 16
 MAX_HOP = 1 << 20
 # About 88 days at 768 kHz; far beyond any real file, small enough to keep integers sane.
 MAX_LENGTH = 1 << 42
+# Encoding brings audio to a training loudness; real gains lie within about +-50 dB.
+# Far outside, dividing by the gain on decoding would give infinities or silence.
+MIN_GAIN = 1e-12
 MAX_GAIN = 1e12
 _PREFIX = struct.Struct("<4sBI")  # magic, version, header length
 _CRC = struct.Struct("<I")
@@ -211,9 +214,9 @@ def header_from_dict(raw: Any) -> Header:
     )
     gain = raw["gain"]
     if (isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain)
-            or not 0 < gain <= MAX_GAIN):
-        raise BitstreamError(f"header field 'gain' must be a number in (0, {MAX_GAIN:g}], "
-                             f"got {gain!r:.40}")
+            or not MIN_GAIN <= gain <= MAX_GAIN):
+        raise BitstreamError(f"header field 'gain' must be a number in [{MIN_GAIN:g}, "
+                             f"{MAX_GAIN:g}], got {gain!r:.40}")
     values["gain"] = float(gain)
     values["entropy"] = _check_entropy(raw.get("entropy"))
     hint = raw.get("model_hint")
@@ -304,7 +307,8 @@ def parse(data: bytes) -> tuple[Header, bytes]:
                              f"{start + header_bytes + _CRC.size})")
     try:
         raw = json.loads(data[start:start + header_bytes].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    # ValueError also covers an integer too long to convert (Python's digit limit).
+    except (UnicodeDecodeError, ValueError, RecursionError):
         if not _checksum_ok(data):
             raise BitstreamError("bad checksum (the header is damaged)") from None
         raise BitstreamError("header is not valid JSON") from None

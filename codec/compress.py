@@ -8,7 +8,8 @@ Encoding a file reads it twice, block by block:
 
 1. loudness (ITU-R BS.1770, streamed) and peak of the whole input -> one gain that
    brings it to the model's training level (``codec.audio.loudness_gain``, peak-limited);
-2. resample to the model rate (``codec.resample``, streamed, exact) -> times the gain ->
+2. resample to the model rate (``codec.resample``, streamed, memory bounded) -> times the
+   gain ->
    chunks of ``chunk_frames`` frames, each encoded with ``context_frames`` frames of
    real audio on both sides, of which only the centre frames are kept
    (``codec.chunking``): every frame is stored once.
@@ -170,7 +171,9 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"encode {source.name}",
                disable=None if progress else True, leave=False)
     with bar:
-        resampler = StreamResampler(source.sample_rate, network.sample_rate)
+        resampler = StreamResampler(source.sample_rate, network.sample_rate,
+                                    length=bitstream.model_length(meter.frames, source.sample_rate,
+                                                                  network.sample_rate))
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
         for block in source.blocks():
             resampled = resampler.push(block)
@@ -293,19 +296,17 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
 
     def blocks() -> Iterator[torch.Tensor]:
         chunk = chunk_frames_for(network, chunk_seconds)
-        resampler = StreamResampler(header.sample_rate, header.source_rate)
-        remaining = header.length
+        resampler = StreamResampler(header.sample_rate, header.source_rate,
+                                    length=header.length)
         bar = tqdm(total=-(-header.frames // chunk), unit="chunk", desc="decode",
                    disable=None if progress else True, leave=False)
         with bar:
             for piece in decode_chunks(network, codes, header.model_length, chunk,
                                        context_frames(network), bar):
-                audio = resampler.push(channels_from_items(piece, header.channels) / header.gain)
-                yield audio[:, :remaining]
-                remaining -= min(remaining, audio.shape[-1])
+                yield resampler.push(channels_from_items(piece, header.channels) / header.gain)
             rest = resampler.flush()
             if rest.numel():
-                yield rest[:, :remaining]
+                yield rest
 
     return header, blocks()
 
