@@ -17,7 +17,7 @@ import torch
 import torchaudio.functional as AF
 from scipy.signal import lfilter
 
-from codec.errors import CodecError
+from codec.errors import CodecError, require_regular_file
 from codec.resample import resample  # noqa: F401 (memory bounded for any pair of rates)
 
 # File names taken for audio when folders are walked (reading never looks at the name).
@@ -47,6 +47,7 @@ class AudioInfo:
 
 def audio_info(path: str | Path) -> AudioInfo:
     """Header facts of an audio file; CodecError if soundfile cannot read it."""
+    require_regular_file(path)
     try:
         info = sf.info(str(path))
     except Exception as error:  # soundfile raises several types for unreadable files

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.errors import CodecError
+from codec.errors import CodecError, require_regular_file
 
 MAGIC = b"\x89QCA"
 VERSION = 1
@@ -331,7 +331,10 @@ def read_file(path: str | Path) -> tuple[Header, bytes]:
     """Parse a compressed file; errors name the file."""
     path = Path(path)
     try:
+        require_regular_file(path)
         data = path.read_bytes()
+    except CodecError as error:
+        raise BitstreamError(str(error)) from None
     except OSError as error:
         raise BitstreamError(f"{path}: cannot read ({error.strerror or error})") from None
     try:

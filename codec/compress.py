@@ -8,10 +8,9 @@ Encoding a file reads it twice, block by block:
 
 1. loudness (ITU-R BS.1770, streamed) and peak of the whole input -> one gain that
    brings it to the model's training level (``codec.audio.loudness_gain``, peak-limited);
-2. resample to the model rate (``codec.resample``, streamed, memory bounded) -> times the
-   gain ->
-   chunks of ``chunk_frames`` frames, each encoded with ``context_frames`` frames of
-   real audio on both sides, of which only the centre frames are kept
+2. resample to the model rate (``codec.resample``, streamed, memory bounded) -> times
+   the gain -> chunks of ``chunk_frames`` frames, each encoded with ``context_frames``
+   frames of real audio on both sides, of which only the centre frames are kept
    (``codec.chunking``): every frame is stored once.
 
 Decoding mirrors it: chunks of codes decoded with context frames, centre kept,
@@ -48,7 +47,7 @@ from codec.chunking import (
     items_from_channels,
 )
 from codec.entropy import EntropyTables
-from codec.errors import CodecError
+from codec.errors import CodecError, require_regular_file
 from codec.pretrained import PretrainedModel
 from codec.resample import StreamResampler
 
@@ -108,8 +107,6 @@ def tensor_source(audio: torch.Tensor, sample_rate: int, name: str = "audio") ->
 def file_source(path: str | Path, max_frames: int | None = None) -> AudioSource:
     """Blocks of an audio file (its first ``max_frames`` frames if given)."""
     path = Path(path)
-    if not path.exists():
-        raise CodecError(f"{path}: no such file or directory")
     info = audio_info(path)
 
     def blocks() -> Iterator[torch.Tensor]:
@@ -232,14 +229,20 @@ def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
 
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path``, renamed to it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A temporary name beside ``path``, renamed to it only if the block succeeds. A
+    failure to write (no permission, a full disk) is a CodecError, and leaves nothing."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        raise CodecError(f"{path}: cannot write ({error.strerror or error})") from None
+    except sf.LibsndfileError as error:  # it reports a full disk as "System error."
+        raise CodecError(f"{path}: cannot write ({str(error).strip()} Is the disk full or "
+                         f"the folder read-only?)") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 
@@ -322,6 +325,7 @@ def decode(model: PretrainedModel, data: bytes, *, chunk_seconds: float | None =
 
 
 def _read_bytes(path: Path) -> bytes:
+    require_regular_file(path)
     try:
         return path.read_bytes()
     except FileNotFoundError:

@@ -68,6 +68,8 @@ class Codec(nn.Module):
 
     def n_q_for_kbps(self, kbps: float) -> int:
         """The largest codebook count whose nominal bitrate is within ``kbps``."""
+        if not math.isfinite(kbps):
+            raise ValueError(f"the bitrate must be a finite number of kbps, got {kbps}")
         n_q = int(kbps * 1000 / (self.frame_rate * self.bits_per_code) + 1e-9)
         if n_q < 1:
             raise ValueError(f"{kbps} kbps is below this model's lowest bitrate "

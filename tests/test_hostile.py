@@ -53,3 +53,139 @@ def test_odd_sample_rates_code_in_bounded_memory():
     assert result.returncode == 0, result.stderr[-2000:]
     peak_mb = int(result.stdout.split()[-1])
     assert peak_mb < MAX_PEAK_MB, f"peak RSS {peak_mb} MB"
+
+
+# --- batches: one bad file never stops the rest ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """An untrained tiny 24 kHz model saved as a run's best checkpoint."""
+    import torch
+
+    from codec import Codec, model_config
+    from codec.checkpoint import save_checkpoint
+    from codec.config import Config
+    from codec.model import compute_model_id
+
+    torch.manual_seed(0)
+    network = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
+    run = tmp_path_factory.mktemp("hostile") / "run"
+    save_checkpoint(run / "best", model_state=network.state_dict(),
+                    config=Config(model=network.config), step=1,
+                    model_id=compute_model_id(network))
+    return run
+
+
+def write_tone(path: Path, rate: int = 24000, seconds: float = 0.3) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(rate * seconds)) / rate
+    sf.write(str(path), 0.1 * np.sin(2 * np.pi * 330 * t), rate)
+    return path
+
+
+def codec_cli(*args: str) -> int:
+    from codec.cli import main
+
+    return main([str(a) for a in args])
+
+
+def stderr_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()
+
+
+def encoded_folder(tmp_path: Path, run_dir: Path) -> Path:
+    for name in "abc":
+        write_tone(tmp_path / "wavs" / f"{name}.wav")
+    assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "qca", "--model", run_dir) == 0
+    return tmp_path / "qca"
+
+
+def rewrite_header(path: Path, edit) -> None:
+    """Apply ``edit`` to the JSON text of a .qca header and fix the checksum."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    size = struct.unpack_from("<I", data, 5)[0]
+    text = edit(data[9:9 + size].decode()).encode()
+    body = data[:5] + struct.pack("<I", len(text)) + text + data[9 + size:-4]
+    path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_decode_batch_survives_a_header_integer_of_5000_digits(tmp_path, run_dir, capsys):
+    qca = encoded_folder(tmp_path, run_dir)
+    capsys.readouterr()
+    rewrite_header(qca / "a.qca", lambda text: text.replace('"n_q":', '"n_q":' + "9" * 5000))
+    assert codec_cli("decode", qca, "-o", tmp_path / "out", "--model", run_dir) == 2
+    error, summary = stderr_lines(capsys)
+    assert "a.qca" in error and summary == "codec decode: 1 of 3 files failed"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.wav", "c.wav"]
+
+
+@pytest.mark.parametrize("option", [["--kbps", "inf"], ["--kbps", "nan"],
+                                    ["--chunk-seconds", "inf"], ["--chunk-seconds", "nan"]])
+def test_infinite_options_are_one_line(tmp_path, run_dir, capsys, option):
+    write_tone(tmp_path / "a.wav")
+    assert codec_cli("encode", tmp_path / "a.wav", "-o", tmp_path / "a.qca", "--model", run_dir,
+                     *option) == 2
+    assert len(stderr_lines(capsys)) == 1
+    assert not (tmp_path / "a.qca").exists()
+
+
+def test_unwritable_output_is_one_line_per_file(tmp_path, run_dir, capsys):
+    for name in "ab":
+        write_tone(tmp_path / "wavs" / f"{name}.wav")
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "file" / "out",
+                     "--model", run_dir) == 2
+    *errors, summary = stderr_lines(capsys)
+    assert len(errors) == 2 and all("cannot write" in e for e in errors)
+    assert summary == "codec encode: 2 of 2 files failed"
+
+
+def test_full_disk_leaves_no_partial_output(tmp_path, run_dir, capsys, monkeypatch):
+    import errno
+
+    import soundfile as sf
+
+    qca = encoded_folder(tmp_path, run_dir)
+    capsys.readouterr()
+    real_write = sf.SoundFile.write
+
+    def write(self, data):
+        if self.name.endswith(".b.wav." + str(os.getpid()) + ".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    assert codec_cli("decode", qca, "-o", tmp_path / "out", "--model", run_dir) == 2
+    error, _ = stderr_lines(capsys)
+    assert "b.wav: cannot write (No space left on device)" in error
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav", "c.wav"]
+
+
+def test_decoding_a_folder_into_itself_keeps_the_originals(tmp_path, run_dir, capsys):
+    folder = tmp_path / "wavs"
+    for name in "ab":
+        write_tone(folder / f"{name}.wav")
+    assert codec_cli("encode", folder, "-o", folder, "--model", run_dir) == 0
+    originals = {p.name: p.read_bytes() for p in folder.glob("*.wav")}
+    assert codec_cli("decode", folder, "-o", folder, "--model", run_dir) == 2
+    assert "already exists in the input folder" in stderr_lines(capsys)[-1]
+    assert {p.name: p.read_bytes() for p in folder.glob("*.wav")} == originals
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    from codec.cli.batch import check_plan
+    from codec.errors import CodecError
+
+    source = write_tone(tmp_path / "a.wav")
+    with pytest.raises(CodecError, match="an input as well as an output"):
+        check_plan([(source, tmp_path / "x.qca"), (tmp_path / "b.wav", source)], [source],
+                   frozenset({".wav"}))

@@ -29,8 +29,8 @@ LAYERS = {
                 "codec.threads"},
     "models on disk": {"codec.checkpoint", "codec.export", "codec.pretrained"},
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
-                 "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
-                 "codec.cli.info", "codec.install_check"},
+                 "codec.cli", "codec.cli.coding", "codec.cli.batch", "codec.cli.train",
+                 "codec.cli.export", "codec.cli.info", "codec.install_check"},
 }
 
 
