@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -470,9 +470,21 @@ def train_state(t: Trainer) -> dict:
 
 
 def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
-    """Load a checkpoint into ``t``; CodecError naming the fields if the model differs."""
+    """Load a checkpoint into ``t``: ConfigMismatchError naming the fields if the model
+    differs, CheckpointError if its state does not fit (``t`` may then be half loaded)."""
     ckpt.check_model_config(t.config.model, checkpoint)
-    state = checkpoint.train_state or {}
+    state = checkpoint.train_state
+    if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+        raise ckpt.CheckpointError(f"{checkpoint.path}: no training state to resume from")
+    try:
+        _load_state(t, checkpoint, state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ckpt.CheckpointError(f"{checkpoint.path}: does not fit this run "
+                                   f"({type(error).__name__}: {first_line})") from None
+
+
+def _load_state(t: Trainer, checkpoint: ckpt.Checkpoint, state: dict) -> None:
     t.codec.load_state_dict(checkpoint.model_state)
     t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
@@ -487,6 +499,30 @@ def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     t.bad_steps = int(state.get("bad_steps", 0))
     t.skipped_steps = int(state.get("skipped_steps", 0))
     t.trained_seconds = float(state.get("trained_seconds", 0.0))
+
+
+def resume(build: Callable[[], Trainer],
+           run_dir: Path) -> tuple[Trainer, ckpt.Checkpoint | None]:
+    """A trainer from ``build()``, restored from the newest checkpoint of ``run_dir``
+    that can be resumed from: each damaged one is skipped with a warning naming it (and
+    a trainer half loaded from it is built again). ConfigMismatchError if the run's
+    model configuration has changed."""
+    t = build()
+    for directory in reversed(ckpt.list_checkpoints(run_dir)):
+        try:
+            checkpoint = ckpt.read_checkpoint(directory)
+        except ckpt.CheckpointError as error:
+            warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            continue
+        try:
+            restore(t, checkpoint)
+            return t, checkpoint
+        except ckpt.ConfigMismatchError:
+            raise
+        except ckpt.CheckpointError as error:
+            warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            t = build()
+    return t, None
 
 
 def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
@@ -687,14 +723,13 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     train, run_dir = config.train, Path(config.run_dir)
     if train.threads > 0:
         torch.set_num_threads(train.threads)
-    if distributed.is_main:
+    train_set, valid_set = build_datasets(config)
+    if distributed.is_main and run_dir.is_dir():
+        ckpt.recover_best(run_dir)
+    t, latest = resume(partial(build_trainer, config, device, distributed), run_dir)
+    if distributed.is_main:  # only once the config is accepted
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(config, run_dir / "config.yaml")
-    train_set, valid_set = build_datasets(config)
-    t = build_trainer(config, device, distributed)
-    latest = ckpt.latest_checkpoint(run_dir)
-    if latest is not None:
-        restore(t, latest)
     wrap_distributed(t)
     if t.step >= train.steps or t.budget_used() >= 1:
         if distributed.is_main:
@@ -712,6 +747,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
         batch_sampler=StepBatches(t.step, train.steps, config.data.batch_size, len(train_set),
                                   distributed.rank, distributed.world_size))
     audio_seconds = config.data.segment_seconds * config.data.batch_size
+    bad_draws = lambda: getattr(train_set, "bad_draws", 0)  # counted by the workers
     bar = tqdm(total=train.steps, initial=t.step, disable=not distributed.is_main,
                unit="step", dynamic_ncols=True, mininterval=2.0)
     averages, stopped = _Averages(), "steps"
@@ -724,7 +760,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     adapt = train.adapt_threads and device.type == "cpu"
     tuner = ThreadTuner(torch.get_num_threads() if adapt else 1)
     try:
-        for audio in loader:
+        for audio in _worker_errors_shortened(loader):
             seed_step(train.seed, t.step, distributed.rank, distributed.world_size)
             logs = train_step(t, audio.to(device, non_blocking=True))
             if logs.get("late_loss") and not late and distributed.is_main:
@@ -740,6 +776,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                 logs = averages.pop()
                 monitor.scalars(_train_tags(logs) | {"train/audio_seconds_per_second": speed,
                                                      "train/skipped_steps": t.skipped_steps,
+                                                     "train/bad_data_draws": bad_draws(),
                                                      "train/threads": tuner.current},
                                 t.step)
                 postfix = dict(loss=f"{logs.get('loss/total', math.nan):.3f}",
@@ -780,8 +817,22 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     if distributed.is_main:
         print(f"{run_dir}: stopped at step {t.step} ({stopped}); valid SNR "
               f"{metrics.get('valid/snr', math.nan):.2f} dB, RMS ratio "
-              f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps")
+              f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps"
+              + (f"; {bad_draws()} training crops replaced (unreadable or not finite "
+                 f"files, named above)" if bad_draws() else ""))
     return TrainResult(t.step, stopped, metrics, t.skipped_steps, t.codec)
+
+
+def _worker_errors_shortened(loader: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """The loader's batches. A CodecError raised in a DataLoader worker comes back with
+    the worker's traceback in its message; it is raised again with its own line only."""
+    try:
+        yield from loader
+    except CodecError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        if len(lines) > 1 and "DataLoader worker" in lines[0]:
+            raise type(error)(lines[-1].split(": ", 1)[-1]) from None
+        raise
 
 
 def _yaml(config: Config) -> str:
