@@ -4,6 +4,7 @@ that survive bad files, training data that is damaged, damaged or foreign checkp
 Unit-level checks of the same defences live beside their modules (test_resample.py,
 test_bitstream.py's fuzzing of the container).
 """
+import json
 import os
 import subprocess
 import sys
@@ -189,3 +190,138 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
     with pytest.raises(CodecError, match="an input as well as an output"):
         check_plan([(source, tmp_path / "x.qca"), (tmp_path / "b.wav", source)], [source],
                    frozenset({".wav"}))
+
+
+def test_empty_folder_is_nothing_to_do(tmp_path, run_dir, capsys):
+    (tmp_path / "empty").mkdir()
+    assert codec_cli("encode", tmp_path / "empty", "-o", tmp_path / "out", "--model", run_dir) == 2
+    assert "nothing to do" in stderr_lines(capsys)[0]
+
+
+def test_unreadable_sub_folder_is_reported(tmp_path, run_dir, capsys, monkeypatch):
+    write_tone(tmp_path / "wavs" / "a.wav")
+    write_tone(tmp_path / "wavs" / "locked" / "b.wav")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "out", "--model", run_dir) == 0
+    (warning,) = stderr_lines(capsys)
+    assert "locked: cannot read folder (Permission denied)" in warning
+
+    from data_prep.manifest import find_files
+
+    assert [c.relative for c in find_files([tmp_path / "wavs"])] == ["a.wav"]
+    assert "locked: cannot read folder" in capsys.readouterr().err
+
+
+def test_unreadable_file_is_not_called_not_audio(tmp_path, monkeypatch):
+    import builtins
+
+    from data_prep.probe import probe
+
+    path = str(write_tone(tmp_path / "a.wav"))
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    rejected = probe(path)
+    assert (rejected.reason, rejected.detail) == ("unreadable", "Permission denied")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_named_like_audio_is_refused_not_waited_on(tmp_path, run_dir):
+    os.mkfifo(tmp_path / "pipe.wav")
+    os.mkfifo(tmp_path / "pipe.qca")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args in (["encode", tmp_path / "pipe.wav", "-o", tmp_path / "a.qca"],
+                 ["decode", tmp_path / "pipe.qca", "-o", tmp_path / "a.wav"]):
+        result = subprocess.run([sys.executable, "-m", "codec", *map(str, args), "--model",
+                                 str(run_dir)], capture_output=True, text=True, env=env,
+                                cwd=ROOT, timeout=120)
+        assert result.returncode == 2 and "not a regular file" in result.stderr, result.stderr
+
+
+def test_malformed_yaml_config_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("model:\n  n_q: [1\n bad: : :\n")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    for name in ("bad.yaml", "list.yaml"):
+        assert codec_cli("train", tmp_path / name) == 2
+        (line,) = stderr_lines(capsys)
+        assert name in line
+
+
+# --- training data that is damaged -------------------------------------------------------
+
+
+def write_manifest(path: Path, files: list[Path], rate: int = 16000) -> Path:
+    import soundfile as sf
+
+    lines = []
+    for file in files:
+        frames = sf.info(str(file)).frames if file.exists() else rate
+        lines.append({"path": str(file), "duration": frames / rate, "sample_rate": rate,
+                      "channels": 1, "frames": frames, "loudness": -20.0, "peak": 0.5,
+                      "group": file.stem})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def write_nan_wav(path: Path, rate: int = 16000, nan_every: int = 1) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    audio = 0.1 * np.sin(np.arange(rate, dtype=np.float32) / 5)
+    audio[::nan_every] = np.nan
+    sf.write(str(path), audio, rate, subtype="FLOAT")
+    return path
+
+
+def test_non_finite_crops_are_replaced_counted_and_named_once(tmp_path):
+    import torch
+
+    from codec.data import DataWarning, TrainCrops
+
+    good = write_tone(tmp_path / "good.wav", rate=16000, seconds=1.0)
+    bad = write_nan_wav(tmp_path / "nan.wav", nan_every=1000)  # one NaN sample in a crop
+    crops = TrainCrops([write_manifest(tmp_path / "m.jsonl", [good, bad])], 16000, 1,
+                       segment_seconds=0.5, salient_retries=0)
+    with pytest.warns(DataWarning) as caught:
+        batch = torch.stack([crops[i] for i in range(30)])
+    assert bool(torch.isfinite(batch).all())
+    assert [str(w.message).count("nan.wav") for w in caught] == [1]  # once, for many draws
+    assert crops.bad_draws > 1
+
+
+def test_a_manifest_of_only_bad_files_is_one_line(tmp_path):
+    from codec.data import TrainCrops
+    from codec.errors import CodecError
+
+    bad = write_nan_wav(tmp_path / "nan.wav")
+    crops = TrainCrops([write_manifest(tmp_path / "m.jsonl", [bad])], 16000, 1)
+    with pytest.warns(UserWarning), pytest.raises(CodecError, match="no usable training crop"):
+        crops[0]
+
+
+def test_training_on_a_missing_file_gives_one_line_not_a_worker_traceback(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_corpus import make_corpus, tiny_config
+
+    from codec.errors import CodecError
+    from codec.train import fit
+
+    manifests = make_corpus(tmp_path / "corpus", files=2, seconds=1.0)
+    manifests["train"] = write_manifest(tmp_path / "gone.jsonl", [tmp_path / "gone.wav"])
+    config = tiny_config(tmp_path, manifests, **{"data.num_workers": 1, "train.steps": 2})
+    with pytest.raises(CodecError) as caught:  # the worker warns on its own stderr
+        fit(config)
+    message = str(caught.value)
+    assert "\n" not in message and "no usable training crop" in message and "gone.wav" in message
