@@ -325,3 +325,166 @@ def test_training_on_a_missing_file_gives_one_line_not_a_worker_traceback(tmp_pa
         fit(config)
     message = str(caught.value)
     assert "\n" not in message and "no usable training crop" in message and "gone.wav" in message
+
+
+# --- damaged, foreign and oversized checkpoints ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, object]:
+    """A 6-step tiny run with step checkpoints at 3 and 6 and a best/; and its config."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_corpus import make_corpus, tiny_config
+
+    from codec.train import fit
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("trained")
+    config = tiny_config(root, make_corpus(root / "corpus", files=2, seconds=1.0))
+    fit(config)
+    return root / "run", config
+
+
+def _rehash(directory: Path, meta: dict) -> None:
+    from codec import checkpoint as ckpt
+
+    for name in list(meta.get("files", {})):
+        meta["files"][name] = ckpt._file_record(directory / name)
+
+
+def damage(directory: Path, how: str) -> None:
+    """Damage a checkpoint the ways a careless copy or a hostile edit can, with the file
+    hashes kept consistent where that is what makes the damage hard to see."""
+    from safetensors.torch import load_file, save_file
+
+    from codec import checkpoint as ckpt
+    from codec.pretrained import read_metadata
+
+    meta_path = directory / ckpt.META_FILE
+    meta = json.loads(meta_path.read_text())
+    if how == "meta is a list":
+        meta = [meta]
+    elif how == "no files":
+        del meta["files"]
+    elif how == "step not an integer":
+        meta["step"] = "six"
+    elif how == "no train state":
+        meta["train_state"] = None
+        del meta["files"][ckpt.STATE_FILE]
+    elif how in ("wrong tensor shape", "missing state tensor", "model id of another model",
+                 "huge model config"):
+        name = ckpt.STATE_FILE if how == "missing state tensor" else ckpt.MODEL_FILE
+        tensors, header = load_file(directory / name), read_metadata(directory / name)
+        key = sorted(tensors)[0]
+        if how == "wrong tensor shape":
+            tensors[key] = tensors[key].flatten()[:-1]
+        elif how == "missing state tensor":
+            del tensors[key]
+        elif how == "model id of another model":
+            header["model_id"] = "0123456789abcdef"
+        else:
+            config = json.loads(header["model_config"])
+            config.update(widths=[16384] * 4, latent_dim=16384, n_q=64, codebook_size=65536)
+            header["model_config"] = json.dumps(config)
+        save_file(tensors, directory / name, metadata=header or None)
+        _rehash(directory, meta)
+    meta_path.write_text(json.dumps(meta))
+
+
+RESUME_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "missing state tensor",
+                 "step not an integer", "no train state"]
+MODEL_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "step not an integer",
+                "model id of another model", "huge model config"]
+
+
+@pytest.mark.parametrize("how", RESUME_DAMAGE)
+def test_resume_falls_back_past_a_damaged_checkpoint(trained_run, tmp_path, how):
+    import shutil
+    from functools import partial
+
+    from codec.train import build_trainer, resume
+
+    run, config = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    damage(tmp_path / "run" / "checkpoints" / "step-000006", how)
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint.*step-000006"):
+        t, checkpoint = resume(partial(build_trainer, config), tmp_path / "run")
+    assert checkpoint.step == t.step == 3
+
+
+@pytest.mark.parametrize("how", MODEL_DAMAGE)
+def test_damaged_or_foreign_model_is_one_line_for_the_cli(trained_run, tmp_path, capsys, how):
+    import shutil
+
+    run, _ = trained_run
+    model = tmp_path / "step-000006"
+    shutil.copytree(run / "checkpoints" / "step-000006", model)
+    damage(model, how)
+    write_tone(tmp_path / "a.wav", rate=16000)
+    assert codec_cli("encode", tmp_path / "a.wav", "-o", tmp_path / "a.qca", "--model", model) == 2
+    (line,) = stderr_lines(capsys)
+    assert "step-000006" in line and not (tmp_path / "a.qca").exists()
+
+
+def test_a_huge_model_config_is_refused_before_allocating(trained_run, tmp_path):
+    import resource
+    import shutil
+
+    from codec.errors import CodecError
+    from codec.pretrained import load
+
+    run, _ = trained_run
+    model = tmp_path / "step-000006"
+    shutil.copytree(run / "checkpoints" / "step-000006", model)
+    damage(model, "huge model config")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CodecError, match="parameters and buffers; the limit is"):
+        load(model)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB
+
+
+def test_rejected_config_leaves_config_yaml_as_it_was(trained_run, tmp_path):
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_corpus import tiny_config
+
+    from codec.errors import CodecError
+    from codec.train import fit
+
+    run, config = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    changed = tiny_config(tmp_path, {"train": config.data.train[0], "valid": config.data.valid},
+                          **{"model.n_q": 2})
+    with pytest.raises(CodecError, match="n_q: 4 != 2"):
+        fit(changed)
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
+
+
+def test_a_crash_mid_swap_of_best_is_recovered(trained_run, tmp_path):
+    import shutil
+
+    from codec import checkpoint as ckpt
+    from codec.pretrained import load
+
+    run, _ = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    run = tmp_path / "run"
+    best_id = load(run).model_id
+    # The crash came after the old best/ was moved aside, before the new one moved in:
+    # both are complete under hidden names (here the new one is the step-3 weights).
+    os.replace(run / "best", run / ".old-best-1")
+    shutil.copytree(run / "checkpoints" / "step-000003", run / ".tmp-best-2")
+    meta = json.loads((run / ".tmp-best-2" / ckpt.META_FILE).read_text())
+    meta["step"] = 7
+    (run / ".tmp-best-2" / ckpt.META_FILE).write_text(json.dumps(meta))
+    loaded = load(run)
+    assert loaded.source.model_file.parent.name == ".tmp-best-2"  # not a step checkpoint
+    (run / ".tmp-best-2" / ckpt.MODEL_FILE).unlink()  # an unfinished copy is passed over
+    assert load(run).model_id == best_id
+    with pytest.warns(UserWarning, match="restored it from .old-best-1"):
+        ckpt.recover_best(run)
+    assert (run / "best").is_dir() and load(run).model_id == best_id
