@@ -1,8 +1,9 @@
 """Reading, writing, resampling and loudness of audio: the one place that touches files.
 
 Audio in memory is float32 ``[C, T]``. Files are read with soundfile (torchaudio's
-loader needs extra codecs); resampling and ITU-R BS.1770 loudness use torchaudio, and
-:class:`StreamingLoudness` measures the same loudness over a signal fed in blocks.
+loader needs extra codecs); resampling (``codec.resample``) and ITU-R BS.1770 loudness
+use torchaudio, and :class:`StreamingLoudness` measures the same loudness over a signal
+fed in blocks.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import torch
 import torchaudio.functional as AF
 from scipy.signal import lfilter
 
-from codec.errors import CodecError
+from codec.errors import CodecError, require_regular_file
+from codec.resample import resample  # noqa: F401 (memory bounded for any pair of rates)
 
 # File names taken for audio when folders are walked (reading never looks at the name).
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
@@ -45,6 +47,7 @@ class AudioInfo:
 
 def audio_info(path: str | Path) -> AudioInfo:
     """Header facts of an audio file; CodecError if soundfile cannot read it."""
+    require_regular_file(path)
     try:
         info = sf.info(str(path))
     except Exception as error:  # soundfile raises several types for unreadable files
@@ -73,12 +76,6 @@ def write_audio(path: str | Path, audio: torch.Tensor, sample_rate: int,
     if subtype.startswith("PCM"):
         data = np.clip(data, -1.0, 1.0)
     sf.write(str(path), data, sample_rate, subtype=subtype)
-
-
-def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    if orig_rate == new_rate:
-        return audio
-    return AF.resample(audio, orig_rate, new_rate)
 
 
 def to_channels(audio: torch.Tensor, channels: int, select: int | None = None) -> torch.Tensor:

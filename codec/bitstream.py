@@ -38,7 +38,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from codec.errors import CodecError
+from codec.errors import CodecError, require_regular_file
 
 MAGIC = b"\x89QCA"
 VERSION = 1
@@ -51,6 +51,9 @@ MAX_CODEBOOK_SIZE = 1 << 16
 MAX_HOP = 1 << 20
 # About 88 days at 768 kHz; far beyond any real file, small enough to keep integers sane.
 MAX_LENGTH = 1 << 42
+# Encoding brings audio to a training loudness; real gains lie within about +-50 dB.
+# Far outside, dividing by the gain on decoding would give infinities or silence.
+MIN_GAIN = 1e-12
 MAX_GAIN = 1e12
 _PREFIX = struct.Struct("<4sBI")  # magic, version, header length
 _CRC = struct.Struct("<I")
@@ -210,9 +213,9 @@ def _model_id_field(raw: dict) -> str:
 def _gain_field(raw: dict) -> float:
     gain = raw["gain"]
     if (isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain)
-            or not 0 < gain <= MAX_GAIN):
-        raise BitstreamError(f"header field 'gain' must be a number in (0, {MAX_GAIN:g}], "
-                             f"got {gain!r:.40}")
+            or not MIN_GAIN <= gain <= MAX_GAIN):
+        raise BitstreamError(f"header field 'gain' must be a number in [{MIN_GAIN:g}, "
+                             f"{MAX_GAIN:g}], got {gain!r:.40}")
     return float(gain)
 
 
@@ -338,7 +341,8 @@ def parse(data: bytes) -> tuple[Header, bytes]:
                              f"{start + header_bytes + _CRC.size})")
     try:
         raw = json.loads(data[start:start + header_bytes].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    # ValueError also covers an integer too long to convert (Python's digit limit).
+    except (UnicodeDecodeError, ValueError, RecursionError):
         if not _checksum_ok(data):
             raise BitstreamError("bad checksum (the header is damaged)") from None
         raise BitstreamError("header is not valid JSON") from None
@@ -361,7 +365,10 @@ def read_file(path: str | Path) -> tuple[Header, bytes]:
     """Parse a compressed file; errors name the file."""
     path = Path(path)
     try:
+        require_regular_file(path)
         data = path.read_bytes()
+    except CodecError as error:
+        raise BitstreamError(str(error)) from None
     except OSError as error:
         raise BitstreamError(f"{path}: cannot read ({error.strerror or error})") from None
     try:

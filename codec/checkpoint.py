@@ -19,9 +19,12 @@ Layout of a run directory::
 
 A checkpoint is written into a hidden temporary directory, every file is
 fsync'ed, and only then renamed into place, so a crash mid-write never leaves a
-broken checkpoint under a real name. A checkpoint whose files do not match the
-sizes and hashes in its meta.json (a truncated copy, a full disk) is refused;
-resuming then falls back to the previous one with a warning.
+broken checkpoint under a real name. Replacing ``best/`` takes two renames (the old
+one aside, the new one in); a crash between them leaves both complete under hidden
+names, and :func:`best_dir` finds the newer (:func:`recover_best` renames it back).
+A checkpoint whose meta.json is malformed, or whose files do not match the sizes and
+hashes in it (a truncated copy, a full disk), is refused; resuming then falls back
+to the previous one with a warning.
 
 Nothing here uses pickle: tensors go to safetensors and everything else to JSON.
 """
@@ -57,6 +60,10 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 class CheckpointError(CodecError):
     """A checkpoint that is missing, damaged or does not fit the model."""
+
+
+class ConfigMismatchError(CheckpointError):
+    """A readable checkpoint of another model configuration than the run's."""
 
 
 @dataclass
@@ -232,14 +239,42 @@ def read_meta(directory: Path) -> dict:
         raise CheckpointError(f"{directory}: not a checkpoint (no {META_FILE})")
     try:
         meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError, OSError) as error:
         raise CheckpointError(f"{meta_path}: damaged ({error})") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a {FORMAT} file")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{meta_path}: format version {meta['format_version']} is newer "
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise CheckpointError(f"{meta_path}: damaged (format_version {version!r:.40})")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{meta_path}: format version {version} is newer "
                               f"than this toolkit reads ({FORMAT_VERSION}); upgrade it")
+    problem = _meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"{meta_path}: damaged ({problem})")
     return meta
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What is malformed in a meta.json, or None: each field the readers rely on is
+    checked for its type, so that nothing later fails on it with a traceback."""
+    step, files = meta.get("step"), meta.get("files")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"step {step!r:.40} is not a whole number"
+    if not isinstance(files, dict):
+        return "no 'files' record of sizes and hashes"
+    for name, record in files.items():
+        if (not isinstance(record, dict) or not isinstance(record.get("bytes"), int)
+                or not isinstance(record.get("sha256"), str)):
+            return f"the record of {name!r:.80} is not {{bytes, sha256}}"
+    if MODEL_FILE not in files:
+        return f"'files' does not list {MODEL_FILE}"
+    if not isinstance(meta.get("config"), dict):
+        return "no 'config'"
+    kinds = {"model_id": (str, type(None)), "metrics": (dict,),
+             "train_state": (dict, list, type(None))}
+    wrong = [key for key, types in kinds.items() if not isinstance(meta.get(key), types)]
+    return f"field(s) {wrong} of the wrong type" if wrong else None
 
 
 def verify_file(directory: Path, name: str, record: dict) -> None:
@@ -264,13 +299,20 @@ def read_checkpoint(directory: str | Path, *, train_state: bool = True) -> Check
     """Read and verify a checkpoint directory; CheckpointError if it is damaged."""
     directory = Path(directory)
     meta = read_meta(directory)
-    wanted = [MODEL_FILE] + ([STATE_FILE] if train_state and meta.get("train_state") else [])
+    train_state = train_state and bool(meta["train_state"])
+    if train_state and STATE_FILE not in meta["files"]:
+        raise CheckpointError(f"{directory}: {META_FILE} does not list {STATE_FILE}")
+    wanted = [MODEL_FILE] + ([STATE_FILE] if train_state else [])
     for name in wanted:
         verify_file(directory, name, meta["files"][name])
     model_state = load_tensors(directory / MODEL_FILE)
     state = None
-    if STATE_FILE in wanted:
-        state = unpack_state(meta["train_state"], load_tensors(directory / STATE_FILE))
+    if train_state:
+        try:
+            state = unpack_state(meta["train_state"], load_tensors(directory / STATE_FILE))
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{directory}: the training state does not match its "
+                                  f"tensors ({type(error).__name__}: {error})") from None
     return Checkpoint(directory, meta, model_state, state)
 
 
@@ -303,6 +345,7 @@ def latest_checkpoint(run_dir: str | Path, *, train_state: bool = True) -> Check
 
 def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` step checkpoints (and stale temporaries)."""
+    recover_best(run_dir)
     directories = list_checkpoints(run_dir)
     for directory in directories[:max(len(directories) - max(keep_last, 1), 0)]:
         shutil.rmtree(directory, ignore_errors=True)
@@ -317,6 +360,41 @@ def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _best_leftovers(run_dir: Path) -> list[Path]:
+    """Complete copies of best/ left under hidden names by a crash mid-swap, the newest
+    first (the new copy, ``.tmp-best-*``, before the old one on an equal step)."""
+    found = []
+    for rank, pattern in ((1, f".tmp-{BEST_DIR}-*"), (0, f".old-{BEST_DIR}-*")):
+        for path in run_dir.glob(pattern):
+            try:
+                found.append((read_checkpoint(path, train_state=False).step, rank, path))
+            except CheckpointError:
+                continue  # an unfinished copy
+    return [path for *_, path in sorted(found, reverse=True)]
+
+
+def best_dir(run_dir: str | Path) -> Path | None:
+    """The run's best checkpoint directory: ``best/``, or when a crash came between the
+    two renames that replace it, the newest complete copy left beside it; None if the
+    run has no best checkpoint."""
+    run_dir = Path(run_dir)
+    if (run_dir / BEST_DIR).is_dir():
+        return run_dir / BEST_DIR
+    leftovers = _best_leftovers(run_dir)
+    return leftovers[0] if leftovers else None
+
+
+def recover_best(run_dir: str | Path) -> None:
+    """Put the newest complete copy of best/ back in place after a crash mid-swap."""
+    run_dir = Path(run_dir)
+    found = best_dir(run_dir)
+    if found is not None and found != run_dir / BEST_DIR:
+        warnings.warn(f"{run_dir}: best/ was being replaced when the run stopped; "
+                      f"restored it from {found.name}", stacklevel=2)
+        os.replace(found, run_dir / BEST_DIR)
+        _fsync_dir(run_dir)
+
+
 # ---------------------------------------------------------------------------
 # Model configuration checks
 
@@ -329,11 +407,15 @@ def config_differences(expected: ModelConfig, found: ModelConfig) -> list[str]:
 
 
 def check_model_config(expected: ModelConfig, checkpoint: Checkpoint) -> None:
-    """Raise CheckpointError naming every field where the checkpoint's model differs."""
-    found = from_dict(ModelConfig, checkpoint.meta["config"]["model"])
+    """Raise ConfigMismatchError naming every field where the checkpoint's model differs
+    (CheckpointError when its config cannot be read)."""
+    try:
+        found = from_dict(ModelConfig, checkpoint.meta["config"]["model"])
+    except (KeyError, TypeError, CodecError) as error:
+        raise CheckpointError(f"{checkpoint.path}: damaged model config ({error})") from None
     differences = config_differences(expected, found)
     if differences:
-        raise CheckpointError(
+        raise ConfigMismatchError(
             f"{checkpoint.path} holds a model with a different configuration "
             f"(checkpoint != config): {'; '.join(differences)}. Use another run_dir, "
             f"or set these model fields back.")

@@ -62,8 +62,9 @@ def chunk_frames_for(model: Codec, chunk_seconds: float | None) -> int:
     """Frames per chunk; ``None`` picks :func:`default_chunk_seconds`."""
     if chunk_seconds is None:
         chunk_seconds = default_chunk_seconds(model)
-    if not chunk_seconds > 0:
-        raise CodecError(f"chunk length must be positive, got {chunk_seconds} s")
+    if not 0 < chunk_seconds < math.inf:
+        raise CodecError(f"chunk length must be a positive number of seconds, "
+                         f"got {chunk_seconds}")
     return max(1, round(chunk_seconds * model.frame_rate))
 
 

@@ -8,9 +8,9 @@ Encoding a file reads it twice, block by block:
 
 1. loudness (ITU-R BS.1770, streamed) and peak of the whole input -> one gain that
    brings it to the model's training level (``codec.audio.loudness_gain``, peak-limited);
-2. resample to the model rate (``codec.resample``, streamed, exact) -> times the gain ->
-   chunks of ``chunk_frames`` frames, each encoded with ``context_frames`` frames of
-   real audio on both sides, of which only the centre frames are kept
+2. resample to the model rate (``codec.resample``, streamed, memory bounded) -> times
+   the gain -> chunks of ``chunk_frames`` frames, each encoded with ``context_frames``
+   frames of real audio on both sides, of which only the centre frames are kept
    (``codec.chunking``): every frame is stored once.
 
 Decoding mirrors it: chunks of codes decoded with context frames, centre kept,
@@ -47,7 +47,7 @@ from codec.chunking import (
     items_from_channels,
 )
 from codec.entropy import EntropyTables
-from codec.errors import CodecError
+from codec.errors import CodecError, require_regular_file
 from codec.model_name import is_machine_path, model_name
 from codec.pretrained import PretrainedModel
 from codec.resample import StreamResampler
@@ -108,8 +108,6 @@ def tensor_source(audio: torch.Tensor, sample_rate: int, name: str = "audio") ->
 def file_source(path: str | Path, max_frames: int | None = None) -> AudioSource:
     """Blocks of an audio file (its first ``max_frames`` frames if given)."""
     path = Path(path)
-    if not path.exists():
-        raise CodecError(f"{path}: no such file or directory")
     info = audio_info(path)
 
     def blocks() -> Iterator[torch.Tensor]:
@@ -171,7 +169,9 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"encode {source.name}",
                disable=None if progress else True, leave=False)
     with bar:
-        resampler = StreamResampler(source.sample_rate, network.sample_rate)
+        resampler = StreamResampler(source.sample_rate, network.sample_rate,
+                                    length=bitstream.model_length(meter.frames, source.sample_rate,
+                                                                  network.sample_rate))
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
         for block in source.blocks():
             resampled = resampler.push(block)
@@ -239,14 +239,20 @@ def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
 
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path``, renamed to it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A temporary name beside ``path``, renamed to it only if the block succeeds. A
+    failure to write (no permission, a full disk) is a CodecError, and leaves nothing."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        raise CodecError(f"{path}: cannot write ({error.strerror or error})") from None
+    except sf.LibsndfileError as error:  # it reports a full disk as "System error."
+        raise CodecError(f"{path}: cannot write ({str(error).strip()} Is the disk full or "
+                         f"the folder read-only?)") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 
@@ -303,19 +309,17 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
 
     def blocks() -> Iterator[torch.Tensor]:
         chunk = chunk_frames_for(network, chunk_seconds)
-        resampler = StreamResampler(header.sample_rate, header.source_rate)
-        remaining = header.length
+        resampler = StreamResampler(header.sample_rate, header.source_rate,
+                                    length=header.length)
         bar = tqdm(total=-(-header.frames // chunk), unit="chunk", desc="decode",
                    disable=None if progress else True, leave=False)
         with bar:
             for piece in decode_chunks(network, codes, header.model_length, chunk,
                                        context_frames(network), bar):
-                audio = resampler.push(channels_from_items(piece, header.channels) / header.gain)
-                yield audio[:, :remaining]
-                remaining -= min(remaining, audio.shape[-1])
+                yield resampler.push(channels_from_items(piece, header.channels) / header.gain)
             rest = resampler.flush()
             if rest.numel():
-                yield rest[:, :remaining]
+                yield rest
 
     return header, blocks()
 
@@ -331,6 +335,7 @@ def decode(model: PretrainedModel, data: bytes, *, chunk_seconds: float | None =
 
 
 def _read_bytes(path: Path) -> bytes:
+    require_regular_file(path)
     try:
         return path.read_bytes()
     except FileNotFoundError:

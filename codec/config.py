@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from codec.errors import CodecError
@@ -192,8 +193,16 @@ def _read_yaml_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[Any]:
         raise ConfigError(f"config files inherit in a loop: {chain}")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    node = OmegaConf.load(path)
+    try:
+        node = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, OSError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{path}: not a readable YAML config ({first_line})") from None
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{path}: a config must be a mapping of keys to values")
     base = node.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must name a config file, got {base!r:.80}")
     chain = _read_yaml_chain(path.parent / base, seen + (path,)) if base else []
     return chain + [node]
 

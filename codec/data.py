@@ -23,6 +23,11 @@ A crop is float32 ``[C, T]`` at the model's rate and channel layout, with
   crop, so crops land at the target in the model's layout (see :func:`read_crop`).
   ``target_lufs=None`` leaves levels as recorded.
 - A file shorter than a crop is zero-padded at the end.
+- A crop that cannot be read (the file is gone, damaged, changed) or holds NaN or
+  infinite samples is replaced by another draw. Each file's bad draws are counted
+  (:attr:`Manifest.bad_draws`, shared with DataLoader workers) and the first one is
+  reported as a :class:`DataWarning` naming the file; only ``MAX_BAD_DRAWS`` bad draws
+  in a row, for one crop, stop the run.
 
 Every crop is a pure function of (seed, index): a ``torch.Generator`` is seeded from
 both, so ``TrainCrops[i]`` is the same crop on every call, in any DataLoader worker, and
@@ -36,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -62,6 +68,14 @@ RESAMPLE_CONTEXT = 16
 STREAM_LENGTH = 10 ** 9
 # How TrainCrops picks files within a manifest (see its docstring).
 BALANCES = ("duration", "kind")
+
+# Bad draws in a row (unreadable or non-finite crops) after which a crop gives up: far
+# more than a manifest with some bad files needs, few enough to stop soon when all are.
+MAX_BAD_DRAWS = 50
+
+
+class DataWarning(UserWarning):
+    """A training file that was skipped (unreadable, or not finite)."""
 
 
 class Strings:
@@ -95,6 +109,8 @@ class Manifest:
         self.groups = Strings([line["group"] for line in lines])
         self.durations = self.frames / self.sample_rates
         self.cumulative = torch.from_numpy(np.cumsum(self.durations))
+        # Bad draws per file, in shared memory: forked DataLoader workers count into it.
+        self.bad_draws = torch.zeros(len(lines), dtype=torch.int32).share_memory_()
 
     def kinds(self) -> list[str]:
         """Each file's kind: the top-level folder of its group (``speech/alice`` ->
@@ -193,6 +209,30 @@ class _Crops(Dataset):
                 break
         return best
 
+    def _usable_crop(self, manifest: Manifest, row: int,
+                     generator: torch.Generator) -> Optional[torch.Tensor]:
+        """:meth:`_crop`, or None when the file cannot be read or the crop is not finite
+        (counted in ``manifest.bad_draws``; the file's first bad draw is reported)."""
+        try:
+            crop = self._crop(manifest, row, generator)
+        except CodecError as error:
+            problem = str(error)
+        else:
+            if bool(torch.isfinite(crop).all()):
+                return crop
+            problem = f"{manifest.paths[row]}: NaN or infinite samples"
+        first = int(manifest.bad_draws[row]) == 0
+        manifest.bad_draws[row] += 1
+        if first:
+            warnings.warn(f"training data: {problem}; drawing other crops instead "
+                          f"(reported once per file)", DataWarning, stacklevel=2)
+        return None
+
+    def _no_usable_crop(self, manifests: Sequence[Manifest]) -> CodecError:
+        bad = [m.paths[row] for m in manifests for row in torch.nonzero(m.bad_draws).flatten()]
+        return CodecError(f"no usable training crop in {MAX_BAD_DRAWS} draws in a row; "
+                          f"{len(bad)} file(s) could not be used, e.g. {', '.join(bad[:3])}")
+
     def _normalised_crop(self, manifest: Manifest, row: int,
                          generator: torch.Generator) -> torch.Tensor:
         rate, frames = int(manifest.sample_rates[row]), int(manifest.frames[row])
@@ -241,17 +281,26 @@ class TrainCrops(_Crops):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(_mix_seed(self.seed, index, salt=1))
-        which = int(torch.multinomial(self.weights, 1, generator=generator))
-        manifest, cumulative = self.manifests[which], self.cumulatives[which]
-        position = torch.rand(1, generator=generator, dtype=torch.float64)
-        position = position * cumulative[-1]
-        row = min(int(torch.searchsorted(cumulative, position, right=True)),
-                  len(manifest) - 1)
-        return self._crop(manifest, row, generator)
+        for _ in range(MAX_BAD_DRAWS):
+            which = int(torch.multinomial(self.weights, 1, generator=generator))
+            manifest, cumulative = self.manifests[which], self.cumulatives[which]
+            position = torch.rand(1, generator=generator, dtype=torch.float64)
+            position = position * cumulative[-1]
+            row = min(int(torch.searchsorted(cumulative, position, right=True)),
+                      len(manifest) - 1)
+            crop = self._usable_crop(manifest, row, generator)
+            if crop is not None:
+                return crop
+        raise self._no_usable_crop(self.manifests)
 
     @property
     def hours(self) -> float:
         return sum(manifest.hours for manifest in self.manifests)
+
+    @property
+    def bad_draws(self) -> int:
+        """Crops replaced so far because their file was unreadable or not finite."""
+        return sum(int(manifest.bad_draws.sum()) for manifest in self.manifests)
 
 
 class ValidCrops(_Crops):
@@ -279,8 +328,12 @@ class ValidCrops(_Crops):
         if not 0 <= index < self.count:
             raise IndexError(f"validation crop {index} of {self.count}")
         generator = torch.Generator().manual_seed(_mix_seed(self.seed, index, salt=2))
-        row = int(self.rows[index % len(self.rows)])
-        return self._crop(self.manifest, row, generator)
+        for attempt in range(MAX_BAD_DRAWS):  # a bad file gives way to the next in turn
+            row = int(self.rows[(index + attempt) % len(self.rows)])
+            crop = self._usable_crop(self.manifest, row, generator)
+            if crop is not None:
+                return crop
+        raise self._no_usable_crop([self.manifest])
 
 
 def build_datasets(data: DataConfig, sample_rate: int, channels: int,

@@ -13,9 +13,44 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from codec.config import ModelConfig
+from codec.config import ConfigError, ModelConfig
 from codec.quantize import ResidualVQ
 from codec.seanet import SEANetDecoder, SEANetEncoder
+
+# Bounds on a model configuration read from a file that may be hostile, checked before
+# anything is allocated. Far above any useful codec: the large preset holds 26M values.
+MAX_MODEL_VALUES = 2 * 10 ** 9  # parameters and buffers: 8 GB of float32
+MAX_STAGES = 16
+MAX_WIDTH = 1 << 14
+MAX_KERNEL = 1 << 10
+_FIELD_LIMITS = {"sample_rate": 768_000, "channels": 64, "latent_dim": MAX_WIDTH,
+                 "kernel_size": MAX_KERNEL, "residual_kernel_size": MAX_KERNEL, "n_q": 64,
+                 "codebook_size": 1 << 16}
+_LIST_LIMITS = {"strides": (MAX_STAGES, MAX_KERNEL), "widths": (MAX_STAGES + 1, MAX_WIDTH),
+                "dilations": (MAX_STAGES, MAX_KERNEL)}
+
+
+def check_model_size(config: ModelConfig) -> None:
+    """ConfigError unless ``config`` describes a model of sane size: every size field
+    within its limit, then at most ``MAX_MODEL_VALUES`` parameters and buffers, counted
+    on PyTorch's meta device (which allocates nothing)."""
+    for name, limit in _FIELD_LIMITS.items():
+        if not 1 <= getattr(config, name) <= limit:
+            raise ConfigError(f"model.{name} = {getattr(config, name)} is outside [1, {limit}]")
+    for name, (length, limit) in _LIST_LIMITS.items():
+        values = getattr(config, name)
+        if len(values) > length or not all(1 <= v <= limit for v in values):
+            raise ConfigError(f"model.{name} must hold at most {length} values in "
+                              f"[1, {limit}], got {list(values)[:20]}")
+    try:
+        with torch.device("meta"):
+            network = Codec(config)
+    except (ValueError, TypeError, RuntimeError, IndexError) as error:
+        raise ConfigError(f"model config cannot be built ({error})") from None
+    values = sum(t.numel() for t in [*network.parameters(), *network.buffers()])
+    if values > MAX_MODEL_VALUES:
+        raise ConfigError(f"model config describes {values:,} parameters and buffers; "
+                          f"the limit is {MAX_MODEL_VALUES:,}")
 
 
 @dataclass
@@ -78,6 +113,8 @@ class Codec(nn.Module):
 
     def n_q_for_kbps(self, kbps: float) -> int:
         """The largest codebook count whose nominal bitrate is within ``kbps``."""
+        if not math.isfinite(kbps):
+            raise ValueError(f"the bitrate must be a finite number of kbps, got {kbps}")
         n_q = int(kbps * 1000 / (self.frame_rate * self.bits_per_code) + 1e-9)
         if n_q < 1:
             raise ValueError(f"{kbps} kbps is below this model's lowest bitrate "

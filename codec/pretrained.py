@@ -27,7 +27,7 @@ from codec import export
 from codec.config import DEFAULT_TARGET_LUFS, ModelConfig, from_dict
 from codec.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
 from codec.errors import CodecError
-from codec.model import Codec, compute_model_id
+from codec.model import Codec, check_model_size, compute_model_id
 from codec.nn import fold_weight_norm
 
 SOURCE_KINDS = ("run", "checkpoint", "export", "memory")
@@ -116,8 +116,9 @@ def resolve_model_path(path: Path) -> tuple[Path, str]:
         raise ckpt.CheckpointError(f"{path}: no such file or directory")
     if (path / ckpt.MODEL_FILE).is_file():
         return path / ckpt.MODEL_FILE, "checkpoint"
-    if (path / ckpt.BEST_DIR / ckpt.MODEL_FILE).is_file():
-        return path / ckpt.BEST_DIR / ckpt.MODEL_FILE, "run"
+    best = ckpt.best_dir(path)  # also when a crash came in the middle of replacing it
+    if best is not None:
+        return best / ckpt.MODEL_FILE, "run"
     latest = ckpt.latest_checkpoint(path, train_state=False)
     if latest is not None:
         return latest.path / ckpt.MODEL_FILE, "run"
@@ -170,14 +171,30 @@ def _checkpoint_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, st
     """The Codec of a checkpoint's model.safetensors, whose header names its config."""
     if metadata.get("format") != ckpt.FORMAT or "model_config" not in metadata:
         raise ckpt.CheckpointError(f"{path}: a safetensors file without a codec model config")
-    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
-    network = Codec(config)
+    network = Codec(_bounded_config(path, metadata))
     try:
         network.load_state_dict(ckpt.load_tensors(path))
     except RuntimeError as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
         raise ckpt.CheckpointError(f"{path}: weights do not fit its config "
-                                   f"({error})") from None
-    return network, metadata.get("model_id") or compute_model_id(network)
+                                   f"({first_line})") from None
+    model_id = compute_model_id(network)
+    claimed = metadata.get("model_id")
+    if claimed and claimed != model_id:
+        raise ckpt.CheckpointError(f"{path}: its weights are model {model_id}, but its header "
+                                   f"says {claimed}; damaged or altered file?")
+    return network, model_id
+
+
+def _bounded_config(path: Path, metadata: dict[str, str]) -> ModelConfig:
+    """The model config in a file's header, checked to describe a model of sane size
+    before anything is built from it (the file may come from anywhere)."""
+    try:
+        config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
+        check_model_size(config)
+    except (ValueError, RecursionError, TypeError) as error:  # ConfigError is a ValueError
+        raise ckpt.CheckpointError(f"{path}: unusable model config ({error})") from None
+    return config
 
 
 def _exported_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]:
@@ -188,10 +205,9 @@ def _exported_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]
     if version > export.FORMAT_VERSION:
         raise export.ExportError(f"{path}: export format version {version} is newer than "
                                  f"this toolkit reads ({export.FORMAT_VERSION}); upgrade it")
-    config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
     # Build the architecture, then fold its (random) weight norm so that the parameter
     # names match the folded file.
-    network = fold_weight_norm(Codec(config))
+    network = fold_weight_norm(Codec(_bounded_config(path, metadata)))
     state = {name: tensor.float() if tensor.is_floating_point() else tensor
              for name, tensor in ckpt.load_tensors(path).items()}
     missing, unexpected = network.load_state_dict(state, strict=False)

@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -542,9 +542,21 @@ def start_from(t: Trainer, path: str | Path) -> finetune.Transfer:
 
 
 def restore(t: Trainer, checkpoint: ckpt.Checkpoint) -> None:
-    """Load a checkpoint into ``t``; CodecError naming the fields if the model differs."""
+    """Load a checkpoint into ``t``: ConfigMismatchError naming the fields if the model
+    differs, CheckpointError if its state does not fit (``t`` may then be half loaded)."""
     ckpt.check_model_config(t.config.model, checkpoint)
-    state = checkpoint.train_state or {}
+    state = checkpoint.train_state
+    if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+        raise ckpt.CheckpointError(f"{checkpoint.path}: no training state to resume from")
+    try:
+        _load_state(t, checkpoint, state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ckpt.CheckpointError(f"{checkpoint.path}: does not fit this run "
+                                   f"({type(error).__name__}: {first_line})") from None
+
+
+def _load_state(t: Trainer, checkpoint: ckpt.Checkpoint, state: dict) -> None:
     _restore_weights(t, checkpoint)
     t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
@@ -568,6 +580,30 @@ def run_facts(t: Trainer) -> dict:
     invocation (git commit, package versions, command line), wall time, skipped steps."""
     return {"provenance": t.provenance, "trained_seconds": round(t.trained_seconds, 3),
             "skipped_steps": t.skipped_steps}
+
+
+def resume(build: Callable[[], Trainer],
+           run_dir: Path) -> tuple[Trainer, ckpt.Checkpoint | None]:
+    """A trainer from ``build()``, restored from the newest checkpoint of ``run_dir``
+    that can be resumed from: each damaged one is skipped with a warning naming it (and
+    a trainer half loaded from it is built again). ConfigMismatchError if the run's
+    model configuration has changed."""
+    t = build()
+    for directory in reversed(ckpt.list_checkpoints(run_dir)):
+        try:
+            checkpoint = ckpt.read_checkpoint(directory)
+        except ckpt.CheckpointError as error:
+            warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            continue
+        try:
+            restore(t, checkpoint)
+            return t, checkpoint
+        except ckpt.ConfigMismatchError:
+            raise
+        except ckpt.CheckpointError as error:
+            warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            t = build()
+    return t, None
 
 
 def save(t: Trainer, metrics: dict[str, float], *, best: bool) -> None:
@@ -833,17 +869,17 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     train, run_dir = config.train, Path(config.run_dir)
     if train.threads > 0:
         torch.set_num_threads(train.threads)
-    if distributed.is_main:
+    train_set, valid_set = build_datasets(config)
+    if distributed.is_main and run_dir.is_dir():
+        ckpt.recover_best(run_dir)
+    t, latest = resume(partial(build_trainer, config, device, distributed), run_dir)
+    if distributed.is_main:  # only once the config is accepted
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(config, run_dir / "config.yaml")
-    train_set, valid_set = build_datasets(config)
     listening = listening_clips(config) if distributed.is_main else []
-    t = build_trainer(config, device, distributed)
-    t.provenance = [collect_provenance()] if distributed.is_main else []
-    latest = ckpt.latest_checkpoint(run_dir)
-    if latest is not None:  # a rerun resumes, even when it names train.init_from
-        restore(t, latest)
-    elif train.init_from:
+    if distributed.is_main:
+        t.provenance.append(collect_provenance())
+    if latest is None and train.init_from:  # a rerun resumes, even when it names init_from
         transfer = start_from(t, train.init_from)
         if distributed.is_main:
             print(f"{run_dir}: starting from {t.origin['path']} (model {t.origin['model_id']}): "
@@ -868,6 +904,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
         batch_sampler=StepBatches(t.step, train.steps, config.data.batch_size, len(train_set),
                                   distributed.rank, distributed.world_size))
     audio_seconds = config.data.segment_seconds * config.data.batch_size
+    bad_draws = lambda: getattr(train_set, "bad_draws", 0)  # counted by the workers
     bar = progress_bar(t, enabled=distributed.is_main)
     postfix: dict[str, Any] = {}
     averages, stopped = _Averages(), "steps"
@@ -880,7 +917,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     adapt = train.adapt_threads and device.type == "cpu"
     tuner = ThreadTuner(torch.get_num_threads() if adapt else 1)
     try:
-        for audio in loader:
+        for audio in _worker_errors_shortened(loader):
             seed_step(train.seed, t.step, distributed.rank, distributed.world_size)
             logs = train_step(t, audio.to(device, non_blocking=True))
             if logs.get("late_loss") and not late and distributed.is_main:
@@ -896,6 +933,7 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
                 logs = averages.pop()
                 monitor.scalars(_train_tags(logs) | {"train/audio_seconds_per_second": speed,
                                                      "train/skipped_steps": t.skipped_steps,
+                                                     "train/bad_data_draws": bad_draws(),
                                                      "train/threads": tuner.current},
                                 t.step)
                 postfix.update(loss=f"{logs.get('loss/total', math.nan):.3f}",
@@ -934,8 +972,22 @@ def _fit(config: Config, distributed: Distributed, device: torch.device) -> Trai
     if distributed.is_main:
         print(f"{run_dir}: stopped at step {t.step} ({stopped}); valid SNR "
               f"{metrics.get('valid/snr', math.nan):.2f} dB, RMS ratio "
-              f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps")
+              f"{metrics.get('valid/rms_ratio', math.nan):.3f}; {t.skipped_steps} skipped steps"
+              + (f"; {bad_draws()} training crops replaced (unreadable or not finite "
+                 f"files, named above)" if bad_draws() else ""))
     return TrainResult(t.step, stopped, metrics, t.skipped_steps, t.codec)
+
+
+def _worker_errors_shortened(loader: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """The loader's batches. A CodecError raised in a DataLoader worker comes back with
+    the worker's traceback in its message; it is raised again with its own line only."""
+    try:
+        yield from loader
+    except CodecError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        if len(lines) > 1 and "DataLoader worker" in lines[0]:
+            raise type(error)(lines[-1].split(": ", 1)[-1]) from None
+        raise
 
 
 # ---------------------------------------------------------------------------

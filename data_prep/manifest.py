@@ -47,6 +47,11 @@ class Candidate:
     relative: str  # to its scanned root, "/"-separated
 
 
+def _report_unreadable(error: OSError) -> None:
+    print(f"warning: {error.filename}: cannot read folder ({error.strerror or error}); "
+          f"its files are left out", file=sys.stderr)
+
+
 def find_files(roots: Sequence[str | Path], exclude: Optional[Path] = None) -> list[Candidate]:
     """Every non-hidden file under ``roots``, sorted, each once (the first root wins)."""
     seen, found = set(), []
@@ -55,7 +60,7 @@ def find_files(roots: Sequence[str | Path], exclude: Optional[Path] = None) -> l
         root = os.path.abspath(root)
         if not os.path.isdir(root):
             raise CodecError(f"not a folder: {root}")
-        for folder, subfolders, files in os.walk(root):
+        for folder, subfolders, files in os.walk(root, onerror=_report_unreadable):
             subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
                                    and os.path.join(folder, d) != excluded)
             for name in sorted(files):

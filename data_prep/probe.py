@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Optional
@@ -55,11 +56,14 @@ class Rejected:
 def probe(path: str, min_seconds: float = 0.0) -> Measured | Rejected:
     """Measure ``path``; never raises for a bad file, it returns :class:`Rejected`."""
     try:
-        size = os.path.getsize(path)
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a pipe or device would block or never end
+            return Rejected("unreadable", "not a regular file")
+        with open(path, "rb") as handle:  # soundfile reports a refused open as "System error."
+            if not handle.read(1):
+                return Rejected("empty", "0 bytes")
     except OSError as error:
-        return Rejected("unreadable", _short(error))
-    if size == 0:
-        return Rejected("empty", "0 bytes")
+        return Rejected("unreadable", error.strerror or _short(error))
     try:
         info = sf.info(path)
     except Exception as error:  # soundfile raises several types for unreadable files

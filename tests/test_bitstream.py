@@ -142,6 +142,8 @@ def test_header_length_limit():
     ("gain", float("nan"), "gain"),
     ("gain", -1.0, "gain"),
     ("gain", "loud", "gain"),
+    ("gain", 5e-324, "gain"),  # dividing by it would make every sample infinite
+    ("gain", 1e300, "gain"),
     ("n_q", 2.5, "integer"),
     ("n_q", True, "integer"),
     ("model_id", "not hex!", "model_id"),
@@ -172,6 +174,18 @@ def test_huge_frame_count_is_refused_before_allocation():
         bitstream.parse(with_raw_header(raw, payload))
 
 
+def with_header_text(text: bytes, payload: bytes) -> bytes:
+    body = struct.pack("<4sBI", MAGIC, bitstream.VERSION, len(text)) + text + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_integer_with_thousands_of_digits_is_refused():
+    raw, payload = split(make_file()[0])
+    text = json.dumps(raw).replace(f'"length": {raw["length"]}', '"length": ' + "9" * 5000)
+    with pytest.raises(BitstreamError, match="not valid JSON"):
+        bitstream.parse(with_header_text(text.encode(), payload))
+
+
 def test_writer_refuses_inconsistent_header():
     with pytest.raises(BitstreamError):
         bitstream.to_bytes(make_header(frames=5, payload_bytes=0), b"")
@@ -195,6 +209,23 @@ def test_mutated_and_truncated_files_raise_only_bitstream_error(data):
     except BitstreamError:
         return
     assert len(payload) == header.payload_bytes  # only an unchanged file gets here
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_header_text_with_valid_checksum_raises_only_bitstream_error(data):
+    raw, payload = split(VALID)
+    text = bytearray(json.dumps(raw).encode())
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(text)))
+        insert = data.draw(st.sampled_from([b"9" * 5000, b"e999", b"-", b"0", b"[", b"}", b"\\x00",
+                                            b"\xff", b"NaN", b"1e-320"]))
+        text[position:position + data.draw(st.integers(0, 2))] = insert
+    try:
+        header, got = bitstream.parse(with_header_text(bytes(text), payload))
+    except BitstreamError:
+        return
+    assert len(got) == header.payload_bytes
 
 
 header_values = st.one_of(st.integers(-2, 2 ** 64), st.floats(allow_nan=True), st.text(max_size=8),

@@ -31,8 +31,9 @@ LAYERS = {
                        "codec.finetune", "codec.model_name", "codec.provenance"},
     "programs": {"codec.compress", "codec.train", "codec.monitor", "codec.__main__",
                  "codec.install_check",
-                 "codec.cli", "codec.cli.coding", "codec.cli.train", "codec.cli.export",
-                 "codec.cli.info", "codec.pcm_stream", "codec.cli.streaming", "codec.cli.config"},
+                 "codec.cli", "codec.cli.coding", "codec.cli.batch", "codec.cli.train",
+                 "codec.cli.export", "codec.cli.info", "codec.pcm_stream", "codec.cli.streaming",
+                 "codec.cli.config"},
 }
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 from codec.bitstream import SUFFIX as QCA_SUFFIX
 from codec.chunking import WORK_MEMORY_BYTES
+from codec.cli.batch import check_plan, failure_line, files_under
 from codec.errors import CodecError
 
 if TYPE_CHECKING:
@@ -35,8 +36,7 @@ def _plan(inputs: list[str], output: str | None, suffixes: frozenset[str],
         if path.is_dir():
             base = out if len(paths) == 1 else out / path.name
             pairs += [(f, (base / f.relative_to(path)).with_suffix(out_suffix))
-                      for f in sorted(path.rglob("*"))
-                      if f.is_file() and f.suffix.lower() in suffixes]
+                      for f in files_under(path, suffixes)]
         else:
             pairs.append((path, out / (path.stem + out_suffix)))
     seen: dict[Path, Path] = {}
@@ -44,6 +44,7 @@ def _plan(inputs: list[str], output: str | None, suffixes: frozenset[str],
         if target in seen:
             raise CodecError(f"{source} and {seen[target]} would both be written to {target}")
         seen[target] = source
+    check_plan(pairs, paths, suffixes)
     return pairs
 
 
@@ -53,8 +54,6 @@ def _run_each(pairs: list[tuple[Path, Path]], command: str,
     CLI); in a batch each failure is reported on one line and the rest still run."""
     from tqdm import tqdm
 
-    from codec.compress import named_error
-
     if len(pairs) == 1:
         work(*pairs[0])
         return 0
@@ -62,9 +61,11 @@ def _run_each(pairs: list[tuple[Path, Path]], command: str,
     for source, target in tqdm(pairs, unit="file", desc=command, disable=None):
         try:
             work(source, target)
-        except CodecError as error:
+        except Exception as error:  # any failure, even a bug, is one file's, not the batch's
             failed += 1
-            tqdm.write(f"codec {command}: error: {named_error(source, error)}", file=sys.stderr)
+            tqdm.write(f"codec {command}: error: {failure_line(source, error)}", file=sys.stderr)
+    if failed:
+        tqdm.write(f"codec {command}: {failed} of {len(pairs)} files failed", file=sys.stderr)
     return 2 if failed else 0
 
 
@@ -110,8 +111,8 @@ def _n_q(model: PretrainedModel, args: argparse.Namespace) -> int:
 
 
 def _check_chunk(args: argparse.Namespace) -> None:
-    if args.chunk_seconds is not None and not args.chunk_seconds > 0:
-        raise CodecError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
+    if args.chunk_seconds is not None and not 0 < args.chunk_seconds < float("inf"):
+        raise CodecError(f"--chunk-seconds must be a positive number, got {args.chunk_seconds}")
 
 
 def run_encode(args: argparse.Namespace) -> int:

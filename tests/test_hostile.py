@@ -1,0 +1,490 @@
+"""Hostile and careless input, end to end: odd sample rates within bounded memory, batches
+that survive bad files, training data that is damaged, damaged or foreign checkpoints.
+
+Unit-level checks of the same defences live beside their modules (test_resample.py,
+test_bitstream.py's fuzzing of the container).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Peak memory allowed for coding 2 s of audio at a rate that shares little with the
+# model's: the resampling filter once grew with the rates' reduced ratio (9.6 GB here).
+MAX_PEAK_MB = 1500
+
+PEAK_MEMORY_SCRIPT = """
+import dataclasses, json, resource, struct, sys, zlib
+import torch
+from codec import Codec, PretrainedModel, bitstream, compress, model_config
+
+torch.manual_seed(0)
+model = PretrainedModel.from_network(Codec(model_config("tiny")))
+for rate in (11999, 44099):
+    t = torch.arange(2 * rate) / rate
+    data = compress.encode(model, 0.1 * torch.sin(2 * torch.pi * 440 * t)[None], rate)
+    audio, got_rate = compress.decode(model, data)
+    assert audio.shape == (1, 2 * rate) and got_rate == rate
+
+# A tiny file whose header claims 11999 Hz (consistent, with a valid checksum).
+header, payload = bitstream.parse(compress.encode(model, torch.full((1, 2400), 0.01), 24000))
+length = next(n for n in range(1, 10 ** 5) if bitstream.frame_count(
+    n, 11999, 24000, header.hop_length) == header.frames)
+text = json.dumps(dataclasses.asdict(header) | {"source_rate": 11999, "length": length}).encode()
+body = struct.pack("<4sBI", bitstream.MAGIC, bitstream.VERSION, len(text)) + text + payload
+audio, _ = compress.decode(model, body + struct.pack("<I", zlib.crc32(body)))
+assert audio.shape == (1, length)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_odd_sample_rates_code_in_bounded_memory():
+    result = run_python(PEAK_MEMORY_SCRIPT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_mb = int(result.stdout.split()[-1])
+    assert peak_mb < MAX_PEAK_MB, f"peak RSS {peak_mb} MB"
+
+
+# --- batches: one bad file never stops the rest ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """An untrained tiny 24 kHz model saved as a run's best checkpoint."""
+    import torch
+
+    from codec import Codec, model_config
+    from codec.checkpoint import save_checkpoint
+    from codec.config import Config
+    from codec.model import compute_model_id
+
+    torch.manual_seed(0)
+    network = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
+    run = tmp_path_factory.mktemp("hostile") / "run"
+    save_checkpoint(run / "best", model_state=network.state_dict(),
+                    config=Config(model=network.config), step=1,
+                    model_id=compute_model_id(network))
+    return run
+
+
+def write_tone(path: Path, rate: int = 24000, seconds: float = 0.3) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(rate * seconds)) / rate
+    sf.write(str(path), 0.1 * np.sin(2 * np.pi * 330 * t), rate)
+    return path
+
+
+def codec_cli(*args: str) -> int:
+    from codec.cli import main
+
+    return main([str(a) for a in args])
+
+
+def stderr_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()
+
+
+def encoded_folder(tmp_path: Path, run_dir: Path) -> Path:
+    for name in "abc":
+        write_tone(tmp_path / "wavs" / f"{name}.wav")
+    assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "qca", "--model", run_dir) == 0
+    return tmp_path / "qca"
+
+
+def rewrite_header(path: Path, edit) -> None:
+    """Apply ``edit`` to the JSON text of a .qca header and fix the checksum."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    size = struct.unpack_from("<I", data, 5)[0]
+    text = edit(data[9:9 + size].decode()).encode()
+    body = data[:5] + struct.pack("<I", len(text)) + text + data[9 + size:-4]
+    path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_decode_batch_survives_a_header_integer_of_5000_digits(tmp_path, run_dir, capsys):
+    qca = encoded_folder(tmp_path, run_dir)
+    capsys.readouterr()
+    rewrite_header(qca / "a.qca", lambda text: text.replace('"n_q":', '"n_q":' + "9" * 5000))
+    assert codec_cli("decode", qca, "-o", tmp_path / "out", "--model", run_dir) == 2
+    error, summary = stderr_lines(capsys)
+    assert "a.qca" in error and summary == "codec decode: 1 of 3 files failed"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.wav", "c.wav"]
+
+
+@pytest.mark.parametrize("option", [["--kbps", "inf"], ["--kbps", "nan"],
+                                    ["--chunk-seconds", "inf"], ["--chunk-seconds", "nan"]])
+def test_infinite_options_are_one_line(tmp_path, run_dir, capsys, option):
+    write_tone(tmp_path / "a.wav")
+    assert codec_cli("encode", tmp_path / "a.wav", "-o", tmp_path / "a.qca", "--model", run_dir,
+                     *option) == 2
+    assert len(stderr_lines(capsys)) == 1
+    assert not (tmp_path / "a.qca").exists()
+
+
+def test_unwritable_output_is_one_line_per_file(tmp_path, run_dir, capsys):
+    for name in "ab":
+        write_tone(tmp_path / "wavs" / f"{name}.wav")
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "file" / "out",
+                     "--model", run_dir) == 2
+    *errors, summary = stderr_lines(capsys)
+    assert len(errors) == 2 and all("cannot write" in e for e in errors)
+    assert summary == "codec encode: 2 of 2 files failed"
+
+
+def test_full_disk_leaves_no_partial_output(tmp_path, run_dir, capsys, monkeypatch):
+    import errno
+
+    import soundfile as sf
+
+    qca = encoded_folder(tmp_path, run_dir)
+    capsys.readouterr()
+    real_write = sf.SoundFile.write
+
+    def write(self, data):
+        if self.name.endswith(".b.wav." + str(os.getpid()) + ".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    assert codec_cli("decode", qca, "-o", tmp_path / "out", "--model", run_dir) == 2
+    error, _ = stderr_lines(capsys)
+    assert "b.wav: cannot write (No space left on device)" in error
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav", "c.wav"]
+
+
+def test_decoding_a_folder_into_itself_keeps_the_originals(tmp_path, run_dir, capsys):
+    folder = tmp_path / "wavs"
+    for name in "ab":
+        write_tone(folder / f"{name}.wav")
+    assert codec_cli("encode", folder, "-o", folder, "--model", run_dir) == 0
+    originals = {p.name: p.read_bytes() for p in folder.glob("*.wav")}
+    assert codec_cli("decode", folder, "-o", folder, "--model", run_dir) == 2
+    assert "already exists in the input folder" in stderr_lines(capsys)[-1]
+    assert {p.name: p.read_bytes() for p in folder.glob("*.wav")} == originals
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    from codec.cli.batch import check_plan
+    from codec.errors import CodecError
+
+    source = write_tone(tmp_path / "a.wav")
+    with pytest.raises(CodecError, match="an input as well as an output"):
+        check_plan([(source, tmp_path / "x.qca"), (tmp_path / "b.wav", source)], [source],
+                   frozenset({".wav"}))
+
+
+def test_empty_folder_is_nothing_to_do(tmp_path, run_dir, capsys):
+    (tmp_path / "empty").mkdir()
+    assert codec_cli("encode", tmp_path / "empty", "-o", tmp_path / "out", "--model", run_dir) == 2
+    assert "nothing to do" in stderr_lines(capsys)[0]
+
+
+def test_unreadable_sub_folder_is_reported(tmp_path, run_dir, capsys, monkeypatch):
+    write_tone(tmp_path / "wavs" / "a.wav")
+    write_tone(tmp_path / "wavs" / "locked" / "b.wav")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "out", "--model", run_dir) == 0
+    (warning,) = stderr_lines(capsys)
+    assert "locked: cannot read folder (Permission denied)" in warning
+
+    from data_prep.manifest import find_files
+
+    assert [c.relative for c in find_files([tmp_path / "wavs"])] == ["a.wav"]
+    assert "locked: cannot read folder" in capsys.readouterr().err
+
+
+def test_unreadable_file_is_not_called_not_audio(tmp_path, monkeypatch):
+    import builtins
+
+    from data_prep.probe import probe
+
+    path = str(write_tone(tmp_path / "a.wav"))
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    rejected = probe(path)
+    assert (rejected.reason, rejected.detail) == ("unreadable", "Permission denied")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_named_like_audio_is_refused_not_waited_on(tmp_path, run_dir):
+    os.mkfifo(tmp_path / "pipe.wav")
+    os.mkfifo(tmp_path / "pipe.qca")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args in (["encode", tmp_path / "pipe.wav", "-o", tmp_path / "a.qca"],
+                 ["decode", tmp_path / "pipe.qca", "-o", tmp_path / "a.wav"]):
+        result = subprocess.run([sys.executable, "-m", "codec", *map(str, args), "--model",
+                                 str(run_dir)], capture_output=True, text=True, env=env,
+                                cwd=ROOT, timeout=120)
+        assert result.returncode == 2 and "not a regular file" in result.stderr, result.stderr
+
+
+def test_malformed_yaml_config_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("model:\n  n_q: [1\n bad: : :\n")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    for name in ("bad.yaml", "list.yaml"):
+        assert codec_cli("train", tmp_path / name) == 2
+        (line,) = stderr_lines(capsys)
+        assert name in line
+
+
+# --- training data that is damaged -------------------------------------------------------
+
+
+def write_manifest(path: Path, files: list[Path], rate: int = 16000) -> Path:
+    import soundfile as sf
+
+    lines = []
+    for file in files:
+        frames = sf.info(str(file)).frames if file.exists() else rate
+        lines.append({"path": str(file), "duration": frames / rate, "sample_rate": rate,
+                      "channels": 1, "frames": frames, "loudness": -20.0, "peak": 0.5,
+                      "group": file.stem})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def write_nan_wav(path: Path, rate: int = 16000, nan_every: int = 1) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    audio = 0.1 * np.sin(np.arange(rate, dtype=np.float32) / 5)
+    audio[::nan_every] = np.nan
+    sf.write(str(path), audio, rate, subtype="FLOAT")
+    return path
+
+
+def test_non_finite_crops_are_replaced_counted_and_named_once(tmp_path):
+    import torch
+
+    from codec.data import DataWarning, TrainCrops
+
+    good = write_tone(tmp_path / "good.wav", rate=16000, seconds=1.0)
+    bad = write_nan_wav(tmp_path / "nan.wav", nan_every=1000)  # one NaN sample in a crop
+    crops = TrainCrops([write_manifest(tmp_path / "m.jsonl", [good, bad])], 16000, 1,
+                       segment_seconds=0.5, salient_retries=0)
+    with pytest.warns(DataWarning) as caught:
+        batch = torch.stack([crops[i] for i in range(30)])
+    assert bool(torch.isfinite(batch).all())
+    assert [str(w.message).count("nan.wav") for w in caught] == [1]  # once, for many draws
+    assert crops.bad_draws > 1
+
+
+def test_a_manifest_of_only_bad_files_is_one_line(tmp_path):
+    from codec.data import TrainCrops
+    from codec.errors import CodecError
+
+    bad = write_nan_wav(tmp_path / "nan.wav")
+    crops = TrainCrops([write_manifest(tmp_path / "m.jsonl", [bad])], 16000, 1)
+    with pytest.warns(UserWarning), pytest.raises(CodecError, match="no usable training crop"):
+        crops[0]
+
+
+def test_training_on_a_missing_file_gives_one_line_not_a_worker_traceback(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_corpus import make_corpus, tiny_config
+
+    from codec.errors import CodecError
+    from codec.train import fit
+
+    manifests = make_corpus(tmp_path / "corpus", files=2, seconds=1.0)
+    manifests["train"] = write_manifest(tmp_path / "gone.jsonl", [tmp_path / "gone.wav"])
+    config = tiny_config(tmp_path, manifests, **{"data.num_workers": 1, "train.steps": 2})
+    with pytest.raises(CodecError) as caught:  # the worker warns on its own stderr
+        fit(config)
+    message = str(caught.value)
+    assert "\n" not in message and "no usable training crop" in message and "gone.wav" in message
+
+
+# --- damaged, foreign and oversized checkpoints ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, object]:
+    """A 6-step tiny run with step checkpoints at 3 and 6 and a best/; and its config."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_corpus import make_corpus, tiny_config
+
+    from codec.train import fit
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("trained")
+    config = tiny_config(root, make_corpus(root / "corpus", files=2, seconds=1.0))
+    fit(config)
+    return root / "run", config
+
+
+def _rehash(directory: Path, meta: dict) -> None:
+    from codec import checkpoint as ckpt
+
+    for name in list(meta.get("files", {})):
+        meta["files"][name] = ckpt._file_record(directory / name)
+
+
+def damage(directory: Path, how: str) -> None:
+    """Damage a checkpoint the ways a careless copy or a hostile edit can, with the file
+    hashes kept consistent where that is what makes the damage hard to see."""
+    from safetensors.torch import load_file, save_file
+
+    from codec import checkpoint as ckpt
+    from codec.pretrained import read_metadata
+
+    meta_path = directory / ckpt.META_FILE
+    meta = json.loads(meta_path.read_text())
+    if how == "meta is a list":
+        meta = [meta]
+    elif how == "no files":
+        del meta["files"]
+    elif how == "step not an integer":
+        meta["step"] = "six"
+    elif how == "no train state":
+        meta["train_state"] = None
+        del meta["files"][ckpt.STATE_FILE]
+    elif how in ("wrong tensor shape", "missing state tensor", "model id of another model",
+                 "huge model config"):
+        name = ckpt.STATE_FILE if how == "missing state tensor" else ckpt.MODEL_FILE
+        tensors, header = load_file(directory / name), read_metadata(directory / name)
+        key = sorted(tensors)[0]
+        if how == "wrong tensor shape":
+            tensors[key] = tensors[key].flatten()[:-1]
+        elif how == "missing state tensor":
+            del tensors[key]
+        elif how == "model id of another model":
+            header["model_id"] = "0123456789abcdef"
+        else:
+            config = json.loads(header["model_config"])
+            config.update(widths=[16384] * 4, latent_dim=16384, n_q=64, codebook_size=65536)
+            header["model_config"] = json.dumps(config)
+        save_file(tensors, directory / name, metadata=header or None)
+        _rehash(directory, meta)
+    meta_path.write_text(json.dumps(meta))
+
+
+RESUME_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "missing state tensor",
+                 "step not an integer", "no train state"]
+MODEL_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "step not an integer",
+                "model id of another model", "huge model config"]
+
+
+@pytest.mark.parametrize("how", RESUME_DAMAGE)
+def test_resume_falls_back_past_a_damaged_checkpoint(trained_run, tmp_path, how):
+    import shutil
+    from functools import partial
+
+    from codec.train import build_trainer, resume
+
+    run, config = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    damage(tmp_path / "run" / "checkpoints" / "step-000006", how)
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint.*step-000006"):
+        t, checkpoint = resume(partial(build_trainer, config), tmp_path / "run")
+    assert checkpoint.step == t.step == 3
+
+
+@pytest.mark.parametrize("how", MODEL_DAMAGE)
+def test_damaged_or_foreign_model_is_one_line_for_the_cli(trained_run, tmp_path, capsys, how):
+    import shutil
+
+    run, _ = trained_run
+    model = tmp_path / "step-000006"
+    shutil.copytree(run / "checkpoints" / "step-000006", model)
+    damage(model, how)
+    write_tone(tmp_path / "a.wav", rate=16000)
+    assert codec_cli("encode", tmp_path / "a.wav", "-o", tmp_path / "a.qca", "--model", model) == 2
+    (line,) = stderr_lines(capsys)
+    assert "step-000006" in line and not (tmp_path / "a.qca").exists()
+
+
+def test_a_huge_model_config_is_refused_before_allocating(trained_run, tmp_path):
+    import resource
+    import shutil
+
+    from codec.errors import CodecError
+    from codec.pretrained import load
+
+    run, _ = trained_run
+    model = tmp_path / "step-000006"
+    shutil.copytree(run / "checkpoints" / "step-000006", model)
+    damage(model, "huge model config")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CodecError, match="parameters and buffers; the limit is"):
+        load(model)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB
+
+
+def test_rejected_config_leaves_config_yaml_as_it_was(trained_run, tmp_path):
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_corpus import tiny_config
+
+    from codec.errors import CodecError
+    from codec.train import fit
+
+    run, config = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    changed = tiny_config(tmp_path, {"train": config.data.train[0], "valid": config.data.valid},
+                          **{"model.n_q": 2})
+    with pytest.raises(CodecError, match="n_q: 4 != 2"):
+        fit(changed)
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
+
+
+def test_a_crash_mid_swap_of_best_is_recovered(trained_run, tmp_path):
+    import shutil
+
+    from codec import checkpoint as ckpt
+    from codec.pretrained import load
+
+    run, _ = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    run = tmp_path / "run"
+    best_id = load(run).model_id
+    # The crash came after the old best/ was moved aside, before the new one moved in:
+    # both are complete under hidden names (here the new one is the step-3 weights).
+    os.replace(run / "best", run / ".old-best-1")
+    shutil.copytree(run / "checkpoints" / "step-000003", run / ".tmp-best-2")
+    meta = json.loads((run / ".tmp-best-2" / ckpt.META_FILE).read_text())
+    meta["step"] = 7
+    (run / ".tmp-best-2" / ckpt.META_FILE).write_text(json.dumps(meta))
+    loaded = load(run)
+    assert loaded.source.model_file.parent.name == ".tmp-best-2"  # not a step checkpoint
+    (run / ".tmp-best-2" / ckpt.MODEL_FILE).unlink()  # an unfinished copy is passed over
+    assert load(run).model_id == best_id
+    with pytest.warns(UserWarning, match="restored it from .old-best-1"):
+        ckpt.recover_best(run)
+    assert (run / "best").is_dir() and load(run).model_id == best_id
