@@ -32,8 +32,8 @@ _LIST_LIMITS = {"strides": (MAX_STAGES, MAX_KERNEL), "widths": (MAX_STAGES + 1, 
 
 def check_model_size(config: ModelConfig) -> None:
     """ConfigError unless ``config`` describes a model of sane size: every size field
-    within its limit, then at most ``MAX_MODEL_VALUES`` parameters and buffers, counted
-    on PyTorch's meta device (which allocates nothing)."""
+    within its limit, and an upper bound on its parameters and buffers, reckoned from
+    the fields alone, at most ``MAX_MODEL_VALUES``."""
     for name, limit in _FIELD_LIMITS.items():
         if not 1 <= getattr(config, name) <= limit:
             raise ConfigError(f"model.{name} = {getattr(config, name)} is outside [1, {limit}]")
@@ -42,15 +42,28 @@ def check_model_size(config: ModelConfig) -> None:
         if len(values) > length or not all(1 <= v <= limit for v in values):
             raise ConfigError(f"model.{name} must hold at most {length} values in "
                               f"[1, {limit}], got {list(values)[:20]}")
-    try:
-        with torch.device("meta"):
-            network = Codec(config)
-    except (ValueError, TypeError, RuntimeError, IndexError) as error:
-        raise ConfigError(f"model config cannot be built ({error})") from None
-    values = sum(t.numel() for t in [*network.parameters(), *network.buffers()])
+    if len(config.widths) != len(config.strides) + 1:
+        raise ConfigError(f"model.widths needs len(strides) + 1 = {len(config.strides) + 1} "
+                          f"entries, got {len(config.widths)}")
+    values = _size_bound(config)
     if values > MAX_MODEL_VALUES:
-        raise ConfigError(f"model config describes {values:,} parameters and buffers; "
+        raise ConfigError(f"model config describes up to {values:,} parameters and buffers; "
                           f"the limit is {MAX_MODEL_VALUES:,}")
+
+
+def _size_bound(config: ModelConfig) -> int:
+    """At least the parameters and buffers of ``Codec(config)``: the conv weights of the
+    encoder and the decoder (each conv's bias, weight-norm gain and the activation
+    before it hold no more than its weight, hence the factor 3), and the codebooks with
+    their running statistics."""
+    widths, kernel = config.widths, config.kernel_size
+    weights = config.channels * widths[0] * kernel + widths[-1] * config.latent_dim * kernel
+    weights += sum(a * b * 2 * s
+                   for a, b, s in zip(widths[:-1], widths[1:], config.strides, strict=True))
+    weights += sum(len(config.dilations) * w * w * (config.residual_kernel_size + 1)
+                   for w in widths)
+    codebooks = 4 * config.n_q * config.codebook_size * (config.latent_dim + 1)
+    return 3 * 2 * weights + codebooks
 
 
 @dataclass
