@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 import torch
+from train_corpus import make_corpus
 
 from codec import Codec, model_config
 from codec.install_check import FIX, check
@@ -23,3 +26,10 @@ def _seed_and_threads():
 def tiny_model() -> Codec:
     """A small fast model for behaviour tests."""
     return Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny training corpus and its manifests, made once per test module."""
+    root = tmp_path_factory.mktemp("corpus")
+    return root, make_corpus(root)

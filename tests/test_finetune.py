@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_corpus import make_corpus, tiny_config
+from train_corpus import tiny_config
 
 from codec.checkpoint import read_checkpoint
 from codec.errors import CodecError
@@ -13,12 +13,6 @@ from codec.finetune import FREEZABLE, read_source, transfer
 from codec.model import Codec
 from codec.pretrained import load
 from codec.train import build_datasets, build_trainer, fit, start_from, train_step
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("corpus")
-    return root, make_corpus(root)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_corpus import make_corpus, tiny_config, tiny_overrides
+from train_corpus import tiny_config, tiny_overrides
 
 from codec import cli
 from codec import train as train_module
@@ -30,12 +30,6 @@ from codec.train import (
 # The run the module's tests share: a discriminator that starts at step 2, so that
 # resuming covers both optimisers and both schedules.
 DISC = {"train.disc": "[mpd]", "train.disc_start_step": 2}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("corpus")
-    return root, make_corpus(root)
 
 
 @pytest.fixture(scope="module")
