@@ -18,7 +18,7 @@ from pathlib import Path
 from codec.errors import CodecError
 from eval.rate_distortion import SHORT_LABELS
 from eval.report import TABLE_METRICS
-from eval.results import format_number, read_json, text_table
+from eval.results import markdown_table, read_json, text_table
 
 
 def read_summaries(named_dirs: list[str]) -> dict[str, dict]:
@@ -56,12 +56,6 @@ def table_rows(summaries: dict[str, dict]) -> tuple[list[str], list[list]]:
             if system is not None:
                 rows.append([label, f"{kbps:g}"] + [system["mean"].get(m) for m in metrics])
     return ["model", "kbps"] + [SHORT_LABELS[m] for m in metrics], rows
-
-
-def markdown_table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(format_number(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,3 +93,10 @@ def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     return "\n".join(lines)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The same table as :func:`text_table`, in Markdown (for READMEs and notes)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(format_number(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

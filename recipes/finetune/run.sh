@@ -7,11 +7,17 @@
 #   bash recipes/finetune/run.sh [--stage 0] [--stop-stage 3] [--source exp/quickstart]
 #        [--data data/demo] [--group music] [--minutes 5] [--exp exp/finetune]
 #        [--kbps 1.5,3,6] [--overrides "k=v ..."]
+#        [--conf recipes/finetune/conf/finetune.yaml]
+#        [--scratch-conf recipes/quickstart/conf/quickstart.yaml]
 #
 # --source: the model to start from (run dir, checkpoint or exported file); by default
 # the quickstart's (bash recipes/quickstart/run.sh), trained on --data's manifests.
 # --group: the domain, a group prefix of --data's manifests: music, or one voice such
 # as speech/VOICE (a voice from the test split was never heard by the source).
+# --conf: the fine-tuning config; --scratch-conf: the config --source was trained with,
+# for the run from scratch. For a source from recipes/cpu_hour, pass
+# --conf recipes/finetune/conf/finetune_cpu_hour.yaml
+# --scratch-conf recipes/cpu_hour/conf/cpu_hour.yaml.
 # Stages (each skips what is already done; rerun to resume):
 #   0  the domain's train/valid/test manifests (data_prep.domain) in EXP/data
 #   1  fine-tune --source on the domain for --minutes (EXP/finetuned)
@@ -28,10 +34,10 @@ minutes=5
 exp=exp/finetune
 kbps=1.5,3,6
 overrides=
-. "$(dirname "$0")/../parse_options.sh"
-. "$(dirname "$0")/../stages.sh"
 conf="$(dirname "$0")/conf/finetune.yaml"
 scratch_conf="$(dirname "$0")/../quickstart/conf/quickstart.yaml"  # how --source was trained
+. "$(dirname "$0")/../parse_options.sh"
+. "$(dirname "$0")/../stages.sh"
 
 if in_stage 0; then
   echo "== stage 0: $group of $data in $exp/data"
