@@ -318,13 +318,19 @@ def _read_prefix(data: bytes) -> int:
     if len(data) < _PREFIX.size:
         raise BitstreamError(f"truncated ({len(data)} bytes, shorter than the file prefix)")
     _, version, header_bytes = _PREFIX.unpack_from(data)
-    if version != VERSION:
+    _check_prefix_fields(version, header_bytes, VERSION)
+    return header_bytes
+
+
+def _check_prefix_fields(version: int, header_bytes: int, expected_version: int) -> None:
+    """The version and header length of a file's or a stream's prefix, before any of the
+    header is read or allocated."""
+    if version != expected_version:
         raise BitstreamError(f"unknown format version {version} (this toolkit reads "
-                             f"version {VERSION}; a newer toolkit may read it)")
+                             f"version {expected_version}; a newer toolkit may read it)")
     if header_bytes > MAX_HEADER_BYTES:
         raise BitstreamError(f"header length {header_bytes} exceeds the limit of "
                              f"{MAX_HEADER_BYTES} bytes")
-    return header_bytes
 
 
 def _checksum_ok(data: bytes) -> bool:
@@ -555,11 +561,7 @@ class PacketReader:
         if len(prefix) < _PREFIX.size:
             raise BitstreamError(f"stream cut off in its prefix ({len(prefix)} bytes)")
         _, version, size = _PREFIX.unpack(prefix)
-        if version != STREAM_VERSION:
-            raise BitstreamError(f"unknown stream format version {version} (this toolkit "
-                                 f"reads version {STREAM_VERSION})")
-        if size > MAX_HEADER_BYTES:
-            raise BitstreamError(f"header length {size} exceeds {MAX_HEADER_BYTES} bytes")
+        _check_prefix_fields(version, size, STREAM_VERSION)
         text, check = self._read(size), self._read(_CRC.size)
         if len(check) < _CRC.size:
             raise BitstreamError(f"stream cut off in its header (at byte {self.offset})")

@@ -101,6 +101,13 @@ def _load(path: str, device: str) -> PretrainedModel:
     return load(path, device=device)
 
 
+def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--kbps`` or ``--n-q``: how many codebooks to code with (read by ``_n_q``)."""
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument("--kbps", type=float, help="largest bitrate to use (per channel)")
+    rate.add_argument("--n-q", type=int, help="codebooks to use (default: all)")
+
+
 def _n_q(model: PretrainedModel, args: argparse.Namespace) -> int:
     from codec.compress import codebooks
 
@@ -262,9 +269,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
     enc.add_argument("-o", "--output", help="output .qca file, or folder for several inputs")
     enc.add_argument("--model", required=True, help="run directory, checkpoint or model file")
-    rate = enc.add_mutually_exclusive_group()
-    rate.add_argument("--kbps", type=float, help="largest bitrate to use (per channel)")
-    rate.add_argument("--n-q", type=int, help="codebooks to use (default: all)")
+    add_rate_arguments(enc)
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
     _add_running_arguments(enc, "coded")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from codec.bitstream import MAX_CHANNELS
-from codec.cli.coding import _load, _n_q
+from codec.cli.coding import _load, _n_q, add_rate_arguments
 from codec.errors import CodecError
 
 
@@ -73,9 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--rate", type=int, help="PCM sample rate; must be the model's "
                                               "(default: the model's)")
     enc.add_argument("--channels", type=int, default=1, help="PCM channels (default: 1)")
-    rate = enc.add_mutually_exclusive_group()
-    rate.add_argument("--kbps", type=float, help="largest bitrate to use (per channel)")
-    rate.add_argument("--n-q", type=int, help="codebooks to use (default: all)")
+    add_rate_arguments(enc)
     enc.add_argument("--gain-db", type=float, default=0.0,
                      help="fixed gain before coding, undone by decoding (default: 0)")
     enc.add_argument("--packet-frames", type=int, default=1,
