@@ -104,6 +104,12 @@ def test_a_few_steps_lower_the_reconstruction_loss(corpus, tmp_path, extra):
         assert "loss/adv" in history[-1] and "loss/feat" in history[-1]
 
 
+def test_optimizers_use_the_fused_kernel_on_a_cpu(corpus, tmp_path):
+    _, manifests = corpus
+    t = build_trainer(tiny_config(tmp_path, manifests, **{"train.disc": "[msstft]"}))
+    assert t.optimizer.defaults["fused"] and t.disc_optimizer.defaults["fused"]
+
+
 def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, tmp_path):
     _, manifests = corpus
     config = tiny_config(tmp_path, manifests, **{
