@@ -36,7 +36,7 @@ from torch import nn
 
 from codec import checkpoint as ckpt
 from codec import finetune
-from codec.config import Config, ConfigError, LossWeights, save_yaml, to_yaml
+from codec.config import Config, ConfigError, LossWeights, TrainConfig, save_yaml, to_yaml
 from codec.errors import CodecError
 from codec.losses import (
     discriminator_loss,
@@ -434,11 +434,7 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     check_train_options(config)
     torch.manual_seed(train.seed)  # the same initial weights on every process
     codec = (Codec(config.model) if network is None else network).to(device)
-    # One fused kernel for all parameters: on a CPU the update takes a third of the time
-    # of the per-parameter loop (about 4 ms against 11 ms for the small preset).
-    optimizer = torch.optim.AdamW(finetune.freeze(codec, train.freeze), lr=train.lr,
-                                  betas=tuple(train.betas), weight_decay=train.weight_decay,
-                                  fused=_fused_optimizer(device))
+    optimizer = _adamw(finetune.freeze(codec, train.freeze), train.lr, train, device)
     t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer, scheduler=None,
                 recon=ReconstructionLoss(config.model.sample_rate).to(device), device=device,
                 dist=distributed or Distributed(),
@@ -450,10 +446,7 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
         raise CodecError(f"train.disc: {error}") from None
     if disc is not None:
         t.disc = t.disc_model = disc.to(device)
-        t.disc_optimizer = torch.optim.AdamW(disc.parameters(), lr=train.disc_lr,
-                                             betas=tuple(train.betas),
-                                             weight_decay=train.weight_decay,
-                                             fused=_fused_optimizer(device))
+        t.disc_optimizer = _adamw(disc.parameters(), train.disc_lr, train, device)
         t.disc_scheduler = make_schedule(t.disc_optimizer, config,
                                          max(train.steps - train.disc_start_step, 1),
                                          t.budget_used)
@@ -464,9 +457,14 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     return t
 
 
-def _fused_optimizer(device: torch.device) -> bool:
-    """Whether AdamW's fused kernel exists for ``device`` (CPU and CUDA have one)."""
-    return device.type in ("cpu", "cuda")
+def _adamw(parameters: Any, lr: float, train: TrainConfig,
+           device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the run's betas and weight decay. On CPU and CUDA it uses the fused
+    kernel: on a CPU one call updates every parameter in a third of the time of the
+    per-parameter loop (about 4 ms against 11 ms for the small preset)."""
+    return torch.optim.AdamW(parameters, lr=lr, betas=tuple(train.betas),
+                             weight_decay=train.weight_decay,
+                             fused=device.type in ("cpu", "cuda"))
 
 
 def check_train_options(config: Config) -> None:
