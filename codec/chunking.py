@@ -21,6 +21,7 @@ from tqdm import tqdm
 from codec.errors import CodecError
 from codec.model import Codec
 from codec.nn import Conv1d, ConvTranspose1d
+from codec.spectral import ISTFTSynthesis, STFTAnalysis
 
 # Audio coded at a time, by default: what fits this working-memory budget. One chunk
 # needs about 12 float32 tensors of the first layer's width at the model rate alive at
@@ -40,13 +41,18 @@ def context_frames(model: Codec) -> int:
             conv = module.conv
             span += (conv.kernel_size[0] - 1) * conv.dilation[0] * jump
             jump *= conv.stride[0]
+        elif isinstance(module, STFTAnalysis):  # a strided conv of kernel n_fft
+            span += (module.n_fft - 1) * jump
+            jump *= module.hop
     encoder_frames = math.ceil(span / hop)
     span, jump = 0.0, 1.0  # decoder, in frames
     for module in model.decoder.modules():
-        if isinstance(module, ConvTranspose1d):
-            conv = module.conv
-            span += math.ceil(conv.kernel_size[0] / conv.stride[0]) * jump
-            jump /= conv.stride[0]
+        if isinstance(module, (ConvTranspose1d, ISTFTSynthesis)):
+            kernel, stride = ((module.conv.kernel_size[0], module.conv.stride[0])
+                              if isinstance(module, ConvTranspose1d)
+                              else (module.n_fft, module.hop))
+            span += math.ceil(kernel / stride) * jump
+            jump /= stride
         elif isinstance(module, Conv1d):
             conv = module.conv
             span += (conv.kernel_size[0] - 1) * conv.dilation[0] * jump
@@ -54,7 +60,11 @@ def context_frames(model: Codec) -> int:
 
 
 def default_chunk_seconds(model: Codec) -> float:
-    per_second = LIVE_TENSORS * 4 * model.config.widths[0] * model.sample_rate
+    # The widest tensor at the model rate: the first stage's, or for a spectral model
+    # its windowed frames before overlap-add (n_fft / hop values per sample).
+    width = (model.config.n_fft / model.hop_length if model.config.arch == "stft"
+             else model.config.widths[0])
+    per_second = LIVE_TENSORS * 4 * width * model.sample_rate
     return min(30.0, max(1.0, WORK_MEMORY_BYTES / per_second))
 
 

@@ -28,6 +28,9 @@ class ModelConfig:
     ``model_config`` and ``load_config`` lay the named preset's values over them.
     """
     preset: str = "base"
+    # seanet: strided convs over the waveform; stft: a Fourier transform at each end
+    # and convs at the frame rate (codec/spectral.py; offline coding only).
+    arch: str = "seanet"
     sample_rate: int = 24000
     channels: int = 1
     strides: Tuple[int, ...] = (2, 4, 5, 8)
@@ -48,6 +51,8 @@ class ModelConfig:
     # A code used less than this share of the average code's use (EMA) is replaced.
     dead_code_threshold: float = 0.1
     quantizer_dropout: float = 1.0
+    # arch stft only: the transform's window in samples (at least two hops).
+    n_fft: int = 640
 
 
 # Named starting points; a config's ``model:`` section overrides any field.
@@ -75,6 +80,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # faster than real time on 2 CPU threads for encoding and decoding.
     "base": dict(strides=(8, 5, 4, 2), widths=(16, 64, 128, 256, 512), dilations=(1, 3),
                  first_residual_stage=1),
+    # About 9M parameters, all at the frame rate between a Fourier transform over two
+    # hops and its inverse (codec/spectral.py): no time-domain convs to learn the phase,
+    # so it learns far more per CPU-minute than small (recipes/cpu_hour/RESULTS.md).
+    # It looks ahead 160 samples, so it codes offline only.
+    "spectral": dict(arch="stft", strides=(320,), widths=(512, 512), dilations=(1, 3, 9),
+                     n_fft=640),
     # GPU-scale (about 26M parameters): the original SEANet layout with residual units
     # at every rate, snake activations, 12 codebooks (up to 9 kbps). Slow on a CPU.
     "large": dict(strides=(2, 4, 5, 8), widths=(64, 128, 256, 512, 1024),

@@ -16,6 +16,7 @@ from torch import nn
 from codec.config import ConfigError, ModelConfig
 from codec.quantize import ResidualVQ
 from codec.seanet import SEANetDecoder, SEANetEncoder
+from codec.spectral import SpectralDecoder, SpectralEncoder, window_problem
 
 # Bounds on a model configuration read from a file that may be hostile, checked before
 # anything is allocated. Far above any useful codec: the large preset holds 26M values.
@@ -25,7 +26,7 @@ MAX_WIDTH = 1 << 14
 MAX_KERNEL = 1 << 10
 _FIELD_LIMITS = {"sample_rate": 768_000, "channels": 64, "latent_dim": MAX_WIDTH,
                  "kernel_size": MAX_KERNEL, "residual_kernel_size": MAX_KERNEL, "n_q": 64,
-                 "codebook_size": 1 << 16}
+                 "codebook_size": 1 << 16, "n_fft": 1 << 16}
 _LIST_LIMITS = {"strides": (MAX_STAGES, MAX_KERNEL), "widths": (MAX_STAGES + 1, MAX_WIDTH),
                 "dilations": (MAX_STAGES, MAX_KERNEL)}
 
@@ -45,10 +46,25 @@ def check_model_size(config: ModelConfig) -> None:
     if len(config.widths) != len(config.strides) + 1:
         raise ConfigError(f"model.widths needs len(strides) + 1 = {len(config.strides) + 1} "
                           f"entries, got {len(config.widths)}")
+    check_arch(config)
     values = _size_bound(config)
     if values > MAX_MODEL_VALUES:
         raise ConfigError(f"model config describes up to {values:,} parameters and buffers; "
                           f"the limit is {MAX_MODEL_VALUES:,}")
+
+
+def check_arch(config: ModelConfig) -> None:
+    """ConfigError unless ``model.arch`` names an architecture that can take the rest."""
+    if config.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown model.arch {config.arch!r}; choices: {sorted(ARCHITECTURES)}")
+    if config.arch != "stft":
+        return
+    if config.causal:
+        raise ConfigError("model.arch stft looks ahead by its window, so it cannot be causal "
+                          "(arch seanet streams)")
+    problem = window_problem(config.n_fft, math.prod(config.strides))
+    if problem:
+        raise ConfigError(f"model.{problem}")
 
 
 def _size_bound(config: ModelConfig) -> int:
@@ -62,6 +78,9 @@ def _size_bound(config: ModelConfig) -> int:
                    for a, b, s in zip(widths[:-1], widths[1:], config.strides, strict=True))
     weights += sum(len(config.dilations) * w * w * (config.residual_kernel_size + 1)
                    for w in widths)
+    if config.arch == "stft":
+        features = config.channels * (config.n_fft + 2)
+        weights = (features + config.latent_dim) * widths[-1] * kernel
     codebooks = 4 * config.n_q * config.codebook_size * (config.latent_dim + 1)
     return 3 * 2 * weights + codebooks
 
@@ -75,24 +94,42 @@ class CodecOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _seanet_options(config: ModelConfig) -> dict:
+    return dict(channels=config.channels, strides=config.strides, widths=config.widths,
+                latent_dim=config.latent_dim, dilations=config.dilations,
+                kernel_size=config.kernel_size,
+                residual_kernel_size=config.residual_kernel_size,
+                activation=config.activation, causal=config.causal,
+                weight_norm=config.weight_norm, first_residual_stage=config.first_residual_stage)
+
+
+def _spectral_options(config: ModelConfig) -> dict:
+    """The hop is the strides' product; the frame-rate width is the last width."""
+    return dict(channels=config.channels, hop=math.prod(config.strides), n_fft=config.n_fft,
+                width=config.widths[-1], latent_dim=config.latent_dim,
+                dilations=config.dilations, kernel_size=config.kernel_size,
+                residual_kernel_size=config.residual_kernel_size,
+                activation=config.activation, weight_norm=config.weight_norm)
+
+
+# model.arch -> (encoder, decoder, their keyword arguments from the config)
+ARCHITECTURES = {"seanet": (SEANetEncoder, SEANetDecoder, _seanet_options),
+                 "stft": (SpectralEncoder, SpectralDecoder, _spectral_options)}
+
+
 class Codec(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        layer_opts = dict(channels=config.channels, strides=config.strides, widths=config.widths,
-                          latent_dim=config.latent_dim, dilations=config.dilations,
-                          kernel_size=config.kernel_size,
-                          residual_kernel_size=config.residual_kernel_size,
-                          activation=config.activation, causal=config.causal,
-                          weight_norm=config.weight_norm,
-                          first_residual_stage=config.first_residual_stage)
-        self.encoder = SEANetEncoder(**layer_opts)
+        check_arch(config)
+        encoder, decoder, options = ARCHITECTURES[config.arch]
+        self.encoder = encoder(**options(config))
         self.quantizer = ResidualVQ(dim=config.latent_dim, n_q=config.n_q,
                                     codebook_size=config.codebook_size, decay=config.ema_decay,
                                     kmeans_iters=config.kmeans_iters,
                                     dead_code_threshold=config.dead_code_threshold,
                                     dropout=config.quantizer_dropout)
-        self.decoder = SEANetDecoder(**layer_opts)
+        self.decoder = decoder(**options(config))
 
     @property
     def hop_length(self) -> int:

@@ -11,7 +11,7 @@
 # (its Debian packages installed first when missing and allowed; --install-audio false).
 # Stages (each skips what is already done; rerun to resume):
 #   0  manifests (and the demo corpus when no DATA_DIR is given)
-#   1  train the small preset for --minutes of wall-clock time
+#   1  train the spectral preset for --minutes of wall-clock time
 #   2  evaluate on the held-out test split at 1.5, 3 and 6 kbps beside Opus at the
 #      same bitrates and at 12 kbps; print the comparison table
 set -euo pipefail
