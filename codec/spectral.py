@@ -101,7 +101,8 @@ class ISTFTSynthesis(nn.Module):
                                    n=self.n_fft, dim=1) * self.window[:, None]
         envelope = self._overlap_add(self.window.pow(2)[None, :, None].expand(1, -1, frames))
         # Trim before dividing: the envelope is zero at the padded ends.
-        keep = slice((self.n_fft - self.hop) // 2, envelope.shape[-1] - (self.n_fft - self.hop) // 2)
+        side = (self.n_fft - self.hop) // 2
+        keep = slice(side, envelope.shape[-1] - side)
         audio = self._overlap_add(windowed)[:, keep] / envelope[:, keep]
         return audio.reshape(batch, channels, -1).to(parts.dtype)
 
