@@ -22,7 +22,8 @@ ROOT = Path(__file__).parents[1] / "codec"
 # Lowest first. A module may import from its own layer and those below it.
 LAYERS = {
     "engines": {"codec.errors", "codec.config", "codec.nn", "codec.nn.conv",
-                "codec.nn.activations", "codec.seanet", "codec.quantize", "codec.model",
+                "codec.nn.activations", "codec.seanet", "codec.spectral", "codec.quantize",
+                "codec.model",
                 "codec.audio", "codec.resample", "codec.chunking", "codec.losses",
                 "codec.discriminators", "codec.balancer", "codec.metrics", "codec.data",
                 "codec.bitstream", "codec.entropy", "codec.latents", "codec.step_rate",
