@@ -220,6 +220,16 @@ def build_model(config: ModelConfig) -> Codec:
     return Codec(config)
 
 
+def _id_fields(config: ModelConfig) -> dict:
+    """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
+    and compressed files were in use; a time-domain model leaves both out, so its id,
+    and every file coded with it, stays what it was."""
+    fields = asdict(config)
+    if fields["arch"] == "seanet":
+        del fields["arch"], fields["n_fft"]
+    return fields
+
+
 def compute_model_id(model: Codec) -> str:
     """16 hex digits identifying a model's config and codebooks.
 
@@ -228,7 +238,7 @@ def compute_model_id(model: Codec) -> str:
     Weight-norm folding and half-precision export leave the codebooks (float32
     buffers) and the config unchanged, so an exported model keeps its id.
     """
-    digest = hashlib.sha256(json.dumps(asdict(model.config), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(_id_fields(model.config), sort_keys=True).encode())
     for layer in model.quantizer.layers:
         digest.update(layer.embed.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -7,7 +8,7 @@ from codec import Codec, compress, model_config
 from codec.config import ConfigError
 from codec.export import export_model
 from codec.metrics import snr
-from codec.model import check_model_size
+from codec.model import check_model_size, compute_model_id
 from codec.pretrained import PretrainedModel, load
 from codec.spectral import ISTFTSynthesis, STFTAnalysis, window_problem
 
@@ -102,3 +103,14 @@ def test_spectral_export_round_trip(tmp_path):
     codes = network.encode(audio)
     assert torch.equal(loaded.encode(audio), codes)
     assert torch.allclose(loaded.decode(codes, 1111), network.decode(codes, 1111), atol=1e-5)
+
+
+def test_model_id_names_the_arch_and_keeps_time_domain_ids():
+    """The golden files pin the ids of time-domain models made before ``arch`` and
+    ``n_fft`` existed; here: their n_fft means nothing, and the arch is part of the id."""
+    model = Codec(model_config("tiny"))
+    reference = compute_model_id(model)
+    model.config = dataclasses.replace(model.config, n_fft=1280)
+    assert compute_model_id(model) == reference
+    model.config = dataclasses.replace(model.config, arch="stft")
+    assert compute_model_id(model) != reference
