@@ -51,11 +51,8 @@ class ModelConfig:
     # A code used less than this share of the average code's use (EMA) is replaced.
     dead_code_threshold: float = 0.1
     quantizer_dropout: float = 1.0
-    # arch stft only: the transform's window in samples (at least two hops), and what
-    # the decoder gives each bin: cartesian (real and imaginary parts) or polar
-    # (magnitude and phase; quiet bins are easy to make: codec/spectral.py).
+    # arch stft only: the transform's window in samples (at least two hops).
     n_fft: int = 640
-    spectral_output: str = "cartesian"
 
 
 # Named starting points; a config's ``model:`` section overrides any field.

@@ -16,7 +16,7 @@ from torch import nn
 from codec.config import ConfigError, ModelConfig
 from codec.quantize import ResidualVQ
 from codec.seanet import SEANetDecoder, SEANetEncoder
-from codec.spectral import SPECTRAL_OUTPUTS, SpectralDecoder, SpectralEncoder, window_problem
+from codec.spectral import SpectralDecoder, SpectralEncoder, window_problem
 
 # Bounds on a model configuration read from a file that may be hostile, checked before
 # anything is allocated. Far above any useful codec: the large preset holds 26M values.
@@ -65,9 +65,6 @@ def check_arch(config: ModelConfig) -> None:
     problem = window_problem(config.n_fft, math.prod(config.strides))
     if problem:
         raise ConfigError(f"model.{problem}")
-    if config.spectral_output not in SPECTRAL_OUTPUTS:
-        raise ConfigError(f"unknown model.spectral_output {config.spectral_output!r}; "
-                          f"choices: {list(SPECTRAL_OUTPUTS)}")
 
 
 def _size_bound(config: ModelConfig) -> int:
@@ -115,15 +112,9 @@ def _spectral_options(config: ModelConfig) -> dict:
                 activation=config.activation, weight_norm=config.weight_norm)
 
 
-def _spectral_decoder_options(config: ModelConfig) -> dict:
-    return dict(_spectral_options(config), output=config.spectral_output)
-
-
-# model.arch -> (encoder, decoder, the encoder's and the decoder's keyword arguments
-# from the config)
-ARCHITECTURES = {
-    "seanet": (SEANetEncoder, SEANetDecoder, _seanet_options, _seanet_options),
-    "stft": (SpectralEncoder, SpectralDecoder, _spectral_options, _spectral_decoder_options)}
+# model.arch -> (encoder, decoder, their keyword arguments from the config)
+ARCHITECTURES = {"seanet": (SEANetEncoder, SEANetDecoder, _seanet_options),
+                 "stft": (SpectralEncoder, SpectralDecoder, _spectral_options)}
 
 
 class Codec(nn.Module):
@@ -131,14 +122,14 @@ class Codec(nn.Module):
         super().__init__()
         self.config = config
         check_arch(config)
-        encoder, decoder, encoder_options, decoder_options = ARCHITECTURES[config.arch]
-        self.encoder = encoder(**encoder_options(config))
+        encoder, decoder, options = ARCHITECTURES[config.arch]
+        self.encoder = encoder(**options(config))
         self.quantizer = ResidualVQ(dim=config.latent_dim, n_q=config.n_q,
                                     codebook_size=config.codebook_size, decay=config.ema_decay,
                                     kmeans_iters=config.kmeans_iters,
                                     dead_code_threshold=config.dead_code_threshold,
                                     dropout=config.quantizer_dropout)
-        self.decoder = decoder(**decoder_options(config))
+        self.decoder = decoder(**options(config))
 
     @property
     def hop_length(self) -> int:
@@ -230,15 +221,12 @@ def build_model(config: ModelConfig) -> Codec:
 
 
 def _id_fields(config: ModelConfig) -> dict:
-    """The config as the model id hashes it. ``arch``, ``n_fft`` and
-    ``spectral_output`` came after models and compressed files were in use; a model
-    leaves out those that mean nothing to it, or that hold the value it was made with,
-    so its id, and every file coded with it, stays what it was."""
+    """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
+    and compressed files were in use; a time-domain model leaves both out, so its id,
+    and every file coded with it, stays what it was."""
     fields = asdict(config)
     if fields["arch"] == "seanet":
-        del fields["arch"], fields["n_fft"], fields["spectral_output"]
-    elif fields["spectral_output"] == "cartesian":
-        del fields["spectral_output"]
+        del fields["arch"], fields["n_fft"]
     return fields
 
 

@@ -12,13 +12,9 @@ CPU-hour than convs over 24,000 samples a second.
 
 The encoder sees the complex spectrum, power-compressed (magnitude to the power 0.5,
 phase kept) so that quiet bins are not lost beside loud ones. The decoder ends in a
-plain conv, then the inverse transform (windowed overlap-add). The conv gives each bin
-either its real and imaginary parts (``cartesian``) or a magnitude and a phase angle
-(``polar``). A polar magnitude is ``exp(x)`` for an output x below 0 and ``1 + x``
-above: a quiet bin is one negative number rather than two outputs that must cancel,
-so pauses and empty bands can fall silent, and nothing bounds or scales the loud ones.
-Either way the decoder is unbounded like the SEANet decoder, with no tanh and no output
-scale. Each frame's window is centred on the hop of samples it codes, so the
+plain conv that gives the real and imaginary parts, then the inverse transform
+(windowed overlap-add): unbounded like the SEANet decoder, with no tanh and no
+output scale. Each frame's window is centred on the hop of samples it codes, so the
 transform looks ``(n_fft - hop) / 2`` samples ahead: these models code offline only.
 """
 from __future__ import annotations
@@ -35,11 +31,6 @@ from codec.seanet import ResidualUnit
 # slope finite in silence.
 COMPRESSION = 0.5
 COMPRESSION_FLOOR = 1e-6
-# Decoder outputs: real and imaginary parts, or magnitude and phase angle.
-SPECTRAL_OUTPUTS = ("cartesian", "polar")
-# Polar magnitudes start near exp(-3) = 0.05 a bin, about the level of loudness-
-# normalised speech, rather than at 1, which is 20 dB louder.
-POLAR_START = -3.0
 
 
 def window_problem(n_fft: int, hop: int) -> str | None:
@@ -144,42 +135,23 @@ class SpectralEncoder(nn.Module):
         return self.layers(parts.flatten(1, 3).to(audio.dtype))
 
 
-def polar_to_cartesian(parts: torch.Tensor) -> torch.Tensor:
-    """``[..., 2, bins, F]`` of (magnitude before its map, phase angle) -> real and
-    imaginary parts. The map is ``exp(x)`` below 0 and ``1 + x`` above: positive,
-    smooth, and unbounded without overflowing. (``elu(x) + 1`` is the same map, but
-    rounds a magnitude below float32's epsilon to 0.)"""
-    x = parts.select(-3, 0).float()
-    magnitude = torch.where(x < 0, x.clamp(max=0).exp(), 1 + x)
-    angle = parts.select(-3, 1).float()
-    return torch.stack((magnitude * angle.cos(), magnitude * angle.sin()), dim=-3)
-
-
 class SpectralDecoder(nn.Module):
     """Latents ``[B, latent_dim, F]`` -> audio ``[B, C, F * hop]``, unbounded."""
 
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
-                 activation: str, weight_norm: bool, output: str = "cartesian"):
+                 activation: str, weight_norm: bool):
         super().__init__()
-        if output not in SPECTRAL_OUTPUTS:
-            raise ValueError(f"unknown spectral output {output!r}; choices: {SPECTRAL_OUTPUTS}")
-        self.channels, self.bins, self.output = channels, n_fft // 2 + 1, output
-        last = Conv1d(width, channels * 2 * self.bins, kernel_size, weight_norm=weight_norm)
-        if output == "polar":
-            with torch.no_grad():  # channels run (channel, part, bin); part 0 is magnitude
-                last.conv.bias.view(channels, 2, self.bins)[:, 0] = POLAR_START
+        self.channels, self.bins = channels, n_fft // 2 + 1
         self.layers = nn.Sequential(
             Conv1d(latent_dim, width, kernel_size, weight_norm=weight_norm),
             *_frame_stack(width, dilations, residual_kernel_size, activation, weight_norm),
             make_activation(activation, width),
-            last)  # a plain conv last (see the module docstring)
+            # Plain conv last: linear real and imaginary parts (see module docstring).
+            Conv1d(width, channels * 2 * self.bins, kernel_size, weight_norm=weight_norm))
         self.synthesis = ISTFTSynthesis(n_fft, hop)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         parts = self.layers(latents)
         batch, _, frames = parts.shape
-        parts = parts.reshape(batch, self.channels, 2, self.bins, frames)
-        if self.output == "polar":
-            parts = polar_to_cartesian(parts).to(latents.dtype)
-        return self.synthesis(parts)
+        return self.synthesis(parts.reshape(batch, self.channels, 2, self.bins, frames))

@@ -10,13 +10,7 @@ from codec.export import export_model
 from codec.metrics import snr
 from codec.model import check_model_size, compute_model_id
 from codec.pretrained import PretrainedModel, load
-from codec.spectral import (
-    ISTFTSynthesis,
-    SpectralDecoder,
-    STFTAnalysis,
-    polar_to_cartesian,
-    window_problem,
-)
+from codec.spectral import ISTFTSynthesis, STFTAnalysis, window_problem
 
 
 def spectral_model(**overrides) -> Codec:
@@ -65,9 +59,8 @@ def test_spectral_output_length_equals_input_length(length):
     assert out.codes.shape == (2, 4, math.ceil(length / 80))
 
 
-@pytest.mark.parametrize("output", ["cartesian", "polar"])
-def test_spectral_gradients_are_finite_on_silence_and_noise(output):
-    model = spectral_model(spectral_output=output)
+def test_spectral_gradients_are_finite_on_silence_and_noise():
+    model = spectral_model()
     for audio in (torch.zeros(2, 1, 1600), torch.randn(2, 1, 1600)):
         model.zero_grad()
         model(audio).audio.pow(2).mean().backward()
@@ -83,39 +76,6 @@ def test_spectral_decoder_is_unbounded():
     model.decoder.layers[-1].conv.weight.data *= 1000
     model.decoder.layers[-1].conv.bias.data *= 1000
     assert torch.allclose(model.decoder(latents), quiet * 1000, rtol=1e-3, atol=1e-3)
-
-
-def test_polar_output_maps_magnitude_and_angle_to_parts():
-    """Magnitude exp(x) below 0 and 1 + x above, so a quiet bin is a negative number
-    and a loud one grows without bound; the angle turns it."""
-    x = torch.tensor([-20.0, -1.0, 0.0, 3.0, 1000.0])
-    angle = torch.tensor([0.0, math.pi / 2, math.pi, 0.3, -0.7])
-    parts = polar_to_cartesian(torch.stack((x, angle))[:, :, None])[..., 0]
-    magnitude = torch.tensor([math.exp(-20.0), math.exp(-1.0), 1.0, 4.0, 1001.0])
-    assert torch.allclose(parts[0], magnitude * angle.cos(), rtol=1e-5, atol=1e-12)
-    assert torch.allclose(parts[1], magnitude * angle.sin(), rtol=1e-5, atol=1e-12)
-
-
-def test_polar_decoder_starts_quiet_and_falls_silent():
-    """It starts near speech level, not 20 dB above; driving its magnitudes negative
-    makes silence, where cartesian parts would have to cancel."""
-    options = dict(channels=1, hop=80, n_fft=320, width=32, latent_dim=16, dilations=(1,),
-                   kernel_size=3, residual_kernel_size=3, activation="elu",
-                   weight_norm=False)
-    decoder = SpectralDecoder(**options, output="polar")
-    latents = torch.randn(2, 16, 40)
-    assert 0 < decoder(latents).pow(2).mean().sqrt() < 0.1
-    last = decoder.layers[-1].conv
-    last.weight.data.zero_()
-    last.bias.data.view(2, 161)[0] = -30.0
-    assert decoder(latents).abs().max() < 1e-10
-    with pytest.raises(ValueError, match="unknown spectral output 'mask'"):
-        SpectralDecoder(**options, output="mask")
-
-
-def test_unknown_spectral_output_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"model.spectral_output 'mask'.*polar"):
-        Codec(model_config("spectral", spectral_output="mask"))
 
 
 def test_spectral_chunked_coding_equals_whole_signal_coding():
@@ -152,10 +112,5 @@ def test_model_id_names_the_arch_and_keeps_time_domain_ids():
     reference = compute_model_id(model)
     model.config = dataclasses.replace(model.config, n_fft=1280)
     assert compute_model_id(model) == reference
-    model.config = dataclasses.replace(model.config, spectral_output="polar")
-    assert compute_model_id(model) == reference
-    model.config = dataclasses.replace(model.config, arch="stft", spectral_output="cartesian")
-    spectral = compute_model_id(model)
-    assert spectral != reference
-    model.config = dataclasses.replace(model.config, spectral_output="polar")
-    assert compute_model_id(model) not in (reference, spectral)
+    model.config = dataclasses.replace(model.config, arch="stft")
+    assert compute_model_id(model) != reference
