@@ -53,7 +53,7 @@ from data_prep.texts import utterance
 
 SAMPLE_RATE = 24000
 MARKER = ".demo_corpus.json"
-VERSION = 2
+VERSION = 3  # raised whenever the same options build different audio
 SEGMENT_SECONDS = 25.0
 SECONDS_PER_VOICE = 40.0
 SECONDS_PER_TRACK = 50.0
@@ -92,6 +92,10 @@ REAL_AUDIO_PACKAGES = ("klettres-data", "asterisk-core-sounds-en-wav",
                        "asterisk-core-sounds-fr-wav", "asterisk-core-sounds-it-wav",
                        "fb-music-high", "drascula-music", "nexuiz-music",
                        "sound-theme-freedesktop")
+# The asterisk languages those packages bring. Only these are used, even where more are
+# installed, so that every machine with the packages builds the same corpus.
+ASTERISK_LANGUAGES = frozenset(name.split("-")[3] for name in REAL_AUDIO_PACKAGES
+                               if name.startswith("asterisk-core-sounds-"))
 ARCHIVE_SUFFIXES = {".pk3", ".zip"}
 
 
@@ -211,7 +215,8 @@ class Voice:
 
 def find_voices(klettres_dir: Path = KLETTRES_DIR,
                 asterisk_dir: Path = ASTERISK_DIR) -> list[Voice]:
-    """Real human voices installed: one per klettres language and per asterisk speaker."""
+    """Real human voices installed: one per klettres language and per asterisk speaker
+    of ``ASTERISK_LANGUAGES``."""
     voices = []
     if klettres_dir.is_dir():
         for language in sorted(p for p in klettres_dir.iterdir() if p.is_dir()):
@@ -223,11 +228,13 @@ def find_voices(klettres_dir: Path = KLETTRES_DIR,
     licences: dict[str, str] = {}
     if asterisk_dir.is_dir():
         for folder in sorted(p for p in asterisk_dir.iterdir() if p.is_dir()):
-            # en_US_f_Allison and es_MX_f_Allison are one speaker: one group, so that
-            # she never lands in two splits.
+            language = folder.name.split("_")[0]
+            if language not in ASTERISK_LANGUAGES:
+                continue
+            # en_US_f_Allison and it_IT_f_Allison would be one speaker: one group, so
+            # that she never lands in two splits.
             speaker = folder.name.rsplit("_", 1)[-1]
             by_speaker.setdefault(speaker, []).extend(sorted(folder.rglob("*.wav")))
-            language = folder.name.split("_")[0]
             licences.setdefault(speaker, f"/usr/share/doc/asterisk-core-sounds-{language}-wav/"
                                          f"copyright")
     voices += [Voice(f"asterisk-{speaker}", "asterisk-core-sounds", files, licences[speaker])
