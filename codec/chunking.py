@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from codec.errors import CodecError
@@ -31,31 +32,38 @@ WORK_MEMORY_BYTES = 192 << 20
 LIVE_TENSORS = 12
 
 
+def _window_of(module: nn.Module) -> tuple[int, int, int] | None:
+    """``(kernel, stride, dilation)`` of a layer that slides a window along time: a conv,
+    a transposed conv, or a spectral model's transform (n_fft wide, a hop apart)."""
+    if isinstance(module, (Conv1d, ConvTranspose1d)):
+        conv = module.conv
+        return conv.kernel_size[0], conv.stride[0], conv.dilation[0]
+    if isinstance(module, (STFTAnalysis, ISTFTSynthesis)):
+        return module.n_fft, module.hop, 1
+    return None
+
+
 def context_frames(model: Codec) -> int:
     """Frames of context that cover the receptive field of encoder and decoder on each
     side (summed over every conv as if in series, so it errs on the generous side)."""
     hop = model.hop_length
     span, jump = 0, 1  # encoder, in samples
-    for module in model.encoder.modules():
-        if isinstance(module, Conv1d):
-            conv = module.conv
-            span += (conv.kernel_size[0] - 1) * conv.dilation[0] * jump
-            jump *= conv.stride[0]
-        elif isinstance(module, STFTAnalysis):  # a strided conv of kernel n_fft
-            span += (module.n_fft - 1) * jump
-            jump *= module.hop
+    for window in filter(None, map(_window_of, model.encoder.modules())):
+        kernel, stride, dilation = window
+        span += (kernel - 1) * dilation * jump
+        jump *= stride
     encoder_frames = math.ceil(span / hop)
     span, jump = 0.0, 1.0  # decoder, in frames
     for module in model.decoder.modules():
-        if isinstance(module, (ConvTranspose1d, ISTFTSynthesis)):
-            kernel, stride = ((module.conv.kernel_size[0], module.conv.stride[0])
-                              if isinstance(module, ConvTranspose1d)
-                              else (module.n_fft, module.hop))
+        window = _window_of(module)
+        if window is None:
+            continue
+        kernel, stride, dilation = window
+        if isinstance(module, (ConvTranspose1d, ISTFTSynthesis)):  # frames to samples
             span += math.ceil(kernel / stride) * jump
             jump /= stride
-        elif isinstance(module, Conv1d):
-            conv = module.conv
-            span += (conv.kernel_size[0] - 1) * conv.dilation[0] * jump
+        else:
+            span += (kernel - 1) * dilation * jump
     return max(encoder_frames, math.ceil(span)) + 1
 
 

@@ -73,14 +73,15 @@ def _size_bound(config: ModelConfig) -> int:
     before it hold no more than its weight, hence the factor 3), and the codebooks with
     their running statistics."""
     widths, kernel = config.widths, config.kernel_size
-    weights = config.channels * widths[0] * kernel + widths[-1] * config.latent_dim * kernel
-    weights += sum(a * b * 2 * s
-                   for a, b, s in zip(widths[:-1], widths[1:], config.strides, strict=True))
-    weights += sum(len(config.dilations) * w * w * (config.residual_kernel_size + 1)
-                   for w in widths)
-    if config.arch == "stft":
+    if config.arch == "stft":  # convs from and to the spectrum, at the last width
         features = config.channels * (config.n_fft + 2)
         weights = (features + config.latent_dim) * widths[-1] * kernel
+    else:
+        weights = config.channels * widths[0] * kernel + widths[-1] * config.latent_dim * kernel
+        weights += sum(a * b * 2 * s
+                       for a, b, s in zip(widths[:-1], widths[1:], config.strides, strict=True))
+        weights += sum(len(config.dilations) * w * w * (config.residual_kernel_size + 1)
+                       for w in widths)
     codebooks = 4 * config.n_q * config.codebook_size * (config.latent_dim + 1)
     return 3 * 2 * weights + codebooks
 

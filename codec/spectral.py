@@ -47,6 +47,12 @@ def _window(n_fft: int) -> torch.Tensor:
     return torch.hann_window(n_fft, periodic=True)
 
 
+def _root_energy(n_fft: int) -> float:
+    """The window's root energy: the analysis divides spectra by it, the synthesis
+    multiplies them back."""
+    return float(_window(n_fft).pow(2).sum().sqrt())
+
+
 class STFTAnalysis(nn.Module):
     """Audio ``[B, C, T]`` -> complex spectra ``[B, C, n_fft // 2 + 1, T / hop]``.
 
@@ -60,7 +66,7 @@ class STFTAnalysis(nn.Module):
         problem = window_problem(n_fft, hop)
         if problem:
             raise ValueError(problem)
-        self.n_fft, self.hop = n_fft, hop
+        self.n_fft, self.hop, self.scale = n_fft, hop, _root_energy(n_fft)
         self.register_buffer("window", _window(n_fft), persistent=False)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
@@ -69,7 +75,7 @@ class STFTAnalysis(nn.Module):
         flat = nn.functional.pad(audio.reshape(batch * channels, length), (side, side))
         spectra = torch.stft(flat.float(), self.n_fft, self.hop, window=self.window,
                              center=False, return_complex=True)
-        spectra = spectra / self.window.pow(2).sum().sqrt()
+        spectra = spectra / self.scale
         return spectra.reshape(batch, channels, *spectra.shape[-2:])
 
 
@@ -78,12 +84,13 @@ class ISTFTSynthesis(nn.Module):
 
     The inverse of :class:`STFTAnalysis`: windowed overlap-add divided by the
     overlap-added squared windows, so that the analysis of any signal synthesises it
-    again, edges included.
+    again, edges included. (``torch.istft`` refuses these frames: the squared windows
+    add up to zero at the padded ends, which it checks before trimming them.)
     """
 
     def __init__(self, n_fft: int, hop: int):
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop
+        self.n_fft, self.hop, self.scale = n_fft, hop, _root_energy(n_fft)
         self.register_buffer("window", _window(n_fft), persistent=False)
 
     def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
@@ -95,8 +102,7 @@ class ISTFTSynthesis(nn.Module):
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         batch, channels, _, bins, frames = parts.shape
         spectra = torch.complex(parts[:, :, 0].float(), parts[:, :, 1].float())
-        # Undo the analysis's division by the window's root energy.
-        spectra = spectra * self.window.pow(2).sum().sqrt()
+        spectra = spectra * self.scale  # undo the analysis's division
         windowed = torch.fft.irfft(spectra.reshape(batch * channels, bins, frames),
                                    n=self.n_fft, dim=1) * self.window[:, None]
         envelope = self._overlap_add(self.window.pow(2)[None, :, None].expand(1, -1, frames))

@@ -21,7 +21,6 @@ samples by about 1e-7; a click, a seam or a gain change of a thousandth moves th
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -173,4 +172,3 @@ if __name__ == "__main__":  # print the values to record after a deliberate chan
         found_hashes, found_prints, _ = code_all(Path(folder))
     print("BITSTREAMS =", found_hashes)
     print("FINGERPRINTS =", found_prints)
-    sys.exit(0)
