@@ -102,9 +102,6 @@ class LossWeights:
     rms: float = 1.0
     snr: float = 0.0
     band_snr: float = 0.0
-    coherent_snr: float = 0.0
-    emphasised_snr: float = 0.0
-    coherent_band_snr: float = 0.0
     commit: float = 1.0
     adv: float = 1.0
     feat: float = 2.0

@@ -13,11 +13,7 @@ Reconstruction (``ReconstructionLoss``) compares a decoded ``estimate`` with the
 - ``snr``: a waveform term in decibels, how far each item's SNR falls short of
   ``SNR_CAP_DB`` (see ``snr_loss``);
 - ``band_snr``: the same shortfall per STFT frame and mel band (see
-  ``band_snr_loss``), which keeps the error under the signal in every band;
-- ``coherent_snr`` and ``coherent_band_snr``: ``snr`` and ``band_snr`` with the error
-  of each STFT bin (band) counted at most at its signal's energy (see
-  ``coherent_snr_loss``), so they reward the phase where the codes carry it and leave
-  the level of the rest to the spectral terms.
+  ``band_snr_loss``), which keeps the error under the signal in every band.
 
 Adversarial terms take lists of ``DiscriminatorOutput`` (one per sub-discriminator,
 see ``codec.discriminators``) and average over them, so their scale does not
@@ -44,9 +40,6 @@ RMS_FLOOR = 1e-4
 # The snr term stops rewarding an item past this SNR, which keeps its gradient bounded
 # for near-perfect reconstructions and silent references.
 SNR_CAP_DB = 30.0
-# Pre-emphasis of the emphasised_snr term, y[n] = x[n] - a x[n-1]: at 24 kHz it lifts
-# 4 kHz about 19 dB over 200 Hz, which roughly flattens the spectrum of speech.
-EMPHASIS = 0.9
 # Floor of the mel magnitudes before the log (as in codec.metrics.mel_distance).
 MEL_FLOOR = 1e-5
 
@@ -93,11 +86,6 @@ def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
     return _shortfall_db(error, signal, cap_db)
 
 
-def emphasised(audio: torch.Tensor, coefficient: float = EMPHASIS) -> torch.Tensor:
-    """``audio[n] - coefficient * audio[n - 1]`` over the last dim (the first sample kept)."""
-    return torch.cat([audio[..., :1], audio[..., 1:] - coefficient * audio[..., :-1]], dim=-1)
-
-
 def band_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
                   floor_power: torch.Tensor, cap_db: float = SNR_CAP_DB) -> torch.Tensor:
     """Mean over items, bands and frames of ``10 log10(1 + error / (c * signal))``, in dB.
@@ -116,37 +104,11 @@ def band_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
     return _shortfall_db(error_power, signal_power + floor_power, cap_db)
 
 
-def coherent_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
-                      floor_power: torch.Tensor, cap_db: float = SNR_CAP_DB) -> torch.Tensor:
-    """The ``snr`` shortfall over STFT bins, each bin's error counted at most at its
-    signal's energy; powers ``[N, bins, frames]``, ``floor_power`` ``[bins, 1]``.
-
-    Why: where the codes cannot carry the phase (the upper bands at a low bitrate), any
-    output of the right level has about twice the signal's energy as error, silence only
-    once, so a plain waveform term teaches the decoder to leave those bands out (the
-    output becomes a low-pass: at 6 kbps everything above 1.5 kHz came out 35 dB low).
-    Capped, silence and a right-level band with the wrong phase cost the same; the
-    spectral terms then set its level, while the bins the codes do carry still reward
-    every step toward the right phase.
-    """
-    signal = signal_power + floor_power
-    error = error_power.minimum(signal).sum(dim=(-2, -1))
-    return _shortfall_db(error, signal.sum(dim=(-2, -1)), cap_db)
-
-
-def coherent_band_snr_loss(error_power: torch.Tensor, signal_power: torch.Tensor,
-                           floor_power: torch.Tensor, cap_db: float = SNR_CAP_DB) -> torch.Tensor:
-    """``band_snr_loss`` with each band's error counted at most at its signal's energy
-    (see ``coherent_snr_loss`` for why)."""
-    signal = signal_power + floor_power
-    return _shortfall_db(error_power.minimum(signal), signal, cap_db)
-
-
 class ReconstructionLoss(nn.Module):
     """Reconstruction terms between ``estimate`` and ``reference`` (``[B, C, T]``).
 
     ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1``,
-    ``rms``, ``snr``, ``band_snr``, ``coherent_snr`` and ``coherent_band_snr``. Everything is computed in float32 with autocast
+    ``rms``, ``snr`` and ``band_snr``. Everything is computed in float32 with autocast
     off, because STFT magnitudes and their logs lose too much precision in half precision.
 
     All terms stay finite for silent references, but ``mrstft`` contains spectral
@@ -164,16 +126,13 @@ class ReconstructionLoss(nn.Module):
         band_snr_seconds: frame length of the ``band_snr`` term (rounded to a power of
             two in samples; hop = frame / 4).
         band_snr_bands: mel bands of the ``band_snr`` term.
-        bin_snr_seconds: frame length of the ``coherent_snr`` term (rounded to a power
-            of two in samples; hop = frame / 4).
     """
 
     def __init__(self, sample_rate: int, *,
                  stft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128),
                  mel_sizes: Sequence[int] = (256, 512, 1024, 2048),
                  n_mels: int | Sequence[int] = (20, 40, 80, 160),
-                 band_snr_seconds: float = 0.04, band_snr_bands: int = 32,
-                 bin_snr_seconds: float = 0.02):
+                 band_snr_seconds: float = 0.04, band_snr_bands: int = 32):
         super().__init__()
         if isinstance(n_mels, int):
             n_mels = (n_mels,) * len(mel_sizes)
@@ -193,7 +152,6 @@ class ReconstructionLoss(nn.Module):
                 sample_rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=bands, power=1.0)
             for n_fft, bands in zip(mel_sizes, n_mels, strict=True))
         self.band_fft = 2 ** round(math.log2(band_snr_seconds * sample_rate))
-        self.bin_fft = 2 ** round(math.log2(bin_snr_seconds * sample_rate))
         bands = torchaudio.functional.melscale_fbanks(
             self.band_fft // 2 + 1, 0.0, sample_rate / 2, band_snr_bands, sample_rate)
         window = torch.hann_window(self.band_fft)
@@ -202,12 +160,8 @@ class ReconstructionLoss(nn.Module):
         # White noise of power p has STFT power p * sum(window^2) in every bin.
         floor = RMS_FLOOR ** 2 * window.pow(2).sum() * bands.sum(dim=0)
         self.register_buffer("band_floor", floor[:, None], persistent=False)
-        bin_window = torch.hann_window(self.bin_fft)
-        self.register_buffer("bin_window", bin_window, persistent=False)
-        self.register_buffer("bin_floor", RMS_FLOOR ** 2 * bin_window.pow(2).sum(),
-                             persistent=False)
         # Centred frames pad by reflection, which needs more than n_fft / 2 samples.
-        sizes = self.stft_sizes + self.mel_sizes + (self.band_fft, self.bin_fft)
+        sizes = self.stft_sizes + self.mel_sizes + (self.band_fft,)
         self.min_length = max(sizes) // 2 + 1
 
     def mel_loss(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -221,8 +175,10 @@ class ReconstructionLoss(nn.Module):
 
     def band_power(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, C, T]`` -> mel band energies ``[B * C, bands, frames]``."""
-        power = _stft_power(audio, self.band_fft, self.band_window)
-        return torch.einsum("bft,fm->bmt", power, self.band_filters)
+        spectrum = torch.stft(audio.reshape(-1, audio.shape[-1]), self.band_fft,
+                              self.band_fft // 4, window=self.band_window,
+                              return_complex=True)
+        return torch.einsum("bft,fm->bmt", spectrum.abs().pow(2), self.band_filters)
 
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         if estimate.shape != reference.shape or estimate.dim() != 3:
@@ -234,29 +190,15 @@ class ReconstructionLoss(nn.Module):
         with torch.autocast(device_type=estimate.device.type, enabled=False):
             estimate = estimate.float().contiguous()
             reference = reference.float().contiguous()
-            error = estimate - reference
-            error_bands, reference_bands = self.band_power(error), self.band_power(reference)
             return {
                 "mrstft": self.mrstft(estimate, reference),
                 "mel": self.mel_loss(estimate, reference),
                 "l1": (estimate - reference).abs().mean(),
                 "rms": rms_loss(estimate, reference),
                 "snr": snr_loss(estimate, reference),
-                "emphasised_snr": snr_loss(emphasised(estimate), emphasised(reference)),
-                "band_snr": band_snr_loss(error_bands, reference_bands, self.band_floor),
-                "coherent_snr": coherent_snr_loss(
-                    _stft_power(error, self.bin_fft, self.bin_window),
-                    _stft_power(reference, self.bin_fft, self.bin_window), self.bin_floor),
-                "coherent_band_snr": coherent_band_snr_loss(error_bands, reference_bands,
-                                                            self.band_floor),
+                "band_snr": band_snr_loss(self.band_power(estimate - reference),
+                                          self.band_power(reference), self.band_floor),
             }
-
-
-def _stft_power(audio: torch.Tensor, n_fft: int, window: torch.Tensor) -> torch.Tensor:
-    """``[B, C, T]`` -> STFT power ``[B * C, bins, frames]`` (hop ``n_fft / 4``)."""
-    spectrum = torch.stft(audio.reshape(-1, audio.shape[-1]), n_fft, n_fft // 4,
-                          window=window, return_complex=True)
-    return spectrum.abs().pow(2)
 
 
 def weights_as_dict(weights: object) -> dict[str, float]:
