@@ -11,7 +11,12 @@ Encoding a file reads it twice, block by block:
 2. resample to the model rate (``codec.resample``, streamed, memory bounded) -> times
    the gain -> chunks of ``chunk_frames`` frames, each encoded with ``context_frames``
    frames of real audio on both sides, of which only the centre frames are kept
-   (``codec.chunking``): every frame is stored once.
+   (``codec.chunking``): every frame is stored once;
+3. unless ``level_match`` is off, the codes are decoded as a decoder will, and the
+   header's gain takes the ratio of the decoded level to the input's, so that the
+   decoded file has the input's RMS (a model can come out a few per cent to a few dB
+   low or high, the more so at low bitrates; the gain already travels with the codes,
+   so this costs no bits, only a decoding pass while encoding).
 
 Decoding mirrors it: chunks of codes decoded with context frames, centre kept,
 divided by the gain, resampled back to the original rate, cut to the original
@@ -25,6 +30,7 @@ the one gain keeps the channel balance.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +59,14 @@ from codec.pretrained import PretrainedModel
 from codec.resample import StreamResampler
 
 READ_BLOCK = 1 << 16
+# The level match moves the decoded level by at most this much: further off, the
+# decoded audio is mostly coding noise (a near-silent input), and its level says
+# little about the input's.
+LEVEL_MATCH_LIMIT_DB = 6.0
+# ... and in steps of this much: the decoded level comes out of float convolutions whose
+# last bits differ between CPUs, and a step far coarser than that keeps the header's
+# gain, like the codes, the same on every machine (0.01 dB is 0.1% of the level).
+LEVEL_MATCH_STEP_DB = 0.01
 
 
 def check_model(header: Header, model: PretrainedModel) -> None:
@@ -148,9 +162,11 @@ class EncodedCodes:
 
 
 def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
-                 chunk_seconds: float | None = None, progress: bool = False) -> EncodedCodes:
+                 chunk_seconds: float | None = None, level_match: bool = True,
+                 progress: bool = False) -> EncodedCodes:
     """The codes of a source at the model rate, brought to the model's training loudness
-    (no gain when ``model.target_lufs`` is None), chunk by chunk."""
+    (no gain when ``model.target_lufs`` is None), chunk by chunk; with ``level_match``
+    the gain also undoes the decoded level's error (:func:`matched_gain`)."""
     network, target = model.network, model.target_lufs
     n_q = network.quantizer.check_n_q(n_q)
     if not 1 <= source.sample_rate <= bitstream.MAX_SAMPLE_RATE:
@@ -166,31 +182,57 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     chunk, context = chunk_frames_for(network, chunk_seconds), context_frames(network)
     frames = bitstream.frame_count(meter.frames, source.sample_rate, network.sample_rate,
                                    network.hop_length)
+    length = bitstream.model_length(meter.frames, source.sample_rate, network.sample_rate)
     bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"encode {source.name}",
                disable=None if progress else True, leave=False)
     with bar:
-        resampler = StreamResampler(source.sample_rate, network.sample_rate,
-                                    length=bitstream.model_length(meter.frames, source.sample_rate,
-                                                                  network.sample_rate))
+        resampler = StreamResampler(source.sample_rate, network.sample_rate, length=length)
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
-        for block in source.blocks():
-            resampled = resampler.push(block)
-            encoder.push(items_from_channels(resampled * gain, network.config.channels))
-        rest = resampler.flush()
-        if rest.numel():
-            encoder.push(items_from_channels(rest * gain, network.config.channels))
+        input_energy = 0.0
+        for block in _resampled(source, resampler):
+            if block.numel():
+                items = items_from_channels(block * gain, network.config.channels)
+                input_energy += float(items.double().pow(2).sum())
+                encoder.push(items)
         codes = encoder.finish()
     if codes.shape[-1] != frames:  # the file changed between the two reads
         raise CodecError(f"read {codes.shape[-1]} frames where {frames} were expected")
+    if level_match:
+        bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"level {source.name}",
+                   disable=None if progress else True, leave=False)
+        with bar:
+            decoded = decode_chunks(network, codes, length, chunk, context, bar)
+            decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
+        gain = matched_gain(gain, input_energy, decoded_energy)
     return EncodedCodes(codes, gain, meter.frames, chunk, context)
+
+
+def _resampled(source: AudioSource, resampler: StreamResampler) -> Iterator[torch.Tensor]:
+    for block in source.blocks():
+        yield resampler.push(block)
+    yield resampler.flush()
+
+
+def matched_gain(gain: float, input_energy: float, decoded_energy: float) -> float:
+    """The header gain that gives the decoded audio the input's RMS: ``gain`` times the
+    decoded level over the input's (decoding divides by the header gain), the ratio
+    held within ``LEVEL_MATCH_LIMIT_DB`` and rounded to ``LEVEL_MATCH_STEP_DB``; ``gain``
+    itself for silence on either side."""
+    if input_energy <= 0 or decoded_energy <= 0:
+        return gain
+    ratio_db = 10 * math.log10(decoded_energy / input_energy)
+    ratio_db = min(max(ratio_db, -LEVEL_MATCH_LIMIT_DB), LEVEL_MATCH_LIMIT_DB)
+    ratio_db = round(ratio_db / LEVEL_MATCH_STEP_DB) * LEVEL_MATCH_STEP_DB
+    return min(max(gain * 10 ** (ratio_db / 20), bitstream.MIN_GAIN), bitstream.MAX_GAIN)
 
 
 def _encode_source(model: PretrainedModel, source: AudioSource, n_q: int, *,
                    chunk_seconds: float | None, entropy: bool, model_hint: str | None,
-                   progress: bool) -> bytes:
+                   progress: bool, level_match: bool = True) -> bytes:
     """The bytes of a ``.qca`` file: the source's codes and the header that undoes them."""
     entropy_tables = model.require_entropy_tables() if entropy else None
-    result = encode_codes(model, source, n_q, chunk_seconds=chunk_seconds, progress=progress)
+    result = encode_codes(model, source, n_q, chunk_seconds=chunk_seconds,
+                          level_match=level_match, progress=progress)
     network, config, model_id = model.network, model.config, model.model_id
     bits = config.codebook_size.bit_length() - 1
     if entropy_tables is not None:
@@ -223,18 +265,21 @@ def recorded_name(model: PretrainedModel, model_hint: str | None) -> str | None:
 def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
            kbps: float | None = None, n_q: int | None = None, entropy: bool = False,
            chunk_seconds: float | None = None, model_hint: str | None = None,
-           progress: bool = False) -> bytes:
+           level_match: bool = True, progress: bool = False) -> bytes:
     """Audio ``[C, T]`` float32 at any rate -> the bytes of a ``.qca`` file.
 
     ``kbps`` (per channel) or ``n_q`` picks the codebooks (default: all, see
     :func:`codebooks`); ``entropy`` range-codes the codes with ``model.entropy_tables``
     instead of bit-packing them; ``chunk_seconds`` bounds memory (default: what fits
     ``codec.chunking.WORK_MEMORY_BYTES``); ``model_hint`` names the model for ``codec
-    decode`` (default: :func:`codec.model_name.model_name` of where it was loaded from).
+    decode`` (default: :func:`codec.model_name.model_name` of where it was loaded from);
+    ``level_match`` decodes the codes once more so that the decoded audio gets the
+    input's RMS (off: a single pass, the level the model gives).
     """
     return _encode_source(model, tensor_source(audio, sample_rate),
                           codebooks(model, kbps=kbps, n_q=n_q), chunk_seconds=chunk_seconds,
-                          entropy=entropy, model_hint=model_hint, progress=progress)
+                          entropy=entropy, model_hint=model_hint, progress=progress,
+                          level_match=level_match)
 
 
 @contextlib.contextmanager
@@ -265,14 +310,15 @@ def named_error(path: Path, error: CodecError) -> CodecError:
 def encode_file(model: PretrainedModel, in_path: str | Path, out_path: str | Path, *,
                 kbps: float | None = None, n_q: int | None = None, entropy: bool = False,
                 chunk_seconds: float | None = None, model_hint: str | None = None,
-                progress: bool = False) -> Path:
+                level_match: bool = True, progress: bool = False) -> Path:
     """Compress an audio file to ``out_path`` (written under a temporary name first);
     the options are :func:`encode`'s."""
     in_path, out_path = Path(in_path), Path(out_path)
     try:
         data = _encode_source(model, file_source(in_path), codebooks(model, kbps=kbps, n_q=n_q),
                               chunk_seconds=chunk_seconds, entropy=entropy,
-                              model_hint=model_hint, progress=progress)
+                              model_hint=model_hint, progress=progress,
+                              level_match=level_match)
     except CodecError as error:
         raise named_error(in_path, error) from None
     with _atomic_path(out_path) as tmp:

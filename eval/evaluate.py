@@ -119,11 +119,13 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
 
 
 def code_with_model(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, n_q: int,
-                    workdir: Path, entropy: bool = False) -> Coded:
+                    workdir: Path, entropy: bool = False, level_match: bool = True) -> Coded:
     """Encode to bytes, store them in a file, read them back and decode, as a user would
-    (range-coded with the model's entropy tables when ``entropy``)."""
+    (range-coded with the model's entropy tables when ``entropy``, the level matched
+    unless ``level_match`` is off)."""
     start = time.perf_counter()
-    data = compress.encode(model, audio, sample_rate, n_q=n_q, entropy=entropy)
+    data = compress.encode(model, audio, sample_rate, n_q=n_q, entropy=entropy,
+                           level_match=level_match)
     encode_seconds = time.perf_counter() - start
     path = workdir / f"nq{n_q}.qca"
     path.write_bytes(data)
@@ -256,11 +258,12 @@ def model_facts(model: PretrainedModel) -> dict:
 def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path, *,
              kbps: tuple[float, ...] = DEFAULT_KBPS, with_opus: bool = False, rd: bool = False,
              clips: int = 3, clip_seconds: float = 4.0, model_name: str = "",
-             data_name: str = "", entropy: bool = False) -> dict:
+             data_name: str = "", entropy: bool = False, level_match: bool = True) -> dict:
     """Run the evaluation and write everything under ``out_dir``; returns the summary.
 
     ``model`` is coded exactly as ``codec encode`` would: at its ``target_lufs``,
-    range-coded with its entropy tables when ``entropy`` is set.
+    range-coded with its entropy tables when ``entropy`` is set, its decoded level
+    matched to the input's unless ``level_match`` is off.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,7 +288,8 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
             excerpt = _start_excerpt(item, original, rate, clip_seconds) \
                 if item.name in clip_items else None
             for system in systems:
-                coded = _code(system, model, original, rate, Path(scratch), entropy)
+                coded = _code(system, model, original, rate, Path(scratch), entropy,
+                              level_match)
                 reference, decoded = matched(original, rate, coded)
                 row = _file_row(item, rate, original.shape[-1], system, coded)
                 row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
@@ -305,7 +309,8 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
     notes += _notes(items, summaries, with_opus)
     summary = {
         "model": {"path": model_name, **model_facts(model),
-                  "target_lufs": model.target_lufs, "entropy_coded": entropy},
+                  "target_lufs": model.target_lufs, "entropy_coded": entropy,
+                  "level_matched": level_match},
         "data": data_name,
         "files": [i.name for i in items],
         "speech_files": sum(i.speech for i in items),
@@ -372,9 +377,9 @@ def training_facts(model: PretrainedModel) -> dict:
 
 
 def _code(system: System, model: PretrainedModel, audio: torch.Tensor, rate: int,
-          workdir: Path, entropy: bool) -> Coded:
+          workdir: Path, entropy: bool, level_match: bool) -> Coded:
     if system.kind == "codec":
-        return code_with_model(model, audio, rate, system.n_q, workdir, entropy)
+        return code_with_model(model, audio, rate, system.n_q, workdir, entropy, level_match)
     return code_with_opus(audio, rate, system.nominal_kbps, workdir)
 
 
@@ -487,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--entropy", action="store_true",
                         help="range-code with the model's entropy tables, as codec encode "
                              "--entropy does (made by codec entropy-tables)")
+    parser.add_argument("--no-level-match", dest="level_match", action="store_false",
+                        help="code without the decoding pass that matches the decoded level "
+                             "to the input's, as codec encode --no-level-match does")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice)")
@@ -503,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
                            with_opus=args.opus, rd=args.rd, clips=args.clips,
                            clip_seconds=args.clip_seconds, model_name=str(args.model),
-                           data_name=str(args.data), entropy=args.entropy)
+                           data_name=str(args.data), entropy=args.entropy,
+                           level_match=args.level_match)
     except CodecError as error:
         print(f"eval.evaluate: error: {error}", file=sys.stderr)
         return 2

@@ -153,17 +153,47 @@ def test_gain_is_undone_exactly(trained_model, n_q):
 
 def test_gain_reaches_the_target_level(untrained_model):
     audio = tones(2, 48000, 48000, rms=0.005)
-    header, _ = bitstream.parse(compress.encode(untrained_model, audio, 48000, n_q=1))
+    header, _ = bitstream.parse(compress.encode(untrained_model, audio, 48000, n_q=1,
+                                                level_match=False))
     assert loudness(audio * header.gain, 48000) == pytest.approx(-23.0, abs=0.01)
     louder = dataclasses.replace(untrained_model, target_lufs=-16.0)
-    header, _ = bitstream.parse(compress.encode(louder, audio, 48000, n_q=1))
+    header, _ = bitstream.parse(compress.encode(louder, audio, 48000, n_q=1,
+                                                level_match=False))
     assert loudness(audio * header.gain, 48000) == pytest.approx(-16.0, abs=0.01)
+
+
+@pytest.mark.parametrize("rate, channels", [(MODEL_RATE, 1), (44100, 2)])
+def test_level_match_gives_the_decoded_audio_the_input_level(trained_model, rate, channels):
+    # One codebook: the model's own level is well off (about 0.8 of the input's here).
+    audio = tones(channels, rate * 2, rate, seed=3)
+    plain = compress.encode(trained_model, audio, rate, n_q=1, level_match=False)
+    matched = compress.encode(trained_model, audio, rate, n_q=1)
+    plain_ratio = rms_ratio(audio, compress.decode(trained_model, plain)[0])
+    assert abs(plain_ratio - 1) > 0.05
+    assert rms_ratio(audio, compress.decode(trained_model, matched)[0]) == pytest.approx(
+        1.0, abs=0.01)
+    # Only the header's gain differs: the codes are the same.
+    assert bitstream.parse(plain)[1] == bitstream.parse(matched)[1]
+    assert bitstream.parse(matched)[0].gain == pytest.approx(
+        bitstream.parse(plain)[0].gain * plain_ratio, rel=0.01)
+
+
+def test_matched_gain_is_bounded_and_leaves_silence_alone():
+    assert compress.matched_gain(2.0, 1.0, 0.81) == pytest.approx(1.8, rel=0.002)
+    limit = 10 ** (compress.LEVEL_MATCH_LIMIT_DB / 20)
+    assert compress.matched_gain(2.0, 1.0, 1e-6) == pytest.approx(2.0 / limit)
+    assert compress.matched_gain(2.0, 1.0, 1e6) == pytest.approx(2.0 * limit)
+    assert compress.matched_gain(2.0, 0.0, 1.0) == 2.0
+    assert compress.matched_gain(2.0, 1.0, 0.0) == 2.0
+    # In steps of LEVEL_MATCH_STEP_DB, so float noise in the decoded level cannot move it.
+    assert compress.matched_gain(2.0, 1.0, 0.81) == compress.matched_gain(2.0, 1.0, 0.81 + 1e-9)
 
 
 def test_gain_is_peak_limited(untrained_model):
     audio = torch.zeros(1, 16000)
     audio[0, 100] = 0.5  # one click: loud peak, tiny loudness
-    header, _ = bitstream.parse(compress.encode(untrained_model, audio, 16000, n_q=1))
+    header, _ = bitstream.parse(compress.encode(untrained_model, audio, 16000, n_q=1,
+                                                level_match=False))
     assert header.gain == pytest.approx(0.99 / 0.5)
 
 

@@ -142,7 +142,8 @@ def run_encode(args: argparse.Namespace) -> int:
     def work(source: Path, target: Path) -> None:
         started = time.perf_counter()
         encode_file(model, source, target, n_q=n_q, entropy=args.entropy,
-                    chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1)
+                    chunk_seconds=args.chunk_seconds, level_match=args.level_match,
+                    progress=len(pairs) == 1)
         print_summary(source, target, compressed=target,
                       seconds=time.perf_counter() - started)
 
@@ -233,7 +234,7 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
         try:
             rate = audio_info(path).sample_rate if path.exists() else 1
             source = file_source(path, max_frames=int(args.max_seconds * rate))
-            result = encode_codes(model, source, n_q)
+            result = encode_codes(model, source, n_q, level_match=False)  # codes only
         except CodecError as error:
             tqdm.write(f"codec entropy-tables: skipped: {named_error(path, error)}",
                        file=sys.stderr)
@@ -272,6 +273,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_rate_arguments(enc)
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
+    enc.add_argument("--no-level-match", dest="level_match", action="store_false",
+                     help="skip the decoding pass that gives the decoded audio the input's "
+                          "RMS (faster encoding; the level is then the model's own)")
     _add_running_arguments(enc, "coded")
     enc.set_defaults(run=run_encode)
 

@@ -100,3 +100,17 @@ def test_manifest_input_and_kind_override(tiny_run, eval_set, tmp_path):
                                 kbps=(5,), clips=0)
     assert summary["speech_files"] == 0
     assert "pesq" not in summary["systems"][0]["mean"]
+
+
+def test_codes_with_the_level_matched_unless_told_not_to(tiny_run, eval_set, tmp_path):
+    model, items = load(tiny_run), list_items(eval_set / "music")
+    matched = evaluate.evaluate(model, items, tmp_path / "matched", kbps=(5,), clips=0)
+    plain = evaluate.evaluate(model, items, tmp_path / "plain", kbps=(5,), clips=0,
+                              level_match=False)
+    assert matched["model"]["level_matched"] and not plain["model"]["level_matched"]
+    # Matched, the decoded level is the input's (to the 0.01 dB step); the untrained
+    # model's own level is further off.
+    plain_ratio = plain["systems"][0]["mean"]["rms_ratio"]
+    matched_ratio = matched["systems"][0]["mean"]["rms_ratio"]
+    assert matched_ratio == pytest.approx(1.0, abs=0.005)
+    assert abs(plain_ratio - 1) > abs(matched_ratio - 1)

@@ -1,0 +1,230 @@
+"""Where a codec's decoded level departs from the input's: by frequency band and by the
+loudness of each frame.
+
+    python -m eval.levels --model RUN --data MANIFEST [--kbps 6] [--opus] [--json OUT]
+
+A mean SNR or mel distance says how far off a codec is, not where. For each top-level
+group of files (speech, music, ...) this prints two tables, summed over the group:
+
+- **bands**: the decoded energy over the input's in each frequency band (dB), and the
+  SNR there. A band far below 0 dB is one the codec leaves out (a low-pass); a band near
+  0 dB with an SNR near or under 0 dB is filled at the right level with the wrong
+  waveform.
+- **frame loudness**: 20 ms frames classed by the input's level (dBFS); the mean level
+  of the input and of the decoded audio in each class. Pauses coded as noise show as a
+  quiet class decoded far louder than it was; a codec that flattens the dynamics shows
+  quiet classes too loud and loud ones too quiet.
+
+Files are coded as ``codec encode`` codes them (the level matched unless
+``--no-level-match``), and with ``--opus`` by Opus at the same bitrate beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from codec.audio import read_audio
+from codec.compress import codebooks
+from codec.errors import CodecError
+from eval import opus
+from eval.breakdown import group_of
+from eval.dataset import KINDS, list_items
+from eval.evaluate import code_with_model, code_with_opus, load_for_coding, matched
+
+# Upper edges of the bands (Hz); the last band ends at the Nyquist frequency.
+BAND_EDGES_HZ = (250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
+# Lower edges of the frame-loudness classes (dBFS); the first class takes everything
+# quieter, digital silence included.
+LEVEL_CLASSES_DB = (-200.0, -80.0, -60.0, -45.0, -30.0, -15.0)
+FRAME_SECONDS = 0.02
+STFT_SIZE = 1024
+# Keeps the decibels of digital silence finite (-200 dBFS).
+POWER_FLOOR = 1e-20
+
+
+@dataclass
+class Tally:
+    """Sums for one group and one system: band energies, and frame levels per class."""
+    bands: list[tuple[float, float]]
+    reference: list[float] = field(default_factory=list)
+    decoded: list[float] = field(default_factory=list)
+    error: list[float] = field(default_factory=list)
+    frames: list[list[tuple[float, float]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        size = len(self.bands)
+        self.reference, self.decoded, self.error = [0.0] * size, [0.0] * size, [0.0] * size
+        self.frames = [[] for _ in LEVEL_CLASSES_DB]
+
+
+def bands_for(rate: int) -> list[tuple[float, float]]:
+    """``(low, high)`` Hz of each band below the Nyquist frequency of ``rate``."""
+    nyquist = rate / 2
+    highs = [edge for edge in BAND_EDGES_HZ if edge < nyquist] + [nyquist]
+    return list(zip([0.0, *highs[:-1]], highs, strict=True))
+
+
+def band_energies(audio: torch.Tensor, rate: int,
+                  bands: list[tuple[float, float]]) -> list[float]:
+    """STFT energy of ``audio`` ``[C, T]`` in each band, summed over channels and frames."""
+    window = torch.hann_window(STFT_SIZE)
+    power = torch.stft(audio.double().reshape(-1, audio.shape[-1]), STFT_SIZE,
+                       STFT_SIZE // 4, window=window.double(), return_complex=True).abs().pow(2)
+    per_bin = power.sum(dim=(0, 2))
+    freqs = torch.arange(per_bin.shape[0]) * rate / STFT_SIZE
+    return [float(per_bin[(freqs >= low) & (freqs < high)].sum()) for low, high in bands]
+
+
+def frame_levels_db(audio: torch.Tensor, rate: int) -> torch.Tensor:
+    """Level in dBFS of each ``FRAME_SECONDS`` frame of ``audio`` ``[C, T]`` (channels
+    pooled); a partial last frame is left out."""
+    size = max(1, round(FRAME_SECONDS * rate))
+    count = audio.shape[-1] // size
+    frames = audio[:, :count * size].double().reshape(audio.shape[0], count, size)
+    return 10 * torch.log10(frames.pow(2).mean(dim=(0, 2)) + POWER_FLOOR)
+
+
+def level_class(level_db: float) -> int:
+    """Index of the loudness class that holds a frame of ``level_db``."""
+    return max(i for i, low in enumerate(LEVEL_CLASSES_DB) if level_db >= low or i == 0)
+
+
+def add_file(tally: Tally, reference: torch.Tensor, decoded: torch.Tensor, rate: int) -> None:
+    """Add one file's band energies and frame levels to ``tally``."""
+    length = min(reference.shape[-1], decoded.shape[-1])
+    reference, decoded = reference[..., :length], decoded[..., :length]
+    for sums, audio in ((tally.reference, reference), (tally.decoded, decoded),
+                        (tally.error, decoded - reference)):
+        for i, energy in enumerate(band_energies(audio, rate, tally.bands)):
+            sums[i] += energy
+    for ref_db, out_db in zip(frame_levels_db(reference, rate).tolist(),
+                              frame_levels_db(decoded, rate).tolist(), strict=True):
+        tally.frames[level_class(ref_db)].append((ref_db, out_db))
+
+
+def _db(numerator: float, denominator: float) -> float:
+    if numerator <= 0 or denominator <= 0:
+        return math.nan
+    return 10 * math.log10(numerator / denominator)
+
+
+def summary(tally: Tally) -> dict:
+    """The tables' figures: per band the level (dB) and SNR (dB), per class the share of
+    frames and the mean levels of input and decoded audio."""
+    bands = [{"low_hz": low, "high_hz": high,
+              "level_db": _db(tally.decoded[i], tally.reference[i]),
+              "snr_db": _db(tally.reference[i], tally.error[i])}
+             for i, (low, high) in enumerate(tally.bands)]
+    total = sum(len(frames) for frames in tally.frames) or 1
+    classes = []
+    for low, frames in zip(LEVEL_CLASSES_DB, tally.frames, strict=True):
+        if frames:
+            classes.append({"from_db": low, "share": len(frames) / total,
+                            "input_db": sum(f[0] for f in frames) / len(frames),
+                            "decoded_db": sum(f[1] for f in frames) / len(frames)})
+    return {"bands": bands, "frame_levels": classes}
+
+
+def markdown(group: str, summaries: dict[str, dict]) -> str:
+    """Both tables of one group, a column pair per system."""
+    names = list(summaries)
+    first = summaries[names[0]]
+    lines = [f"### {group}", "", "| band Hz | " + " | ".join(
+        f"{n} level dB | {n} SNR dB" for n in names) + " |",
+        "|---|" + "---|---|" * len(names)]
+    for i, band in enumerate(first["bands"]):
+        cells = []
+        for name in names:
+            row = summaries[name]["bands"][i]
+            cells += [f"{row['level_db']:.1f}", f"{row['snr_db']:.1f}"]
+        lines.append(f"| {band['low_hz']:.0f}-{band['high_hz']:.0f} | " + " | ".join(cells) + " |")
+    lines += ["", "| input frames from dBFS | share | input dB | " + " | ".join(
+        f"{n} dB" for n in names) + " |", "|---|---|---|" + "---|" * len(names)]
+    for i, level in enumerate(first["frame_levels"]):
+        decoded = [f"{summaries[n]['frame_levels'][i]['decoded_db']:.1f}" for n in names]
+        lines.append(f"| {level['from_db']:.0f} | {level['share']:.2f} | "
+                     f"{level['input_db']:.1f} | " + " | ".join(decoded) + " |")
+    return "\n".join(lines)
+
+
+def measure(model_path: str, data: str, kbps: float, *, kind: str = "auto",
+            with_opus: bool = False, level_match: bool = True,
+            max_files: int | None = None) -> dict[str, dict[str, dict]]:
+    """``{group: {system: summary}}`` for the files of ``data`` coded at ``kbps``."""
+    model = load_for_coding(model_path)
+    n_q = codebooks(model, kbps=kbps)
+    if with_opus and not opus.available():
+        raise CodecError("--opus: opusenc/opusdec not found (install opus-tools)")
+    tallies: dict[str, dict[str, Tally]] = {}
+    with tempfile.TemporaryDirectory(prefix="codec-levels-") as scratch:
+        for item in tqdm(list_items(data, kind, max_files), desc="levels", unit="file",
+                         disable=None):
+            original, rate = read_audio(item.path)
+            if original.shape[-1] == 0:
+                continue
+            coded = {"codec": code_with_model(model, original, rate, n_q, Path(scratch),
+                                              level_match=level_match)}
+            if with_opus:
+                coded["opus"] = code_with_opus(original, rate, kbps, Path(scratch))
+            group = tallies.setdefault(group_of({"group": item.group,
+                                                 "speech": item.speech}), {})
+            for system, result in coded.items():
+                reference, decoded = matched(original, rate, result)
+                tally = group.setdefault(system, Tally(bands_for(rate)))
+                if len(tally.bands) != len(bands_for(rate)):
+                    raise CodecError(f"{item.name}: {rate} Hz gives other bands than the "
+                                     f"group's first file; measure one rate at a time")
+                add_file(tally, reference, decoded, rate)
+    if not tallies:
+        raise CodecError("no audio to measure: every file was empty")
+    return {group: {system: summary(tally) for system, tally in systems.items()}
+            for group, systems in tallies.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval.levels",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True,
+                        help="run directory (uses best/), checkpoint directory or model file")
+    parser.add_argument("--data", required=True,
+                        help="JSONL manifest, folder of audio files, or one audio file")
+    parser.add_argument("--kbps", type=float, default=6.0, help="bitrate (default: 6)")
+    parser.add_argument("--opus", action="store_true", help="Opus at the same bitrate beside it")
+    parser.add_argument("--no-level-match", dest="level_match", action="store_false",
+                        help="code as codec encode --no-level-match does")
+    parser.add_argument("--kind", choices=KINDS, default="auto",
+                        help="speech or music for every file (default: from group/folder)")
+    parser.add_argument("--max-files", type=int, default=None, help="the first N files")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's choice)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        results = measure(args.model, args.data, args.kbps, kind=args.kind,
+                          with_opus=args.opus, level_match=args.level_match,
+                          max_files=args.max_files)
+    except CodecError as error:
+        print(f"eval.levels: error: {error}", file=sys.stderr)
+        return 2
+    print("\n\n".join(markdown(group, systems) for group, systems in results.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
