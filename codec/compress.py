@@ -183,9 +183,7 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     frames = bitstream.frame_count(meter.frames, source.sample_rate, network.sample_rate,
                                    network.hop_length)
     length = bitstream.model_length(meter.frames, source.sample_rate, network.sample_rate)
-    bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"encode {source.name}",
-               disable=None if progress else True, leave=False)
-    with bar:
+    with _chunk_bar(-(-frames // chunk), f"encode {source.name}", progress) as bar:
         resampler = StreamResampler(source.sample_rate, network.sample_rate, length=length)
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
         input_energy = 0.0
@@ -198,13 +196,17 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     if codes.shape[-1] != frames:  # the file changed between the two reads
         raise CodecError(f"read {codes.shape[-1]} frames where {frames} were expected")
     if level_match:
-        bar = tqdm(total=-(-frames // chunk), unit="chunk", desc=f"level {source.name}",
-                   disable=None if progress else True, leave=False)
-        with bar:
+        with _chunk_bar(-(-frames // chunk), f"level {source.name}", progress) as bar:
             decoded = decode_chunks(network, codes, length, chunk, context, bar)
             decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
         gain = matched_gain(gain, input_energy, decoded_energy)
     return EncodedCodes(codes, gain, meter.frames, chunk, context)
+
+
+def _chunk_bar(total: int, desc: str, progress: bool) -> tqdm:
+    """A progress bar over chunks, shown when ``progress`` is set and on a terminal."""
+    return tqdm(total=total, unit="chunk", desc=desc, disable=None if progress else True,
+                leave=False)
 
 
 def _resampled(source: AudioSource, resampler: StreamResampler) -> Iterator[torch.Tensor]:
@@ -357,9 +359,7 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
         chunk = chunk_frames_for(network, chunk_seconds)
         resampler = StreamResampler(header.sample_rate, header.source_rate,
                                     length=header.length)
-        bar = tqdm(total=-(-header.frames // chunk), unit="chunk", desc="decode",
-                   disable=None if progress else True, leave=False)
-        with bar:
+        with _chunk_bar(-(-header.frames // chunk), "decode", progress) as bar:
             for piece in decode_chunks(network, codes, header.model_length, chunk,
                                        context_frames(network), bar):
                 yield resampler.push(channels_from_items(piece, header.channels) / header.gain)

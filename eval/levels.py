@@ -52,16 +52,16 @@ POWER_FLOOR = 1e-20
 
 @dataclass
 class Tally:
-    """Sums for one group and one system: band energies, and frame levels per class."""
+    """Sums for one group and one system: the energy of the input, the decoded audio and
+    the error in each band, and the (input, decoded) dB of every frame, per class."""
     bands: list[tuple[float, float]]
-    reference: list[float] = field(default_factory=list)
-    decoded: list[float] = field(default_factory=list)
-    error: list[float] = field(default_factory=list)
-    frames: list[list[tuple[float, float]]] = field(default_factory=list)
+    reference: list[float] = field(init=False)
+    decoded: list[float] = field(init=False)
+    error: list[float] = field(init=False)
+    frames: list[list[tuple[float, float]]] = field(init=False)
 
     def __post_init__(self) -> None:
-        size = len(self.bands)
-        self.reference, self.decoded, self.error = [0.0] * size, [0.0] * size, [0.0] * size
+        self.reference, self.decoded, self.error = ([0.0] * len(self.bands) for _ in range(3))
         self.frames = [[] for _ in LEVEL_CLASSES_DB]
 
 
