@@ -13,7 +13,8 @@
 #   0  manifests (and the demo corpus when no DATA_DIR is given)
 #   1  train the spectral preset for --minutes of wall-clock time
 #   2  evaluate on the held-out test split at 1.5, 3 and 6 kbps beside Opus at the
-#      same bitrates and at 12 kbps; print the comparison table
+#      same bitrates and at 12 kbps; print the comparison table, then where the level
+#      goes at 6 kbps (per band and per frame loudness, eval.levels)
 set -euo pipefail
 
 stage=0
@@ -44,5 +45,9 @@ if in_stage 2; then
   [ -f "$exp/eval/summary.json" ] || python -m eval.evaluate --model "$exp" \
     --data "$manifests/test.jsonl" -o "$exp/eval" --kbps 1.5,3,6 --opus --threads 2
   python -m eval.versus_opus "$exp/eval"
+  [ -f "$exp/eval/levels.json" ] || python -m eval.levels --model "$exp" \
+    --data "$manifests/test.jsonl" --kbps 6 --threads 2 --json "$exp/eval/levels.json" \
+    $(command -v opusenc >/dev/null && echo --opus) > "$exp/eval/levels.md"
+  cat "$exp/eval/levels.md"
 fi
 echo "TensorBoard: tensorboard --logdir $(dirname "$exp")/    model: $exp    report: $exp/eval/index.html"
