@@ -190,7 +190,8 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
         for block in _resampled(source, resampler):
             if block.numel():
                 items = items_from_channels(block * gain, network.config.channels)
-                input_energy += float(items.double().pow(2).sum())
+                if level_match:
+                    input_energy += float(items.double().pow(2).sum())
                 encoder.push(items)
         codes = encoder.finish()
     if codes.shape[-1] != frames:  # the file changed between the two reads

@@ -470,34 +470,40 @@ def parse_kbps(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m eval.evaluate", description=__doc__.split(
-        "\n")[0])
+def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that codes a set of files with a model: --model,
+    --data, --max-files, --kind, --no-level-match and --threads."""
     parser.add_argument("--model", required=True,
                         help="run directory (uses best/), checkpoint directory or model file")
     parser.add_argument("--data", required=True,
                         help="JSONL manifest, folder of audio files, or one audio file")
+    parser.add_argument("--max-files", type=int, default=None, help="use the first N files")
+    parser.add_argument("--kind", choices=KINDS, default="auto",
+                        help="speech or music for every file (default: from group/folder)")
+    parser.add_argument("--no-level-match", dest="level_match", action="store_false",
+                        help="code without the decoding pass that matches the decoded level "
+                             "to the input's, as codec encode --no-level-match does")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's choice)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval.evaluate", description=__doc__.split(
+        "\n")[0])
+    add_coding_arguments(parser)
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument("--kbps", default=",".join(f"{k:g}" for k in DEFAULT_KBPS),
                         help="comma-separated target bitrates (default: %(default)s)")
-    parser.add_argument("--max-files", type=int, default=None, help="evaluate the first N files")
     parser.add_argument("--opus", action="store_true",
                         help="also measure Opus at the same bitrates and at 12 kbps")
     parser.add_argument("--rd", action="store_true",
                         help="rate-distortion curves over every codebook count")
-    parser.add_argument("--kind", choices=KINDS, default="auto",
-                        help="speech or music for every file (default: from group/folder)")
     parser.add_argument("--clips", type=int, default=3, help="listening excerpts in the report")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--entropy", action="store_true",
                         help="range-code with the model's entropy tables, as codec encode "
                              "--entropy does (made by codec entropy-tables)")
-    parser.add_argument("--no-level-match", dest="level_match", action="store_false",
-                        help="code without the decoding pass that matches the decoded level "
-                             "to the input's, as codec encode --no-level-match does")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default: torch's choice)")
     return parser
 
 

@@ -21,6 +21,7 @@ Files are coded as ``codec encode`` codes them (the level matched unless
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import math
 import sys
@@ -36,8 +37,14 @@ from codec.compress import codebooks
 from codec.errors import CodecError
 from eval import opus
 from eval.breakdown import group_of
-from eval.dataset import KINDS, list_items
-from eval.evaluate import code_with_model, code_with_opus, load_for_coding, matched
+from eval.dataset import list_items
+from eval.evaluate import (
+    add_coding_arguments,
+    code_with_model,
+    code_with_opus,
+    load_for_coding,
+    matched,
+)
 
 # Upper edges of the bands (Hz); the last band ends at the Nyquist frequency.
 BAND_EDGES_HZ = (250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
@@ -53,16 +60,20 @@ POWER_FLOOR = 1e-20
 @dataclass
 class Tally:
     """Sums for one group and one system: the energy of the input, the decoded audio and
-    the error in each band, and the (input, decoded) dB of every frame, per class."""
+    the error in each band; per loudness class, the frame count and the sums of the
+    input's and the decoded audio's frame levels (dB)."""
     bands: list[tuple[float, float]]
     reference: list[float] = field(init=False)
     decoded: list[float] = field(init=False)
     error: list[float] = field(init=False)
-    frames: list[list[tuple[float, float]]] = field(init=False)
+    frames: list[int] = field(init=False)
+    input_db: list[float] = field(init=False)
+    decoded_db: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.reference, self.decoded, self.error = ([0.0] * len(self.bands) for _ in range(3))
-        self.frames = [[] for _ in LEVEL_CLASSES_DB]
+        self.frames = [0] * len(LEVEL_CLASSES_DB)
+        self.input_db, self.decoded_db = ([0.0] * len(LEVEL_CLASSES_DB) for _ in range(2))
 
 
 def bands_for(rate: int) -> list[tuple[float, float]]:
@@ -94,7 +105,7 @@ def frame_levels_db(audio: torch.Tensor, rate: int) -> torch.Tensor:
 
 def level_class(level_db: float) -> int:
     """Index of the loudness class that holds a frame of ``level_db``."""
-    return max(i for i, low in enumerate(LEVEL_CLASSES_DB) if level_db >= low or i == 0)
+    return max(bisect.bisect_right(LEVEL_CLASSES_DB, level_db) - 1, 0)
 
 
 def add_file(tally: Tally, reference: torch.Tensor, decoded: torch.Tensor, rate: int) -> None:
@@ -107,7 +118,10 @@ def add_file(tally: Tally, reference: torch.Tensor, decoded: torch.Tensor, rate:
             sums[i] += energy
     for ref_db, out_db in zip(frame_levels_db(reference, rate).tolist(),
                               frame_levels_db(decoded, rate).tolist(), strict=True):
-        tally.frames[level_class(ref_db)].append((ref_db, out_db))
+        index = level_class(ref_db)
+        tally.frames[index] += 1
+        tally.input_db[index] += ref_db
+        tally.decoded_db[index] += out_db
 
 
 def _db(numerator: float, denominator: float) -> float:
@@ -123,13 +137,11 @@ def summary(tally: Tally) -> dict:
               "level_db": _db(tally.decoded[i], tally.reference[i]),
               "snr_db": _db(tally.reference[i], tally.error[i])}
              for i, (low, high) in enumerate(tally.bands)]
-    total = sum(len(frames) for frames in tally.frames) or 1
-    classes = []
-    for low, frames in zip(LEVEL_CLASSES_DB, tally.frames, strict=True):
-        if frames:
-            classes.append({"from_db": low, "share": len(frames) / total,
-                            "input_db": sum(f[0] for f in frames) / len(frames),
-                            "decoded_db": sum(f[1] for f in frames) / len(frames)})
+    total = sum(tally.frames) or 1
+    classes = [{"from_db": low, "share": count / total, "input_db": tally.input_db[i] / count,
+                "decoded_db": tally.decoded_db[i] / count}
+               for i, (low, count) in enumerate(zip(LEVEL_CLASSES_DB, tally.frames, strict=True))
+               if count]
     return {"bands": bands, "frame_levels": classes}
 
 
@@ -179,7 +191,7 @@ def measure(model_path: str, data: str, kbps: float, *, kind: str = "auto",
             for system, result in coded.items():
                 reference, decoded = matched(original, rate, result)
                 tally = group.setdefault(system, Tally(bands_for(rate)))
-                if len(tally.bands) != len(bands_for(rate)):
+                if tally.bands != bands_for(rate):
                     raise CodecError(f"{item.name}: {rate} Hz gives other bands than the "
                                      f"group's first file; measure one rate at a time")
                 add_file(tally, reference, decoded, rate)
@@ -192,20 +204,10 @@ def measure(model_path: str, data: str, kbps: float, *, kind: str = "auto",
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval.levels",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True,
-                        help="run directory (uses best/), checkpoint directory or model file")
-    parser.add_argument("--data", required=True,
-                        help="JSONL manifest, folder of audio files, or one audio file")
+    add_coding_arguments(parser)
     parser.add_argument("--kbps", type=float, default=6.0, help="bitrate (default: 6)")
     parser.add_argument("--opus", action="store_true", help="Opus at the same bitrate beside it")
-    parser.add_argument("--no-level-match", dest="level_match", action="store_false",
-                        help="code as codec encode --no-level-match does")
-    parser.add_argument("--kind", choices=KINDS, default="auto",
-                        help="speech or music for every file (default: from group/folder)")
-    parser.add_argument("--max-files", type=int, default=None, help="the first N files")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default: torch's choice)")
     return parser
 
 
