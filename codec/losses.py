@@ -44,8 +44,20 @@ SNR_CAP_DB = 30.0
 MEL_FLOOR = 1e-5
 
 
+def _energy(audio: torch.Tensor, max_share: float = 1.0) -> torch.Tensor:
+    """Energy over time (sum of squares, last axis) of ``audio``, or with ``max_share``
+    below 1 of its frequencies under that share of the Nyquist frequency alone."""
+    if max_share >= 1.0:
+        return audio.pow(2).sum(dim=-1)
+    length = audio.shape[-1]
+    bins = max(1, int(max_share * (length // 2)))
+    power = torch.fft.rfft(audio, dim=-1)[..., :bins].abs().pow(2)
+    # Parseval: every bin but DC stands for its mirror image too.
+    return (2 * power.sum(dim=-1) - power[..., 0]) / length
+
+
 def rms_loss(estimate: torch.Tensor, reference: torch.Tensor,
-             floor: float = RMS_FLOOR) -> torch.Tensor:
+             floor: float = RMS_FLOOR, max_share: float = 1.0) -> torch.Tensor:
     """Mean over items and channels of ``|log(rms_out / rms_in)|``; inputs ``[B, C, T]``.
 
     A log ratio, rather than ``|rms_out - rms_in| / rms_in``, because it is symmetric
@@ -54,9 +66,12 @@ def rms_loss(estimate: torch.Tensor, reference: torch.Tensor,
     a zero RMS and explodes on the first silent crop. The floor sits inside the
     square root, ``sqrt(mean(x^2) + floor^2)``, so an all-zero estimate still has a
     finite gradient (the square root's derivative at 0 is infinite).
+
+    ``max_share`` below 1 compares the levels under that share of the Nyquist
+    frequency alone (see ``snr_loss``).
     """
     def level(x: torch.Tensor) -> torch.Tensor:
-        return (x.pow(2).mean(dim=-1) + floor ** 2).sqrt()
+        return (_energy(x, max_share) / x.shape[-1] + floor ** 2 * max_share).sqrt()
 
     return (level(estimate).log() - level(reference).log()).abs().mean()
 
@@ -69,7 +84,8 @@ def _shortfall_db(error: torch.Tensor, signal: torch.Tensor, cap_db: float) -> t
 
 
 def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
-             cap_db: float = SNR_CAP_DB, floor: float = RMS_FLOOR) -> torch.Tensor:
+             cap_db: float = SNR_CAP_DB, floor: float = RMS_FLOOR,
+             max_share: float = 1.0) -> torch.Tensor:
     """Mean over items and channels of ``10 log10(1 + error / (c * signal))``, in dB.
 
     ``error`` and ``signal`` are the energies of ``estimate - reference`` and of
@@ -80,9 +96,14 @@ def snr_loss(estimate: torch.Tensor, reference: torch.Tensor,
     the level is right, and every item counts alike whatever its loudness. Like any
     waveform term it pulls uncertain components down; the rms term resists that. The
     energy floor (``floor`` as an RMS) keeps silent references finite.
+
+    ``max_share`` below 1 counts only the frequencies under that share of the Nyquist
+    frequency (both energies from the Fourier transform of the whole crop), so the
+    term asks for the waveform only where the codes can carry it and leaves the bands
+    above to the spectral terms.
     """
-    error = (estimate - reference).pow(2).sum(dim=-1)
-    signal = reference.pow(2).sum(dim=-1) + reference.shape[-1] * floor ** 2
+    error = _energy(estimate - reference, max_share)
+    signal = _energy(reference, max_share) + reference.shape[-1] * floor ** 2 * max_share
     return _shortfall_db(error, signal, cap_db)
 
 
@@ -126,14 +147,28 @@ class ReconstructionLoss(nn.Module):
         band_snr_seconds: frame length of the ``band_snr`` term (rounded to a power of
             two in samples; hop = frame / 4).
         band_snr_bands: mel bands of the ``band_snr`` term.
+        waveform_max_hz: the ``snr``, ``band_snr`` and ``rms`` terms count only
+            frequencies below this (``band_snr`` the mel bands centred below it);
+            ``None``: all.
+            Above the bands the codes can carry with their phase, a waveform term pays
+            the decoder to leave them out (a right-level, wrong-phase band is twice its
+            energy in error, silence once); this leaves them to the spectral terms.
+            The level term follows, or it would buy the level the waveform terms
+            take from the bands below with energy in the bands above.
     """
 
     def __init__(self, sample_rate: int, *,
                  stft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128),
                  mel_sizes: Sequence[int] = (256, 512, 1024, 2048),
                  n_mels: int | Sequence[int] = (20, 40, 80, 160),
-                 band_snr_seconds: float = 0.04, band_snr_bands: int = 32):
+                 band_snr_seconds: float = 0.04, band_snr_bands: int = 32,
+                 waveform_max_hz: float | None = None):
         super().__init__()
+        if waveform_max_hz is not None and not 0 < waveform_max_hz:
+            raise ValueError(f"waveform_max_hz must be positive (or None: all "
+                             f"frequencies), got {waveform_max_hz}")
+        nyquist = sample_rate / 2
+        self.waveform_max_share = min(1.0, (waveform_max_hz or nyquist) / nyquist)
         if isinstance(n_mels, int):
             n_mels = (n_mels,) * len(mel_sizes)
         if len(n_mels) != len(mel_sizes):
@@ -154,6 +189,8 @@ class ReconstructionLoss(nn.Module):
         self.band_fft = 2 ** round(math.log2(band_snr_seconds * sample_rate))
         bands = torchaudio.functional.melscale_fbanks(
             self.band_fft // 2 + 1, 0.0, sample_rate / 2, band_snr_bands, sample_rate)
+        centre_hz = bands.argmax(dim=0) * sample_rate / self.band_fft  # each band's peak
+        bands = bands[:, centre_hz < self.waveform_max_share * nyquist]
         window = torch.hann_window(self.band_fft)
         self.register_buffer("band_filters", bands, persistent=False)
         self.register_buffer("band_window", window, persistent=False)
@@ -194,8 +231,8 @@ class ReconstructionLoss(nn.Module):
                 "mrstft": self.mrstft(estimate, reference),
                 "mel": self.mel_loss(estimate, reference),
                 "l1": (estimate - reference).abs().mean(),
-                "rms": rms_loss(estimate, reference),
-                "snr": snr_loss(estimate, reference),
+                "rms": rms_loss(estimate, reference, max_share=self.waveform_max_share),
+                "snr": snr_loss(estimate, reference, max_share=self.waveform_max_share),
                 "band_snr": band_snr_loss(self.band_power(estimate - reference),
                                           self.band_power(reference), self.band_floor),
             }

@@ -428,7 +428,6 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     to :func:`train_step`."""
     from codec.balancer import Balancer
     from codec.discriminators import build_discriminator
-    from codec.losses import ReconstructionLoss
 
     train, device = config.train, torch.device(device)
     check_train_options(config)
@@ -436,7 +435,7 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
     codec = (Codec(config.model) if network is None else network).to(device)
     optimizer = _adamw(finetune.freeze(codec, train.freeze), train.lr, train, device)
     t = Trainer(config=config, codec=codec, model=codec, optimizer=optimizer, scheduler=None,
-                recon=ReconstructionLoss(config.model.sample_rate).to(device), device=device,
+                recon=_reconstruction_loss(config).to(device), device=device,
                 dist=distributed or Distributed(),
                 autocast_dtype=resolve_precision(train.precision, device))
     t.scheduler = make_schedule(optimizer, config, train.steps, t.budget_used)
@@ -465,6 +464,16 @@ def _adamw(parameters: Any, lr: float, train: TrainConfig,
     return torch.optim.AdamW(parameters, lr=lr, betas=tuple(train.betas),
                              weight_decay=train.weight_decay,
                              fused=device.type in ("cpu", "cuda"))
+
+
+def _reconstruction_loss(config: Config) -> nn.Module:
+    """The reconstruction terms for ``config``; ConfigError for a bad waveform_max_hz."""
+    from codec.losses import ReconstructionLoss
+    try:
+        return ReconstructionLoss(config.model.sample_rate,
+                                  waveform_max_hz=config.train.waveform_max_hz)
+    except ValueError as error:
+        raise ConfigError(f"train.waveform_max_hz: {error}") from None
 
 
 def check_train_options(config: Config) -> None:

@@ -76,6 +76,38 @@ def test_snr_loss_weighs_items_alike_whatever_their_level():
     assert float(quiet) == pytest.approx(float(loud), abs=0.01)
 
 
+def _low_pass(audio: torch.Tensor, max_hz: float) -> torch.Tensor:
+    spectrum = torch.fft.rfft(audio)
+    spectrum[..., int(max_hz / SAMPLE_RATE * audio.shape[-1]):] = 0
+    return torch.fft.irfft(spectrum, n=audio.shape[-1])
+
+
+def test_waveform_terms_below_a_cutoff_ignore_the_bands_above_it():
+    reference = _tone_with_noise(batch=2, length=12000)
+    # Everything above 2.5 kHz gone (the last band centred under 2 kHz ends under 2.5).
+    low = _low_pass(reference, 2500)
+    full, limited = ReconstructionLoss(SAMPLE_RATE), \
+        ReconstructionLoss(SAMPLE_RATE, waveform_max_hz=2000)
+    cut, kept = full(low, reference), limited(low, reference)
+    assert float(cut["snr"]) > 10 and float(cut["band_snr"]) > 3
+    assert float(kept["snr"]) < 1e-3
+    assert float(kept["band_snr"]) < 0.05 * float(cut["band_snr"])  # window leakage only
+    assert float(kept["rms"]) < 1e-3 < float(cut["rms"])
+    assert float(kept["mrstft"]) == float(cut["mrstft"])  # spectral terms see every band
+    # Error below the cutoff still counts, as the full-band term counts it.
+    noisy = reference + 0.1 * _low_pass(torch.randn_like(reference), 1000)
+    assert float(limited(noisy, reference)["snr"]) > float(full(noisy, reference)["snr"])
+    with pytest.raises(ValueError, match="waveform_max_hz"):
+        ReconstructionLoss(SAMPLE_RATE, waveform_max_hz=0)
+
+
+def test_snr_loss_below_the_nyquist_share_matches_the_full_band_for_low_audio():
+    reference = _low_pass(_tone_with_noise(batch=1, length=4800), 3000)
+    estimate = reference + 0.05 * _low_pass(torch.randn_like(reference), 3000)
+    assert float(snr_loss(estimate, reference, max_share=0.5)) == pytest.approx(
+        float(snr_loss(estimate, reference)), abs=0.05)
+
+
 def _speech_like(length: int = 12000) -> torch.Tensor:
     """Harmonics of 150 Hz with a falling spectrum: strong low bands, weak high ones."""
     t = torch.arange(length) / SAMPLE_RATE

@@ -133,6 +133,7 @@ def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, 
     ({"train.late_loss.snrr": 1.0}, "unknown loss name"),
     ({"train.late_loss.snr": 1.0, "train.late_loss_from": 1.5}, "in \\[0, 1\\]"),
     ({"train.late_loss.snr": 1.0, "train.balancer": True}, "balancer"),
+    ({"train.waveform_max_hz": -1.0}, "train.waveform_max_hz"),
 ])
 def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, message):
     _, manifests = corpus
