@@ -148,7 +148,7 @@ class TrainConfig:
     # to learn the phase, then a spectral one to shape the noise.
     late_loss: Dict[str, float] = field(default_factory=dict)
     late_loss_from: float = 1.0
-    # The waveform terms (snr, band_snr) count only frequencies below this; null: all.
+    # snr, band_snr and rms count only frequencies below this; null: all.
     waveform_max_hz: Optional[float] = None
     best: str = "mel_distance"
     log_every: int = 25

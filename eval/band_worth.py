@@ -27,7 +27,12 @@ from codec.compress import codebooks
 from codec.errors import CodecError
 from codec.metrics import missing_speech_packages, pesq_wb, stoi
 from eval.dataset import list_items
-from eval.evaluate import add_coding_arguments, code_with_model, load_for_coding
+from eval.evaluate import (
+    add_coding_arguments,
+    code_with_model,
+    load_for_coding,
+    run_coding_command,
+)
 from eval.levels import matched
 
 AS_DECODED = "as decoded"
@@ -95,7 +100,7 @@ def markdown(results: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
-def _hz_list(text: str) -> list[float]:
+def _numbers(text: str) -> list[float]:
     return [float(part) for part in text.split(",") if part.strip()]
 
 
@@ -115,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__.split("\n")[0])
     add_coding_arguments(parser)
     parser.add_argument("--kbps", type=float, default=6.0, help="bitrate (default: 6)")
-    parser.add_argument("--cut-from", type=_hz_list, default=[1500.0, 2000.0, 4000.0],
+    parser.add_argument("--cut-from", type=_numbers, default=[1500.0, 2000.0, 4000.0],
                         help="comma-separated Hz: score without everything from each up "
                              "(default: 1500,2000,4000)")
-    parser.add_argument("--boost-db", type=_hz_list, default=[10.0, 20.0],
+    parser.add_argument("--boost-db", type=_numbers, default=[10.0, 20.0],
                         help="comma-separated dB: score with --boost-band raised by each "
                              "(default: 10,20)")
     parser.add_argument("--boost-band", type=_band, default=(1500.0, 8000.0),
@@ -128,18 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        results = measure(args.model, args.data, args.kbps, args.cut_from, args.boost_db,
-                          args.boost_band, kind=args.kind, level_match=args.level_match,
-                          max_files=args.max_files)
-    except CodecError as error:
-        print(f"eval.band_worth: error: {error}", file=sys.stderr)
-        return 2
-    print(markdown(results))
-    return 0
 
+    def work() -> None:
+        print(markdown(measure(args.model, args.data, args.kbps, args.cut_from,
+                               args.boost_db, args.boost_band, kind=args.kind,
+                               level_match=args.level_match, max_files=args.max_files)))
+
+    return run_coding_command("eval.band_worth", args, work)
 
 if __name__ == "__main__":
     sys.exit(main())

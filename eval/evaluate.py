@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -507,11 +508,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_coding_command(prog: str, args: argparse.Namespace, work: Callable[[], None]) -> int:
+    """Run ``work`` for a command built with :func:`add_coding_arguments`: with the
+    asked-for torch threads, and a CodecError as one line on stderr and exit status 2."""
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
+        work()
+    except CodecError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def work() -> None:
         model = load_for_coding(args.model, args.device, args.entropy)
         items = list_items(args.data, args.kind, args.max_files)
         summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
@@ -519,16 +532,13 @@ def main(argv: list[str] | None = None) -> int:
                            clip_seconds=args.clip_seconds, model_name=str(args.model),
                            data_name=str(args.data), entropy=args.entropy,
                            level_match=args.level_match)
-    except CodecError as error:
-        print(f"eval.evaluate: error: {error}", file=sys.stderr)
-        return 2
-    print(summary_table(summary["systems"]))
-    for note in summary["notes"]:
-        print(f"note: {note}")
-    print(f"{len(summary['files'])} files, {summary['duration_seconds']:.1f} s of audio, "
-          f"{summary['runtime_seconds']:.1f} s; report: {Path(args.out) / 'index.html'}")
-    return 0
+        print(summary_table(summary["systems"]))
+        for note in summary["notes"]:
+            print(f"note: {note}")
+        print(f"{len(summary['files'])} files, {summary['duration_seconds']:.1f} s of audio, "
+              f"{summary['runtime_seconds']:.1f} s; report: {Path(args.out) / 'index.html'}")
 
+    return run_coding_command("eval.evaluate", args, work)
 
 if __name__ == "__main__":
     sys.exit(main())

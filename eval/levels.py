@@ -44,6 +44,7 @@ from eval.evaluate import (
     code_with_opus,
     load_for_coding,
     matched,
+    run_coding_command,
 )
 
 # Upper edges of the bands (Hz); the last band ends at the Nyquist frequency.
@@ -213,20 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+
+    def work() -> None:
         results = measure(args.model, args.data, args.kbps, kind=args.kind,
                           with_opus=args.opus, level_match=args.level_match,
                           max_files=args.max_files)
-    except CodecError as error:
-        print(f"eval.levels: error: {error}", file=sys.stderr)
-        return 2
-    print("\n\n".join(markdown(group, systems) for group, systems in results.items()))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+        print("\n\n".join(markdown(group, systems) for group, systems in results.items()))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
+    return run_coding_command("eval.levels", args, work)
 
 if __name__ == "__main__":
     sys.exit(main())
