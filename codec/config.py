@@ -150,6 +150,9 @@ class TrainConfig:
     late_loss_from: float = 1.0
     # snr, band_snr and rms count only frequencies below this; null: all.
     waveform_max_hz: Optional[float] = None
+    # The band_snr term's resolution: mel bands, and frame length in seconds.
+    band_snr_bands: int = 32
+    band_snr_seconds: float = 0.04
     best: str = "mel_distance"
     log_every: int = 25
     valid_every: int = 500

@@ -167,6 +167,11 @@ class ReconstructionLoss(nn.Module):
         if waveform_max_hz is not None and not 0 < waveform_max_hz:
             raise ValueError(f"waveform_max_hz must be positive (or None: all "
                              f"frequencies), got {waveform_max_hz}")
+        if band_snr_bands < 1:
+            raise ValueError(f"band_snr_bands must be at least 1, got {band_snr_bands}")
+        if not band_snr_seconds * sample_rate >= 16:
+            raise ValueError(f"band_snr_seconds must give frames of at least 16 samples, "
+                             f"got {band_snr_seconds} s at {sample_rate} Hz")
         nyquist = sample_rate / 2
         self.waveform_max_share = min(1.0, (waveform_max_hz or nyquist) / nyquist)
         if isinstance(n_mels, int):

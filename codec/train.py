@@ -467,13 +467,17 @@ def _adamw(parameters: Any, lr: float, train: TrainConfig,
 
 
 def _reconstruction_loss(config: Config) -> nn.Module:
-    """The reconstruction terms for ``config``; ConfigError for a bad waveform_max_hz."""
+    """The reconstruction terms for ``config``; ConfigError for a bad waveform_max_hz or
+    band_snr resolution."""
     from codec.losses import ReconstructionLoss
+    train = config.train
     try:
         return ReconstructionLoss(config.model.sample_rate,
-                                  waveform_max_hz=config.train.waveform_max_hz)
+                                  waveform_max_hz=train.waveform_max_hz,
+                                  band_snr_seconds=train.band_snr_seconds,
+                                  band_snr_bands=train.band_snr_bands)
     except ValueError as error:
-        raise ConfigError(f"train.waveform_max_hz: {error}") from None
+        raise ConfigError(f"train.{error}") from None
 
 
 def check_train_options(config: Config) -> None:

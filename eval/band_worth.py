@@ -18,6 +18,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -63,10 +64,25 @@ def variants(rate: int, cut_from: list[float], boost_db: list[float],
     return edits
 
 
-def measure(model_path: str, data: str, kbps: float, cut_from: list[float],
-            boost_db: list[float], boost_band: tuple[float, float], *, kind: str = "auto",
+Edits = Callable[[torch.Tensor, torch.Tensor, int], dict[str, torch.Tensor]]
+
+
+def band_edits(cut_from: list[float], boost_db: list[float],
+               boost_band: tuple[float, float]) -> Edits:
+    """The edits this command scores: ``(reference, decoded, rate) -> {name: audio}``."""
+    def edit(reference: torch.Tensor, decoded: torch.Tensor,
+             rate: int) -> dict[str, torch.Tensor]:
+        return {name: decoded if name == AS_DECODED
+                else scale_band(decoded, rate, low, high, gain)
+                for name, (low, high, gain) in variants(rate, cut_from, boost_db,
+                                                        boost_band).items()}
+    return edit
+
+
+def measure(model_path: str, data: str, kbps: float, edits: Edits, *, kind: str = "auto",
             level_match: bool = True, max_files: int | None = None) -> dict[str, dict]:
-    """``{variant: {"pesq": mean, "stoi": mean, "files": n}}`` over the speech files."""
+    """``{edit: {"pesq": mean, "stoi": mean, "files": n}}`` over the speech files, each
+    edit of the decoded audio scored against the original."""
     missing = missing_speech_packages()
     if missing:
         raise CodecError(f"PESQ and STOI need {missing}: pip install .[speech]")
@@ -77,15 +93,12 @@ def measure(model_path: str, data: str, kbps: float, cut_from: list[float],
     n_q = codebooks(model, kbps=kbps)
     scores: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="codec-band-worth-") as scratch:
-        for item in tqdm(items, desc="band worth", unit="file", disable=None):
+        for item in tqdm(items, desc="speech files", unit="file", disable=None):
             original, rate = read_audio(item.path)
             coded = code_with_model(model, original, rate, n_q, Path(scratch),
                                     level_match=level_match)
             reference, decoded = matched(original, rate, coded)
-            for name, (low, high, gain) in variants(rate, cut_from, boost_db,
-                                                    boost_band).items():
-                edited = decoded if name == AS_DECODED else scale_band(decoded, rate, low,
-                                                                        high, gain)
+            for name, edited in edits(reference, decoded, rate).items():
                 scores.setdefault(name, []).append((pesq_wb(reference, edited, rate),
                                                     stoi(reference, edited, rate)))
     return {name: {"pesq": sum(p for p, _ in pairs) / len(pairs),
@@ -115,11 +128,26 @@ def _band(text: str) -> tuple[float, float]:
     return band
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m eval.band_worth",
-                                     description=__doc__.split("\n")[0])
+def edit_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The options every command that scores edits of decoded speech takes."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=doc.split("\n")[0])
     add_coding_arguments(parser)
     parser.add_argument("--kbps", type=float, default=6.0, help="bitrate (default: 6)")
+    return parser
+
+
+def print_edit_scores(module: str, args: argparse.Namespace, edits: Edits) -> int:
+    """Score ``edits`` as ``args`` say and print the table; the command's exit status."""
+    def work() -> None:
+        print(markdown(measure(args.model, args.data, args.kbps, edits, kind=args.kind,
+                               level_match=args.level_match, max_files=args.max_files)))
+
+    return run_coding_command(module, args, work)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = edit_parser("eval.band_worth", __doc__)
     parser.add_argument("--cut-from", type=_numbers, default=[1500.0, 2000.0, 4000.0],
                         help="comma-separated Hz: score without everything from each up "
                              "(default: 1500,2000,4000)")
@@ -133,13 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-
-    def work() -> None:
-        print(markdown(measure(args.model, args.data, args.kbps, args.cut_from,
-                               args.boost_db, args.boost_band, kind=args.kind,
-                               level_match=args.level_match, max_files=args.max_files)))
-
-    return run_coding_command("eval.band_worth", args, work)
+    return print_edit_scores("eval.band_worth", args,
+                             band_edits(args.cut_from, args.boost_db, args.boost_band))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -142,6 +142,30 @@ def test_band_snr_prefers_error_that_follows_the_signal_spectrum(recon):
         assert 0.5 * (30 - db) < loss_shaped < 30 - db + 1
 
 
+def _harmonics(hz: torch.Tensor, length: int = 12000) -> torch.Tensor:
+    t = torch.arange(length) / SAMPLE_RATE
+    return torch.sin(2 * math.pi * hz[:, None] * t).sum(0).reshape(1, 1, -1)
+
+
+def test_finer_band_snr_bands_count_noise_between_harmonics():
+    fundamental = 250.0
+    harmonics = fundamental * torch.arange(1, 9)
+    reference = _harmonics(harmonics)
+    # Tones half-way between the harmonics, 20 dB under them: what a codec's noise
+    # floor puts in the valleys of a voiced frame.
+    between = 0.1 * _harmonics(harmonics + fundamental / 2)
+    coarse, fine = ReconstructionLoss(SAMPLE_RATE), \
+        ReconstructionLoss(SAMPLE_RATE, band_snr_bands=128)
+    # With 32 bands, each valley shares a band with a harmonic that hides it; with 128
+    # the valleys have bands of their own, where the error is far above the signal.
+    assert float(fine(reference + between, reference)["band_snr"]) > \
+        float(coarse(reference + between, reference)["band_snr"]) + 2
+    with pytest.raises(ValueError, match="band_snr_bands"):
+        ReconstructionLoss(SAMPLE_RATE, band_snr_bands=0)
+    with pytest.raises(ValueError, match="band_snr_seconds"):
+        ReconstructionLoss(SAMPLE_RATE, band_snr_seconds=0.0)
+
+
 def test_band_snr_weighs_items_alike_whatever_their_level(recon):
     reference = _speech_like()
     noise = 0.1 * _same_spectrum_noise(reference)

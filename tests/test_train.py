@@ -93,7 +93,9 @@ def test_a_few_steps_lower_the_reconstruction_loss(corpus, tmp_path, extra):
     config = tiny_config(tmp_path, manifests, **extra)
     t = build_trainer(config)
     audio = _batch(config)
-    history = [train_step(t, audio) for _ in range(12)]
+    # 24 steps: in the first dozen the mel term, a small share of the total, can rise
+    # while mrstft falls (CPUs that round differently then disagree on its sign).
+    history = [train_step(t, audio) for _ in range(24)]
     assert all(logs["skipped"] == 0 for logs in history)
     for name in ("loss/total", "loss/mel", "loss/mrstft"):
         first, last = [sum(logs[name] for logs in part) / 3 for part in (history[:3],
@@ -134,6 +136,8 @@ def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, 
     ({"train.late_loss.snr": 1.0, "train.late_loss_from": 1.5}, "in \\[0, 1\\]"),
     ({"train.late_loss.snr": 1.0, "train.balancer": True}, "balancer"),
     ({"train.waveform_max_hz": -1.0}, "train.waveform_max_hz"),
+    ({"train.band_snr_bands": 0}, "train.band_snr_bands"),
+    ({"train.band_snr_seconds": 0.0}, "train.band_snr_seconds"),
 ])
 def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, message):
     _, manifests = corpus
