@@ -102,6 +102,7 @@ class LossWeights:
     rms: float = 1.0
     snr: float = 0.0
     band_snr: float = 0.0
+    excess: float = 0.0
     commit: float = 1.0
     adv: float = 1.0
     feat: float = 2.0

@@ -59,7 +59,7 @@ DIAGNOSTIC_CROPS = 16
 # (for runs whose learning rate decays to the end, or whose loss changes late).
 BEST_CHOICES = ("mel_distance", "latest")
 # Losses computed from the decoded audio; the balancer rescales their gradients there.
-OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "band_snr", "adv", "feat")
+OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "band_snr", "excess", "adv", "feat")
 
 
 # ---------------------------------------------------------------------------

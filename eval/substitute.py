@@ -3,14 +3,16 @@
     python -m eval.substitute --model RUN --data MANIFEST [--kbps 6] [--split-hz 1500]
 
 Each row scores the decoded speech with one part of it taken from the input instead:
-the magnitudes (keeping the decoded phase), the bands below or above ``--split-hz``,
-the spectral envelope (the magnitudes smoothed over ``--envelope-hz``, keeping the
-decoded fine structure between), or the fine structure (keeping the decoded envelope).
-The higher a row scores above "as decoded", the more of what the codec loses lies in
-that part, so it says where training should aim: at the phase or the magnitudes, the
-low bands or the high ones, the envelope or the harmonics. Every row is scored against
-the original file, in short-time Fourier frames of about 20 ms. Needs the ``pesq`` and
-``pystoi`` packages.
+each frame's level (in every frame, or only where the input is quieter, as a gate
+driven by the input would), the magnitudes (keeping the decoded phase; in every bin,
+or only in the bins where the decoded magnitude is louder, or quieter), the bands below
+or above ``--split-hz``, the spectral envelope (the magnitudes smoothed over
+``--envelope-hz``, keeping the decoded fine structure between), or the fine structure
+(keeping the decoded envelope). The higher a row scores above "as decoded", the more of
+what the codec loses lies in that part, so it says where training should aim: at the
+phase or the magnitudes, at energy added or left out, the low bands or the high ones,
+the envelope or the harmonics. Every row is scored against the original file, in
+short-time Fourier frames of about 20 ms. Needs the ``pesq`` and ``pystoi`` packages.
 """
 from __future__ import annotations
 
@@ -66,8 +68,19 @@ def substitutions(split_hz: float, envelope_hz: float) -> Edits:
         log_dec = dec.abs().clamp(min=LOG_FLOOR).log()
         bins = 2 * round(envelope_hz / (rate / n_fft) / 2) + 1
         env_ref, env_dec = envelope(log_ref, bins), envelope(log_dec, bins)
+        # Each frame's energy over all bins: the per-frame level, floored far under
+        # anything audible so digital silence has a finite ratio.
+        ref_energy = ref.abs().pow(2).sum(dim=-2, keepdim=True).clamp(min=LOG_FLOOR ** 2)
+        dec_energy = dec.abs().pow(2).sum(dim=-2, keepdim=True).clamp(min=LOG_FLOOR ** 2)
+        level_gain = (ref_energy / dec_energy).sqrt()
         spectra = {
+            "the input's frame levels": dec * level_gain,
+            "the input's frame levels where quieter": dec * level_gain.clamp(max=1.0),
             "the input's magnitudes, decoded phase": phase * ref.abs(),
+            "the input's magnitudes where the decoded are louder":
+                phase * torch.minimum(ref.abs(), dec.abs()),
+            "the input's magnitudes where the decoded are quieter":
+                phase * torch.maximum(ref.abs(), dec.abs()),
             f"the input below {split_hz:g} Hz": torch.where(low, ref, dec),
             f"the input from {split_hz:g} Hz up": torch.where(low, dec, ref),
             "the input's envelope, decoded fine structure":

@@ -17,7 +17,7 @@ from codec.losses import (
 from codec.metrics import snr
 
 SAMPLE_RATE = 24000
-NAMES = {"mrstft", "mel", "l1", "rms", "snr", "band_snr"}
+NAMES = {"mrstft", "mel", "l1", "rms", "snr", "band_snr", "excess"}
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,24 @@ def test_finer_band_snr_bands_count_noise_between_harmonics():
         ReconstructionLoss(SAMPLE_RATE, band_snr_seconds=0.0)
 
 
+def test_excess_counts_energy_added_in_the_valleys_not_energy_left_out(recon):
+    fundamental = 250.0
+    harmonics = fundamental * torch.arange(1, 9)
+    reference = _harmonics(harmonics)
+    # Two errors of the same power, 20 dB under the signal: tones half-way between the
+    # harmonics, or the harmonics themselves 10% louder.
+    in_valleys = reference + 0.1 * _harmonics(harmonics + fundamental / 2)
+    on_peaks = 1.1 * reference
+    valleys, peaks = recon(in_valleys, reference), recon(on_peaks, reference)
+    assert abs(float(valleys["snr"]) - float(peaks["snr"])) < 0.2  # the same to snr
+    assert float(valleys["excess"]) > 5 * float(peaks["excess"])
+    assert float(recon(0.5 * reference, reference)["excess"]) == 0.0  # only a shortfall
+    # The same error at a twentieth of the level costs the same (to within the share of
+    # the absolute floor, 60 dB under this quiet signal).
+    quiet = recon(0.05 * in_valleys, 0.05 * reference)["excess"]
+    assert float(quiet) == pytest.approx(float(valleys["excess"]), rel=0.02)
+
+
 def test_band_snr_weighs_items_alike_whatever_their_level(recon):
     reference = _speech_like()
     noise = 0.1 * _same_spectrum_noise(reference)
@@ -189,7 +207,8 @@ def test_every_term_sends_gradient_to_the_estimate(recon):
     reference = _tone_with_noise()
     estimate = (reference * 0.8 + 0.01 * torch.randn_like(reference)).requires_grad_(True)
     for name, value in recon(estimate, reference).items():
-        (grad,) = torch.autograd.grad(value, estimate)
+        # band_snr and excess share one spectrum, so the graph must outlive one term.
+        (grad,) = torch.autograd.grad(value, estimate, retain_graph=True)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
 
