@@ -154,6 +154,8 @@ class TrainConfig:
     # The band_snr term's resolution: mel bands, and frame length in seconds.
     band_snr_bands: int = 32
     band_snr_seconds: float = 0.04
+    # The excess term counts bin powers down to this many dB under each item's mean.
+    excess_floor_db: float = 60.0
     best: str = "mel_distance"
     log_every: int = 25
     valid_every: int = 500

@@ -174,6 +174,8 @@ class ReconstructionLoss(nn.Module):
         band_snr_seconds: frame length of the ``band_snr`` term (rounded to a power of
             two in samples; hop = frame / 4).
         band_snr_bands: mel bands of the ``band_snr`` term.
+        excess_floor_db: the ``excess`` term counts bin powers down to this far under
+            each item's mean (a deeper floor asks for quieter valleys and pauses).
         waveform_max_hz: the ``snr``, ``band_snr`` and ``rms`` terms count only
             frequencies below this (``band_snr`` the mel bands centred below it);
             ``None``: all.
@@ -189,8 +191,12 @@ class ReconstructionLoss(nn.Module):
                  mel_sizes: Sequence[int] = (256, 512, 1024, 2048),
                  n_mels: int | Sequence[int] = (20, 40, 80, 160),
                  band_snr_seconds: float = 0.04, band_snr_bands: int = 32,
-                 waveform_max_hz: float | None = None):
+                 waveform_max_hz: float | None = None,
+                 excess_floor_db: float = EXCESS_FLOOR_DB):
         super().__init__()
+        if not excess_floor_db > 0:
+            raise ValueError(f"excess_floor_db must be positive, got {excess_floor_db}")
+        self.excess_floor_db = excess_floor_db
         if waveform_max_hz is not None and not 0 < waveform_max_hz:
             raise ValueError(f"waveform_max_hz must be positive (or None: all "
                              f"frequencies), got {waveform_max_hz}")
@@ -275,7 +281,7 @@ class ReconstructionLoss(nn.Module):
                 "band_snr": band_snr_loss(self.band_power(est_spec - ref_spec),
                                           self.band_power(ref_spec), self.band_floor),
                 "excess": excess_loss(est_spec.abs().pow(2), ref_spec.abs().pow(2),
-                                      self.bin_floor),
+                                      self.bin_floor, self.excess_floor_db),
             }
 
 

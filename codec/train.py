@@ -467,15 +467,16 @@ def _adamw(parameters: Any, lr: float, train: TrainConfig,
 
 
 def _reconstruction_loss(config: Config) -> nn.Module:
-    """The reconstruction terms for ``config``; ConfigError for a bad waveform_max_hz or
-    band_snr resolution."""
+    """The reconstruction terms for ``config``; ConfigError for a bad waveform_max_hz,
+    band_snr resolution or excess floor."""
     from codec.losses import ReconstructionLoss
     train = config.train
     try:
         return ReconstructionLoss(config.model.sample_rate,
                                   waveform_max_hz=train.waveform_max_hz,
                                   band_snr_seconds=train.band_snr_seconds,
-                                  band_snr_bands=train.band_snr_bands)
+                                  band_snr_bands=train.band_snr_bands,
+                                  excess_floor_db=train.excess_floor_db)
     except ValueError as error:
         raise ConfigError(f"train.{error}") from None
 

@@ -184,6 +184,19 @@ def test_excess_counts_energy_added_in_the_valleys_not_energy_left_out(recon):
     assert float(quiet) == pytest.approx(float(valleys["excess"]), rel=0.02)
 
 
+def test_a_deeper_excess_floor_counts_fainter_added_noise():
+    reference = _harmonics(250.0 * torch.arange(1, 9))
+    # White noise about 50 dB under the harmonics: in the valleys, under a 40 dB floor
+    # and above a 60 dB one.
+    noise = 0.003 * torch.randn(reference.shape, generator=torch.Generator().manual_seed(0))
+    shallow, deep = (ReconstructionLoss(SAMPLE_RATE, excess_floor_db=db)
+                     for db in (40.0, 60.0))
+    assert float(deep(reference + noise, reference)["excess"]) > \
+        3 * float(shallow(reference + noise, reference)["excess"])
+    with pytest.raises(ValueError, match="excess_floor_db"):
+        ReconstructionLoss(SAMPLE_RATE, excess_floor_db=0.0)
+
+
 def test_band_snr_weighs_items_alike_whatever_their_level(recon):
     reference = _speech_like()
     noise = 0.1 * _same_spectrum_noise(reference)

@@ -138,6 +138,7 @@ def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, 
     ({"train.waveform_max_hz": -1.0}, "train.waveform_max_hz"),
     ({"train.band_snr_bands": 0}, "train.band_snr_bands"),
     ({"train.band_snr_seconds": 0.0}, "train.band_snr_seconds"),
+    ({"train.excess_floor_db": 0.0}, "train.excess_floor_db"),
 ])
 def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, message):
     _, manifests = corpus
