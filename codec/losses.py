@@ -255,10 +255,10 @@ class ReconstructionLoss(nn.Module):
         return torch.stft(audio.reshape(-1, audio.shape[-1]), self.band_fft,
                           self.band_fft // 4, window=self.band_window, return_complex=True)
 
-    def band_power(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """``[B * C, bins, frames]`` spectrum -> mel band energies ``[B * C, bands,
+    def band_power(self, power: torch.Tensor) -> torch.Tensor:
+        """``[B * C, bins, frames]`` bin powers -> mel band energies ``[B * C, bands,
         frames]``."""
-        return torch.einsum("bft,fm->bmt", spectrum.abs().pow(2), self.band_filters)
+        return torch.einsum("bft,fm->bmt", power, self.band_filters)
 
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         if estimate.shape != reference.shape or estimate.dim() != 3:
@@ -272,16 +272,17 @@ class ReconstructionLoss(nn.Module):
             reference = reference.float().contiguous()
             # The STFT is linear: the error's spectrum is the difference of the two.
             est_spec, ref_spec = self.spectrum(estimate), self.spectrum(reference)
+            ref_power = ref_spec.abs().pow(2)
             return {
                 "mrstft": self.mrstft(estimate, reference),
                 "mel": self.mel_loss(estimate, reference),
                 "l1": (estimate - reference).abs().mean(),
                 "rms": rms_loss(estimate, reference, max_share=self.waveform_max_share),
                 "snr": snr_loss(estimate, reference, max_share=self.waveform_max_share),
-                "band_snr": band_snr_loss(self.band_power(est_spec - ref_spec),
-                                          self.band_power(ref_spec), self.band_floor),
-                "excess": excess_loss(est_spec.abs().pow(2), ref_spec.abs().pow(2),
-                                      self.bin_floor, self.excess_floor_db),
+                "band_snr": band_snr_loss(self.band_power((est_spec - ref_spec).abs().pow(2)),
+                                          self.band_power(ref_power), self.band_floor),
+                "excess": excess_loss(est_spec.abs().pow(2), ref_power, self.bin_floor,
+                                      self.excess_floor_db),
             }
 
 

@@ -478,6 +478,7 @@ def _reconstruction_loss(config: Config) -> nn.Module:
                                   band_snr_bands=train.band_snr_bands,
                                   excess_floor_db=train.excess_floor_db)
     except ValueError as error:
+        # Each of these messages starts with the argument's name, the train option's.
         raise ConfigError(f"train.{error}") from None
 
 

@@ -23,7 +23,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from eval.band_worth import AS_DECODED, Edits, edit_parser, print_edit_scores
+from eval.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
 
 FRAME_SECONDS = 0.02
 # Magnitudes are floored before the log, far under any audible bin.
@@ -62,25 +62,24 @@ def substitutions(split_hz: float, envelope_hz: float) -> Edits:
              rate: int) -> dict[str, torch.Tensor]:
         n_fft, length = frame_size(rate), reference.shape[-1]
         ref, dec = _stft(reference, n_fft), _stft(decoded, n_fft)
-        phase = dec / dec.abs().clamp(min=LOG_FLOOR)
+        ref_mag, dec_mag = ref.abs().clamp(min=LOG_FLOOR), dec.abs().clamp(min=LOG_FLOOR)
+        phase = dec / dec_mag
         low = torch.fft.rfftfreq(n_fft, 1 / rate)[:, None] < split_hz
-        log_ref = ref.abs().clamp(min=LOG_FLOOR).log()
-        log_dec = dec.abs().clamp(min=LOG_FLOOR).log()
+        log_ref, log_dec = ref_mag.log(), dec_mag.log()
         bins = 2 * round(envelope_hz / (rate / n_fft) / 2) + 1
         env_ref, env_dec = envelope(log_ref, bins), envelope(log_dec, bins)
-        # Each frame's energy over all bins: the per-frame level, floored far under
-        # anything audible so digital silence has a finite ratio.
-        ref_energy = ref.abs().pow(2).sum(dim=-2, keepdim=True).clamp(min=LOG_FLOOR ** 2)
-        dec_energy = dec.abs().pow(2).sum(dim=-2, keepdim=True).clamp(min=LOG_FLOOR ** 2)
-        level_gain = (ref_energy / dec_energy).sqrt()
+        # Each frame's level over all bins; the floored magnitudes keep digital silence's
+        # ratio finite.
+        level_gain = (ref_mag.pow(2).sum(dim=-2, keepdim=True)
+                      / dec_mag.pow(2).sum(dim=-2, keepdim=True)).sqrt()
         spectra = {
             "the input's frame levels": dec * level_gain,
             "the input's frame levels where quieter": dec * level_gain.clamp(max=1.0),
-            "the input's magnitudes, decoded phase": phase * ref.abs(),
+            "the input's magnitudes, decoded phase": phase * ref_mag,
             "the input's magnitudes where the decoded are louder":
-                phase * torch.minimum(ref.abs(), dec.abs()),
+                phase * torch.minimum(ref_mag, dec_mag),
             "the input's magnitudes where the decoded are quieter":
-                phase * torch.maximum(ref.abs(), dec.abs()),
+                phase * torch.maximum(ref_mag, dec_mag),
             f"the input below {split_hz:g} Hz": torch.where(low, ref, dec),
             f"the input from {split_hz:g} Hz up": torch.where(low, dec, ref),
             "the input's envelope, decoded fine structure":

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from eval import substitute
-from eval.band_worth import AS_DECODED
+from eval.speech_edits import AS_DECODED
 
 RATE = 16000
 FRAME_LEVELS = "the input's frame levels"

@@ -1,0 +1,86 @@
+"""Scoring edits of a codec's decoded speech: PESQ and STOI of each edit, against the input.
+
+The speech files of a manifest are coded as ``codec encode`` does; an *edit* turns each
+decoded file into named variants (``(reference, decoded, rate) -> {name: audio}``), and
+each variant's PESQ and STOI are averaged over the files. ``eval.band_worth`` and
+``eval.substitute`` are the edits; this module is what they share: the scoring, the
+table, and the command-line options.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from codec.audio import read_audio
+from codec.compress import codebooks
+from codec.errors import CodecError
+from codec.metrics import missing_speech_packages, pesq_wb, stoi
+from eval.dataset import list_items
+from eval.evaluate import (
+    add_coding_arguments,
+    code_with_model,
+    load_for_coding,
+    run_coding_command,
+)
+from eval.levels import matched
+
+AS_DECODED = "as decoded"
+
+Edits = Callable[[torch.Tensor, torch.Tensor, int], dict[str, torch.Tensor]]
+
+
+def measure(model_path: str, data: str, kbps: float, edits: Edits, *, kind: str = "auto",
+            level_match: bool = True, max_files: int | None = None) -> dict[str, dict]:
+    """``{edit: {"pesq": mean, "stoi": mean, "files": n}}`` over the speech files, each
+    edit of the decoded audio scored against the original."""
+    missing = missing_speech_packages()
+    if missing:
+        raise CodecError(f"PESQ and STOI need {missing}: pip install .[speech]")
+    items = [item for item in list_items(data, kind, max_files) if item.speech]
+    if not items:
+        raise CodecError(f"no speech files in {data} (speech is told by group/folder or --kind)")
+    model = load_for_coding(model_path)
+    n_q = codebooks(model, kbps=kbps)
+    scores: dict[str, list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="codec-speech-edits-") as scratch:
+        for item in tqdm(items, desc="speech files", unit="file", disable=None):
+            original, rate = read_audio(item.path)
+            coded = code_with_model(model, original, rate, n_q, Path(scratch),
+                                    level_match=level_match)
+            reference, decoded = matched(original, rate, coded)
+            for name, edited in edits(reference, decoded, rate).items():
+                scores.setdefault(name, []).append((pesq_wb(reference, edited, rate),
+                                                    stoi(reference, edited, rate)))
+    return {name: {"pesq": sum(p for p, _ in pairs) / len(pairs),
+                   "stoi": sum(s for _, s in pairs) / len(pairs), "files": len(pairs)}
+            for name, pairs in scores.items()}
+
+
+def markdown(results: dict[str, dict]) -> str:
+    rows = ["| decoded speech | PESQ (wb) | STOI | files |", "|---|---|---|---|"]
+    rows += [f"| {name} | {r['pesq']:.3f} | {r['stoi']:.3f} | {r['files']} |"
+             for name, r in results.items()]
+    return "\n".join(rows)
+
+
+def edit_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The options every command that scores edits of decoded speech takes."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=doc.split("\n")[0])
+    add_coding_arguments(parser)
+    parser.add_argument("--kbps", type=float, default=6.0, help="bitrate (default: 6)")
+    return parser
+
+
+def print_edit_scores(module: str, args: argparse.Namespace, edits: Edits) -> int:
+    """Score ``edits`` as ``args`` say and print the table; the command's exit status."""
+    def work() -> None:
+        print(markdown(measure(args.model, args.data, args.kbps, edits, kind=args.kind,
+                               level_match=args.level_match, max_files=args.max_files)))
+
+    return run_coding_command(module, args, work)
