@@ -45,7 +45,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from codec.config import ModelConfig, from_dict, to_dict
+from codec.config import DECODING_FIELDS, ModelConfig, from_dict, to_dict
 from codec.errors import CodecError
 
 FORMAT = "codec-checkpoint"
@@ -400,10 +400,12 @@ def recover_best(run_dir: str | Path) -> None:
 
 
 def config_differences(expected: ModelConfig, found: ModelConfig) -> list[str]:
-    """``'field: a != b'`` for each ModelConfig field that differs."""
+    """``'field: a != b'`` for each ModelConfig field that differs, those only decoding
+    reads aside."""
     return [f"{f.name}: {getattr(found, f.name)!r} != {getattr(expected, f.name)!r}"
             for f in dataclasses.fields(ModelConfig)
-            if getattr(found, f.name) != getattr(expected, f.name)]
+            if f.name not in DECODING_FIELDS
+            and getattr(found, f.name) != getattr(expected, f.name)]
 
 
 def check_model_config(expected: ModelConfig, checkpoint: Checkpoint) -> None:

@@ -53,6 +53,14 @@ class ModelConfig:
     quantizer_dropout: float = 1.0
     # arch stft only: the transform's window in samples (at least two hops).
     n_fft: int = 640
+    # Decoding only: each decoded STFT magnitude to this power, the level kept
+    # (codec/postfilter.py); 1 is off. Not part of the model id.
+    postfilter: float = 1.0
+
+
+# ModelConfig fields that only decoding reads: they may change between a checkpoint and
+# a resumed run, and no model id counts them.
+DECODING_FIELDS = ("postfilter",)
 
 
 # Named starting points; a config's ``model:`` section overrides any field.
@@ -103,6 +111,7 @@ class LossWeights:
     snr: float = 0.0
     band_snr: float = 0.0
     excess: float = 0.0
+    stoi: float = 0.0            # computed only when some phase of the run weighs it
     commit: float = 1.0
     adv: float = 1.0
     feat: float = 2.0

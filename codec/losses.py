@@ -13,7 +13,10 @@ Reconstruction (``ReconstructionLoss``) compares a decoded ``estimate`` with the
 - ``snr``: a waveform term in decibels, how far each item's SNR falls short of
   ``SNR_CAP_DB`` (see ``snr_loss``);
 - ``band_snr``: the same shortfall per STFT frame and mel band (see
-  ``band_snr_loss``), which keeps the error under the signal in every band.
+  ``band_snr_loss``), which keeps the error under the signal in every band;
+- ``excess``: the dB by which decoded STFT bins exceed the input's (``excess_loss``);
+- ``stoi``: ``1 - STOI``, the short-time objective intelligibility (Taal et al. 2011)
+  made differentiable by torch_stoi, only when asked for (``stoi=True``).
 
 Adversarial terms take lists of ``DiscriminatorOutput`` (one per sub-discriminator,
 see ``codec.discriminators``) and average over them, so their scale does not
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Mapping, Sequence
 
 import auraloss
@@ -156,8 +160,9 @@ class ReconstructionLoss(nn.Module):
 
     ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1``,
     ``rms``, ``snr``, ``band_snr`` and ``excess`` (the last two on one STFT, of frames
-    ``band_snr_seconds`` long). Everything is computed in float32 with autocast
-    off, because STFT magnitudes and their logs lose too much precision in half precision.
+    ``band_snr_seconds`` long), and ``stoi`` when built with ``stoi=True``. Everything is
+    computed in float32 with autocast off, because STFT magnitudes and their logs lose
+    too much precision in half precision.
 
     All terms stay finite for silent references, but ``mrstft`` contains spectral
     convergence, ``|Y - X|_F / |Y|_F`` over the whole batch: a batch of pure digital
@@ -184,6 +189,12 @@ class ReconstructionLoss(nn.Module):
             energy in error, silence once); this leaves them to the spectral terms.
             The level term follows, or it would buy the level the waveform terms
             take from the bands below with energy in the bands above.
+        stoi: add the ``stoi`` term, ``1 - STOI`` of each item (1, with no gradient,
+            for an item with fewer than 30 speech frames, about 0.4 s, which STOI
+            cannot score). It asks for each third-octave band's envelope over 384 ms to follow
+            the input's, which no other term does: the waveform terms count the error's
+            energy, which the loudest bands hold, and the spectral terms each frame on
+            its own. Off by default, as it costs a resampling and two more STFTs a step.
     """
 
     def __init__(self, sample_rate: int, *,
@@ -192,8 +203,10 @@ class ReconstructionLoss(nn.Module):
                  n_mels: int | Sequence[int] = (20, 40, 80, 160),
                  band_snr_seconds: float = 0.04, band_snr_bands: int = 32,
                  waveform_max_hz: float | None = None,
-                 excess_floor_db: float = EXCESS_FLOOR_DB):
+                 excess_floor_db: float = EXCESS_FLOOR_DB, stoi: bool = False):
         super().__init__()
+        self.stoi = _stoi_loss(sample_rate) if stoi else None
+        self.stoi_min_samples = math.ceil(STOI_MIN_SECONDS * sample_rate)
         if not excess_floor_db > 0:
             raise ValueError(f"excess_floor_db must be positive, got {excess_floor_db}")
         self.excess_floor_db = excess_floor_db
@@ -273,7 +286,7 @@ class ReconstructionLoss(nn.Module):
             # The STFT is linear: the error's spectrum is the difference of the two.
             est_spec, ref_spec = self.spectrum(estimate), self.spectrum(reference)
             ref_power = ref_spec.abs().pow(2)
-            return {
+            terms = {
                 "mrstft": self.mrstft(estimate, reference),
                 "mel": self.mel_loss(estimate, reference),
                 "l1": (estimate - reference).abs().mean(),
@@ -284,6 +297,29 @@ class ReconstructionLoss(nn.Module):
                 "excess": excess_loss(est_spec.abs().pow(2), ref_power, self.bin_floor,
                                       self.excess_floor_db),
             }
+            if self.stoi is not None:
+                terms["stoi"] = self._stoi_term(estimate, reference)
+            return terms
+
+    def _stoi_term(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        if reference.shape[-1] < self.stoi_min_samples:
+            # Too short for one STOI segment (torch_stoi would fail): nothing to score.
+            return 1 + 0 * estimate.mean()
+        return 1 + self.stoi(estimate, reference).mean()
+
+
+# STOI scores segments of 30 frames of 256 samples at 10 kHz, a hop of 128 apart.
+STOI_MIN_SECONDS = (256 + 30 * 128) / 10_000
+
+
+def _stoi_loss(sample_rate: int) -> nn.Module:
+    """torch_stoi's negative STOI, resampling to STOI's 10 kHz, with its voice activity
+    detection (as the metric has: silent frames do not count)."""
+    from torch_stoi import NegSTOILoss
+    with warnings.catch_warnings():
+        # It names its resampling method by a deprecated alias; the method is the same.
+        warnings.simplefilter("ignore", UserWarning)
+        return NegSTOILoss(sample_rate, use_vad=True)
 
 
 def weights_as_dict(weights: object) -> dict[str, float]:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from codec.config import ConfigError, ModelConfig
+from codec.config import DECODING_FIELDS, ConfigError, ModelConfig
+from codec.postfilter import check_exponent, spectral_expansion
 from codec.quantize import ResidualVQ
 from codec.seanet import SEANetDecoder, SEANetEncoder
 from codec.spectral import SpectralDecoder, SpectralEncoder, window_problem
@@ -57,6 +58,9 @@ def check_arch(config: ModelConfig) -> None:
     """ConfigError unless ``model.arch`` names an architecture that can take the rest."""
     if config.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown model.arch {config.arch!r}; choices: {sorted(ARCHITECTURES)}")
+    problem = check_exponent(config.postfilter, config.causal)
+    if problem:
+        raise ConfigError(f"model.postfilter: {problem}")
     if config.arch != "stft":
         return
     if config.causal:
@@ -212,8 +216,10 @@ class Codec(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Codes ``[B, n_q, F]`` -> audio ``[B, C, F * hop]``, cut to ``length`` if given."""
+        """Codes ``[B, n_q, F]`` -> audio ``[B, C, F * hop]``, cut to ``length`` if given,
+        through the post-filter (``model.postfilter``, codec/postfilter.py)."""
         audio = self.decoder(self.quantizer.decode(codes))
+        audio = spectral_expansion(audio, self.sample_rate, self.config.postfilter)
         return audio if length is None else audio[..., :length]
 
 
@@ -224,8 +230,11 @@ def build_model(config: ModelConfig) -> Codec:
 def _id_fields(config: ModelConfig) -> dict:
     """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
     and compressed files were in use; a time-domain model leaves both out, so its id,
-    and every file coded with it, stays what it was."""
+    and every file coded with it, stays what it was. The post-filter is left out of
+    every id: the codes do not depend on it, so a file decodes with any exponent."""
     fields = asdict(config)
+    for name in DECODING_FIELDS:
+        del fields[name]
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
     return fields

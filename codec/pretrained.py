@@ -29,6 +29,7 @@ from codec.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
 from codec.errors import CodecError
 from codec.model import Codec, check_model_size, compute_model_id
 from codec.nn import fold_weight_norm
+from codec.postfilter import check_exponent
 
 SOURCE_KINDS = ("run", "checkpoint", "export", "memory")
 
@@ -74,6 +75,14 @@ class PretrainedModel:
     @property
     def sample_rate(self) -> int:
         return self.network.sample_rate
+
+    def set_postfilter(self, exponent: float) -> None:
+        """Decode through the post-filter with ``exponent`` (1: off) from now on, in place
+        of the model's own ``model.postfilter``; CodecError for one it cannot take."""
+        problem = check_exponent(exponent, self.config.causal)
+        if problem:
+            raise CodecError(problem)
+        self.network.config.postfilter = float(exponent)
 
     def require_entropy_tables(self) -> EntropyTables:
         """The entropy tables, or CodecError saying how to make them."""

@@ -59,7 +59,8 @@ DIAGNOSTIC_CROPS = 16
 # (for runs whose learning rate decays to the end, or whose loss changes late).
 BEST_CHOICES = ("mel_distance", "latest")
 # Losses computed from the decoded audio; the balancer rescales their gradients there.
-OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "band_snr", "excess", "adv", "feat")
+OUTPUT_LOSSES = ("mrstft", "mel", "l1", "rms", "snr", "band_snr", "excess", "stoi", "adv",
+                 "feat")
 
 
 # ---------------------------------------------------------------------------
@@ -476,10 +477,16 @@ def _reconstruction_loss(config: Config) -> nn.Module:
                                   waveform_max_hz=train.waveform_max_hz,
                                   band_snr_seconds=train.band_snr_seconds,
                                   band_snr_bands=train.band_snr_bands,
-                                  excess_floor_db=train.excess_floor_db)
+                                  excess_floor_db=train.excess_floor_db,
+                                  stoi=_weighs_stoi(config))
     except ValueError as error:
         # Each of these messages starts with the argument's name, the train option's.
         raise ConfigError(f"train.{error}") from None
+
+
+def _weighs_stoi(config: Config) -> bool:
+    """Whether the stoi term has weight in the run's loss or its late phase."""
+    return bool(config.loss.stoi or config.train.late_loss.get("stoi", 0.0))
 
 
 def check_train_options(config: Config) -> None:

@@ -253,7 +253,7 @@ def model_facts(model: PretrainedModel) -> dict:
             "sample_rate": network.sample_rate, "channels": config.channels,
             "n_q": config.n_q, "codebook_size": config.codebook_size,
             "frame_rate": network.frame_rate, "kbps_per_codebook": network.bitrate(1) / 1000,
-            "parameters": network.num_parameters()}
+            "parameters": network.num_parameters(), "postfilter": config.postfilter}
 
 
 def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path, *,
@@ -452,12 +452,19 @@ def _notes(items: list[EvalItem], summaries: dict[str, dict], with_opus: bool) -
 # Command line
 
 
-def load_for_coding(path: str, device: str = "cpu", entropy: bool = False) -> PretrainedModel:
-    """The model as ``codec encode`` loads it; CodecError when ``entropy`` is set and it
-    has no entropy tables."""
+def load_for_coding(path: str, device: str = "cpu", entropy: bool = False,
+                    postfilter: float | None = None) -> PretrainedModel:
+    """The model as ``codec encode`` loads it, decoding through ``postfilter`` when given
+    (``codec decode --postfilter``); CodecError when ``entropy`` is set and it has no
+    entropy tables."""
     model = load(path, device)
     if entropy:
         model.require_entropy_tables()
+    if postfilter is not None:
+        try:
+            model.set_postfilter(postfilter)
+        except CodecError as error:
+            raise CodecError(f"--postfilter: {error}") from None
     return model
 
 
@@ -473,7 +480,7 @@ def parse_kbps(text: str) -> tuple[float, ...]:
 
 def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every command that codes a set of files with a model: --model,
-    --data, --max-files, --kind, --no-level-match and --threads."""
+    --data, --max-files, --kind, --no-level-match, --postfilter and --threads."""
     parser.add_argument("--model", required=True,
                         help="run directory (uses best/), checkpoint directory or model file")
     parser.add_argument("--data", required=True,
@@ -484,6 +491,10 @@ def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-level-match", dest="level_match", action="store_false",
                         help="code without the decoding pass that matches the decoded level "
                              "to the input's, as codec encode --no-level-match does")
+    parser.add_argument("--postfilter", type=float, metavar="EXPONENT",
+                        help="decode through the spectral-expansion post-filter with this "
+                             "exponent, 1 for none, as codec decode --postfilter does "
+                             "(default: the model's model.postfilter)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice)")
 
@@ -525,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> None:
-        model = load_for_coding(args.model, args.device, args.entropy)
+        model = load_for_coding(args.model, args.device, args.entropy, args.postfilter)
         items = list_items(args.data, args.kind, args.max_files)
         summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
                            with_opus=args.opus, rd=args.rd, clips=args.clips,

@@ -170,9 +170,10 @@ def markdown(group: str, summaries: dict[str, dict]) -> str:
 
 def measure(model_path: str, data: str, kbps: float, *, kind: str = "auto",
             with_opus: bool = False, level_match: bool = True,
-            max_files: int | None = None) -> dict[str, dict[str, dict]]:
+            max_files: int | None = None,
+            postfilter: float | None = None) -> dict[str, dict[str, dict]]:
     """``{group: {system: summary}}`` for the files of ``data`` coded at ``kbps``."""
-    model = load_for_coding(model_path)
+    model = load_for_coding(model_path, postfilter=postfilter)
     n_q = codebooks(model, kbps=kbps)
     if with_opus and not opus.available():
         raise CodecError("--opus: opusenc/opusdec not found (install opus-tools)")
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> None:
         results = measure(args.model, args.data, args.kbps, kind=args.kind,
                           with_opus=args.opus, level_match=args.level_match,
-                          max_files=args.max_files)
+                          max_files=args.max_files, postfilter=args.postfilter)
         print("\n\n".join(markdown(group, systems) for group, systems in results.items()))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -35,7 +35,8 @@ Edits = Callable[[torch.Tensor, torch.Tensor, int], dict[str, torch.Tensor]]
 
 
 def measure(model_path: str, data: str, kbps: float, edits: Edits, *, kind: str = "auto",
-            level_match: bool = True, max_files: int | None = None) -> dict[str, dict]:
+            level_match: bool = True, max_files: int | None = None,
+            postfilter: float | None = None) -> dict[str, dict]:
     """``{edit: {"pesq": mean, "stoi": mean, "files": n}}`` over the speech files, each
     edit of the decoded audio scored against the original."""
     missing = missing_speech_packages()
@@ -44,7 +45,7 @@ def measure(model_path: str, data: str, kbps: float, edits: Edits, *, kind: str 
     items = [item for item in list_items(data, kind, max_files) if item.speech]
     if not items:
         raise CodecError(f"no speech files in {data} (speech is told by group/folder or --kind)")
-    model = load_for_coding(model_path)
+    model = load_for_coding(model_path, postfilter=postfilter)
     n_q = codebooks(model, kbps=kbps)
     scores: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="codec-speech-edits-") as scratch:
@@ -81,6 +82,7 @@ def print_edit_scores(module: str, args: argparse.Namespace, edits: Edits) -> in
     """Score ``edits`` as ``args`` say and print the table; the command's exit status."""
     def work() -> None:
         print(markdown(measure(args.model, args.data, args.kbps, edits, kind=args.kind,
-                               level_match=args.level_match, max_files=args.max_files)))
+                               level_match=args.level_match, max_files=args.max_files,
+                               postfilter=args.postfilter)))
 
     return run_coding_command(module, args, work)

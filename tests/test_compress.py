@@ -407,6 +407,27 @@ def test_cli_decode_bad_input(tmp_path, run_dir, trained_model, capsys, how, pro
     assert not list(tmp_path.glob("*.wav")) and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_cli_decode_postfilter_changes_the_audio_and_refuses_bad_exponents(
+        tmp_path, run_dir, capsys):
+    write_wav(tmp_path / "a.wav", tones(1, 16000, 16000), 16000)
+    main(["encode", str(tmp_path / "a.wav"), "-o", str(tmp_path / "a.qca"),
+          "--model", str(run_dir)])
+    outputs = {}
+    for exponent in (None, "1", "2"):
+        target = tmp_path / f"out{exponent}.wav"
+        extra = [] if exponent is None else ["--postfilter", exponent]
+        assert main(["decode", str(tmp_path / "a.qca"), "-o", str(target), "--model",
+                     str(run_dir), "--subtype", "FLOAT", *extra]) == 0
+        outputs[exponent] = sf.read(str(target), dtype="float32")[0]
+    np.testing.assert_array_equal(outputs[None], outputs["1"])  # the model's own is off
+    assert not np.allclose(outputs["1"], outputs["2"], atol=1e-4)
+    capsys.readouterr()
+    assert main(["decode", str(tmp_path / "a.qca"), "-o", str(tmp_path / "bad.wav"),
+                 "--model", str(run_dir), "--postfilter", "0.5"]) == 2
+    one_error_line(capsys, "in [1, 4]")
+    assert not (tmp_path / "bad.wav").exists()
+
+
 def test_cli_decode_with_another_model(tmp_path, run_dir, untrained_model, capsys):
     data = compress.encode(untrained_model, tones(1, 8000, 16000), 16000, n_q=2)
     (tmp_path / "a.qca").write_bytes(data)

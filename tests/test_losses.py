@@ -325,3 +325,38 @@ def test_stereo_input(recon):
     losses = recon(reference[:, [1, 0]], reference)  # channels swapped
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
     assert float(recon(reference, reference)["mrstft"]) == pytest.approx(0.0, abs=1e-5)
+
+
+def _syllables(length: int = 12000) -> torch.Tensor:
+    """Harmonics whose level rises and falls four times a second, as syllables do."""
+    t = torch.arange(length) / SAMPLE_RATE
+    envelope = 0.55 + 0.45 * torch.sin(2 * math.pi * 4 * t)
+    return envelope * _harmonics(200.0 * torch.arange(1, 12), length)
+
+
+def test_stoi_term_is_built_only_when_asked_for(recon):
+    reference = _syllables()
+    assert "stoi" not in recon(reference, reference)
+    with_stoi = ReconstructionLoss(SAMPLE_RATE, stoi=True)
+    assert set(with_stoi(reference, reference)) == NAMES | {"stoi"}
+
+
+def test_stoi_term_counts_envelopes_flattened_not_the_level():
+    stoi = ReconstructionLoss(SAMPLE_RATE, stoi=True)
+    reference = _syllables()
+    flat = _harmonics(200.0 * torch.arange(1, 12), reference.shape[-1])
+    flat = flat * reference.pow(2).mean().sqrt() / flat.pow(2).mean().sqrt()
+    assert float(stoi(reference, reference)["stoi"]) == pytest.approx(0.0, abs=1e-3)
+    assert float(stoi(0.3 * reference, reference)["stoi"]) == pytest.approx(0.0, abs=1e-3)
+    # The same power with the syllables' rise and fall gone: STOI sees nothing left of it.
+    assert float(stoi(flat, reference)["stoi"]) > 0.5
+    # Under 0.4 s of speech (30 STOI frames) there is nothing to score, and no gradient:
+    # in a longer crop that is mostly silence, and in a crop too short for any.
+    mostly_silent = reference.clone()
+    mostly_silent[..., 6000:] = 0
+    for short in (mostly_silent, reference[..., :8000]):
+        estimate = (0.5 * flat[..., :short.shape[-1]]).requires_grad_()
+        value = stoi(estimate, short)["stoi"]
+        assert float(value.detach()) == 1.0
+        value.backward()
+        assert float(estimate.grad.abs().sum()) == 0.0

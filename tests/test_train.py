@@ -433,3 +433,15 @@ def test_weight_ema_outside_zero_one_is_a_config_error(corpus, tmp_path):
     _, manifests = corpus
     with pytest.raises(CodecError, match=r"train.weight_ema is a decay in \[0, 1\)"):
         build_trainer(tiny_config(tmp_path, manifests, **{"train.weight_ema": 1.0}))
+
+
+@pytest.mark.parametrize("weights, built", [
+    ({}, False), ({"loss.stoi": 1.0}, True), ({"train.late_loss.stoi": 1.0}, True)])
+def test_stoi_term_is_computed_only_when_some_phase_weighs_it(corpus, tmp_path, weights,
+                                                              built):
+    _, manifests = corpus
+    config = tiny_config(tmp_path, manifests, **{"data.segment_seconds": 0.5, **weights})
+    t = build_trainer(config)
+    assert (t.recon.stoi is not None) == built
+    logs = train_step(t, _batch(config))
+    assert ("loss/stoi" in logs) == built

@@ -166,6 +166,8 @@ def run_decode(args: argparse.Namespace) -> int:
         path = args.model or _recorded_model(source)
         if path not in models:
             models[path] = _load(path, args.device)
+            if args.postfilter is not None:
+                models[path].set_postfilter(args.postfilter)
         return models[path]
 
     def work(source: Path, target: Path) -> None:
@@ -292,6 +294,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dec.add_argument("--subtype", choices=SUBTYPES, default="PCM_16",
                      help="sample format; PCM clips beyond full scale, FLOAT keeps everything "
                           "(default: %(default)s)")
+    dec.add_argument("--postfilter", type=float, metavar="EXPONENT",
+                     help="decode through the spectral-expansion post-filter with this "
+                          "exponent, 1 for none (default: the model's model.postfilter)")
     _add_running_arguments(dec, "decoded")
     dec.set_defaults(run=run_decode)
 

@@ -1,0 +1,82 @@
+"""Spectral expansion: a post-filter on decoded audio that deepens what the decoder blurs.
+
+A decoder trained on reconstruction terms gives, where the codes leave it unsure, the
+mean of what the input might have been: peaks a little low, spectral valleys and quiet
+frames a little full. Listeners (and PESQ) hear the filled valleys as noise. The filter
+raises each short-time Fourier magnitude to a power ``exponent`` above 1, keeping the
+phase, and then brings the energy back to the decoded audio's over each second, so loud
+bins come out louder than quiet ones by more than before while the level stays.
+
+It is a decoding step only: the model trains without it (its terms would teach the
+decoder to undo it), and the codes do not depend on it, so a file decodes with any
+exponent. It looks ahead (its frames and the second over which energy is kept), so a
+causal model, decoded frame by frame, cannot use it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# Short-time Fourier frames of about 20 ms, at a quarter-frame hop.
+FRAME_SECONDS = 0.02
+# The energy of the filtered audio follows the decoded audio's over this long.
+ENERGY_SECONDS = 1.0
+# Magnitudes are floored before the power, so that digital silence stays finite.
+MAGNITUDE_FLOOR = 1e-7
+
+
+def check_exponent(exponent: float, causal: bool) -> str | None:
+    """Why ``exponent`` cannot be a post-filter's (for a causal model or not), or None."""
+    if not (math.isfinite(exponent) and 1.0 <= exponent <= 4.0):
+        return f"the post-filter's exponent must be in [1, 4] (1: off), got {exponent}"
+    if causal and exponent != 1.0:
+        return ("the post-filter looks ahead, and a causal model decodes frame by frame: "
+                "its exponent must be 1 (off)")
+    return None
+
+
+def _frame_size(sample_rate: int) -> int:
+    return 2 ** round(math.log2(FRAME_SECONDS * sample_rate))
+
+
+def _smooth(energy: torch.Tensor, frames: int) -> torch.Tensor:
+    """``[N, F]`` frame energies averaged over ``frames`` neighbours (fewer at the ends)."""
+    return F.avg_pool1d(energy[:, None], frames, 1, frames // 2,
+                        count_include_pad=False)[:, 0]
+
+
+def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float) -> torch.Tensor:
+    """``audio`` ``[..., T]`` with its STFT magnitudes raised to ``exponent`` and its
+    energy over each ``ENERGY_SECONDS`` kept; unchanged for exponent 1 or audio shorter
+    than one frame."""
+    n_fft = _frame_size(sample_rate)
+    length = audio.shape[-1]
+    if exponent == 1.0 or length <= n_fft:
+        return audio
+    hop = n_fft // 4
+    window = torch.hann_window(n_fft, device=audio.device)
+    flat = audio.reshape(-1, length).float()
+    spectra = torch.stft(flat, n_fft, hop, window=window, return_complex=True)
+    magnitude = spectra.abs()
+    expanded = spectra * magnitude.clamp(min=MAGNITUDE_FLOOR).pow(exponent - 1)
+    filtered = torch.istft(expanded, n_fft, hop, window=window, length=length)
+    # The energy is measured on the filtered audio, not on the expanded magnitudes: they
+    # are no STFT of any signal, and the inverse transform loses some of their energy.
+    frames = 2 * round(ENERGY_SECONDS * sample_rate / hop / 2) + 1
+    before = _smooth(_frame_energy(flat, n_fft, hop, window), frames)
+    after = _smooth(_frame_energy(filtered, n_fft, hop, window), frames)
+    tiny = torch.finfo(after.dtype).tiny
+    gain = ((before + tiny) / (after + tiny)).sqrt()
+    # Frame t is centred on sample t * hop; the gain changes over a second, so a line
+    # between frames is smooth enough.
+    gain = F.interpolate(gain[:, None], size=length, mode="linear", align_corners=True)[:, 0]
+    return (filtered * gain).reshape(audio.shape).to(audio.dtype)
+
+
+def _frame_energy(flat: torch.Tensor, n_fft: int, hop: int,
+                  window: torch.Tensor) -> torch.Tensor:
+    """``[N, F]``: the energy of each STFT frame of ``flat`` ``[N, T]``."""
+    spectra = torch.stft(flat, n_fft, hop, window=window, return_complex=True)
+    return spectra.abs().pow(2).sum(dim=1)

@@ -1,0 +1,94 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from codec import Codec, model_config
+from codec.config import ConfigError
+from codec.errors import CodecError
+from codec.model import compute_model_id
+from codec.postfilter import check_exponent, spectral_expansion
+from codec.pretrained import PretrainedModel
+
+RATE = 16000
+
+
+def _harmonics_in_noise(seconds: float = 2.0, noise: float = 0.02) -> torch.Tensor:
+    """Harmonics of 200 Hz with white noise filling the valleys between them, [1, 1, T]."""
+    t = torch.arange(int(seconds * RATE)) / RATE
+    tones = sum(torch.sin(2 * math.pi * 200 * k * t) / k for k in range(1, 9))
+    hiss = noise * torch.randn(t.shape, generator=torch.Generator().manual_seed(0))
+    return (0.1 * tones + hiss).reshape(1, 1, -1)
+
+
+def _valley_share(audio: torch.Tensor) -> float:
+    """The share of the energy under 1.7 kHz that lies away from the harmonics."""
+    spectrum = torch.fft.rfft(audio.flatten()).abs().pow(2)
+    hz = torch.fft.rfftfreq(audio.shape[-1], 1 / RATE)
+    band = hz < 1700
+    near = ((hz / 200 - (hz / 200).round()).abs() * 200 < 30) & band
+    return float(spectrum[band & ~near].sum() / spectrum[band].sum())
+
+
+def test_exponent_one_leaves_the_audio_as_it_is():
+    audio = _harmonics_in_noise()
+    assert torch.equal(spectral_expansion(audio, RATE, 1.0), audio)
+    short = audio[..., :200]  # shorter than one frame
+    assert torch.equal(spectral_expansion(short, RATE, 2.0), short)
+
+
+def test_expansion_deepens_the_valleys_and_keeps_the_level():
+    audio = _harmonics_in_noise()
+    filtered = spectral_expansion(audio, RATE, 1.5)
+    assert filtered.shape == audio.shape
+    assert _valley_share(filtered) < 0.5 * _valley_share(audio)
+    level = filtered.pow(2).mean().sqrt() / audio.pow(2).mean().sqrt()
+    assert float(level) == pytest.approx(1.0, abs=0.03)
+
+
+def test_expansion_keeps_the_level_of_each_second():
+    audio = _harmonics_in_noise(seconds=4.0)
+    audio[..., :2 * RATE] *= 0.1  # a quiet first half, 20 dB under the second
+    filtered = spectral_expansion(audio, RATE, 2.0)
+    for half in (slice(RATE // 2, RATE + RATE // 2), slice(5 * RATE // 2, 7 * RATE // 2)):
+        ratio = filtered[..., half].pow(2).mean() / audio[..., half].pow(2).mean()
+        assert float(ratio) == pytest.approx(1.0, abs=0.05)
+
+
+def test_expansion_does_not_depend_on_the_level_and_keeps_silence():
+    audio = _harmonics_in_noise()
+    loud, quiet = (spectral_expansion(g * audio, RATE, 1.7) for g in (1.0, 0.01))
+    torch.testing.assert_close(quiet, 0.01 * loud, rtol=1e-3, atol=1e-6)
+    silence = torch.zeros(1, 1, RATE)
+    assert torch.equal(spectral_expansion(silence, RATE, 1.7), silence)
+
+
+@pytest.mark.parametrize("exponent, causal, problem", [
+    (0.5, False, "in \\[1, 4\\]"), (float("nan"), False, "in \\[1, 4\\]"),
+    (5.0, False, "in \\[1, 4\\]"), (1.5, True, "causal")])
+def test_exponents_that_cannot_be_used_are_refused(exponent, causal, problem):
+    message = check_exponent(exponent, causal)
+    assert message is not None
+    with pytest.raises(ConfigError, match=problem):
+        Codec(model_config("tiny", causal=causal, postfilter=exponent))
+    assert check_exponent(1.0, True) is None and check_exponent(2.0, False) is None
+
+
+def test_the_post_filter_changes_decoding_not_the_codes_or_the_model_id():
+    torch.manual_seed(0)
+    network = Codec(model_config("tiny", sample_rate=RATE)).eval()
+    model = PretrainedModel.from_network(network)
+    audio = _harmonics_in_noise(seconds=1.0)
+    codes = network.encode(audio)
+    plain = network.decode(codes, audio.shape[-1])
+    model.set_postfilter(2.0)
+    assert torch.equal(network.encode(audio), codes)
+    assert not torch.allclose(network.decode(codes, audio.shape[-1]), plain)
+    assert compute_model_id(network) == model.model_id
+    other = Codec(dataclasses.replace(network.config, postfilter=1.0))
+    other.load_state_dict(network.state_dict())
+    assert compute_model_id(other) == model.model_id
+    with pytest.raises(CodecError, match="in \\[1, 4\\]"):
+        model.set_postfilter(0.0)
+    assert network.config.postfilter == 2.0  # a refused exponent changes nothing
