@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from codec import postfilter
 from codec.errors import CodecError
 from codec.model import Codec
 from codec.nn import Conv1d, ConvTranspose1d
@@ -45,7 +46,8 @@ def _window_of(module: nn.Module) -> tuple[int, int, int] | None:
 
 def context_frames(model: Codec) -> int:
     """Frames of context that cover the receptive field of encoder and decoder on each
-    side (summed over every conv as if in series, so it errs on the generous side)."""
+    side (summed over every conv as if in series, so it errs on the generous side), and
+    the post-filter's reach when it is on."""
     hop = model.hop_length
     span, jump = 0, 1  # encoder, in samples
     for window in filter(None, map(_window_of, model.encoder.modules())):
@@ -64,6 +66,8 @@ def context_frames(model: Codec) -> int:
             jump /= stride
         else:
             span += (kernel - 1) * dilation * jump
+    if model.config.postfilter != 1.0:
+        span += math.ceil(postfilter.reach(model.sample_rate) / hop)
     return max(encoder_frames, math.ceil(span)) + 1
 
 
@@ -155,7 +159,8 @@ def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: in
         pieces = []
         for item in codes[..., first:last]:  # one item at a time, as in encoding
             window = torch.from_numpy(item[None].astype(np.int64)).to(device)
-            pieces.append(model.decode(window)[..., offset:offset + keep].float().cpu())
+            decoded = model.decode(window, offset=first * hop)
+            pieces.append(decoded[..., offset:offset + keep].float().cpu())
         yield torch.cat(pieces)
         if progress is not None:
             progress.update(1)

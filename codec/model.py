@@ -215,11 +215,13 @@ class Codec(nn.Module):
         return self.quantizer.encode(self.encoder(self._pad_to_hop(audio)), n_q)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, length: int | None = None,
+               offset: int = 0) -> torch.Tensor:
         """Codes ``[B, n_q, F]`` -> audio ``[B, C, F * hop]``, cut to ``length`` if given,
-        through the post-filter (``model.postfilter``, codec/postfilter.py)."""
+        through the post-filter (``model.postfilter``, codec/postfilter.py). ``offset``:
+        the sample of a longer signal where these codes' audio starts (chunked decoding)."""
         audio = self.decoder(self.quantizer.decode(codes))
-        audio = spectral_expansion(audio, self.sample_rate, self.config.postfilter)
+        audio = spectral_expansion(audio, self.sample_rate, self.config.postfilter, offset)
         return audio if length is None else audio[..., :length]
 
 

@@ -47,24 +47,43 @@ def _smooth(energy: torch.Tensor, frames: int) -> torch.Tensor:
                         count_include_pad=False)[:, 0]
 
 
-def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float) -> torch.Tensor:
+def reach(sample_rate: int) -> int:
+    """Samples each side of an output sample that the filter reads: half the energy
+    average, and a frame and a hop more for the frames at its ends."""
+    n_fft = _frame_size(sample_rate)
+    hop = n_fft // 4
+    return _energy_frames(sample_rate, hop) // 2 * hop + n_fft + hop
+
+
+def _energy_frames(sample_rate: int, hop: int) -> int:
+    return 2 * round(ENERGY_SECONDS * sample_rate / hop / 2) + 1
+
+
+def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
+                       offset: int = 0) -> torch.Tensor:
     """``audio`` ``[..., T]`` with its STFT magnitudes raised to ``exponent`` and its
     energy over each ``ENERGY_SECONDS`` kept; unchanged for exponent 1 or audio shorter
-    than one frame."""
+    than one frame.
+
+    ``offset`` is where ``audio`` starts in a longer signal. The frames then fall where
+    they fall on the whole signal, so a piece filtered with ``reach`` samples of the
+    signal each side has a centre equal to the whole signal's, as chunked decoding needs.
+    """
     n_fft = _frame_size(sample_rate)
-    length = audio.shape[-1]
-    if exponent == 1.0 or length <= n_fft:
+    if exponent == 1.0 or audio.shape[-1] <= n_fft:
         return audio
     hop = n_fft // 4
+    lead = offset % hop  # samples before the first frame centre of the whole signal's grid
+    flat = F.pad(audio.reshape(-1, audio.shape[-1]).float(), (lead, 0))
+    length = flat.shape[-1]
     window = torch.hann_window(n_fft, device=audio.device)
-    flat = audio.reshape(-1, length).float()
     spectra = torch.stft(flat, n_fft, hop, window=window, return_complex=True)
     magnitude = spectra.abs()
     expanded = spectra * magnitude.clamp(min=MAGNITUDE_FLOOR).pow(exponent - 1)
     filtered = torch.istft(expanded, n_fft, hop, window=window, length=length)
     # The energy is measured on the filtered audio, not on the expanded magnitudes: they
     # are no STFT of any signal, and the inverse transform loses some of their energy.
-    frames = 2 * round(ENERGY_SECONDS * sample_rate / hop / 2) + 1
+    frames = _energy_frames(sample_rate, hop)
     before = _smooth(_frame_energy(flat, n_fft, hop, window), frames)
     after = _smooth(_frame_energy(filtered, n_fft, hop, window), frames)
     tiny = torch.finfo(after.dtype).tiny
@@ -72,7 +91,7 @@ def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float) -
     # Frame t is centred on sample t * hop; the gain changes over a second, so a line
     # between frames is smooth enough.
     gain = F.interpolate(gain[:, None], size=length, mode="linear", align_corners=True)[:, 0]
-    return (filtered * gain).reshape(audio.shape).to(audio.dtype)
+    return (filtered * gain)[:, lead:].reshape(audio.shape).to(audio.dtype)
 
 
 def _frame_energy(flat: torch.Tensor, n_fft: int, hop: int,

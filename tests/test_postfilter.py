@@ -4,11 +4,12 @@ import math
 import pytest
 import torch
 
-from codec import Codec, model_config
+from codec import Codec, compress, model_config
 from codec.config import ConfigError
 from codec.errors import CodecError
+from codec.metrics import snr
 from codec.model import compute_model_id
-from codec.postfilter import check_exponent, spectral_expansion
+from codec.postfilter import check_exponent, reach, spectral_expansion
 from codec.pretrained import PretrainedModel
 
 RATE = 16000
@@ -92,3 +93,32 @@ def test_the_post_filter_changes_decoding_not_the_codes_or_the_model_id():
     with pytest.raises(CodecError, match="in \\[1, 4\\]"):
         model.set_postfilter(0.0)
     assert network.config.postfilter == 2.0  # a refused exponent changes nothing
+
+
+def test_a_piece_with_its_offset_and_reach_filters_as_the_whole_signal_does():
+    audio = _harmonics_in_noise(seconds=4.0)
+    whole = spectral_expansion(audio, RATE, 1.5)
+    start, stop = 20_001, 44_001  # a piece that starts off the frame grid
+    first, last = start - reach(RATE), stop + reach(RATE)
+    piece = spectral_expansion(audio[..., first:last], RATE, 1.5, offset=first)
+    centre = piece[..., start - first:stop - first]
+    torch.testing.assert_close(centre, whole[..., start:stop], rtol=1e-4, atol=1e-6)
+    unaligned = spectral_expansion(audio[..., first:last], RATE, 1.5)
+    assert not torch.allclose(unaligned[..., start - first:stop - first], whole[..., start:stop],
+                              rtol=1e-4, atol=1e-6)
+
+
+def test_chunked_decoding_through_the_post_filter_equals_whole_decoding():
+    torch.manual_seed(0)
+    network = Codec(model_config("spectral", sample_rate=RATE, strides=(80,), widths=(32, 32),
+                                 n_fft=320, dilations=(1, 3), latent_dim=16, n_q=4,
+                                 codebook_size=64, postfilter=1.5))
+    network.train()
+    network(torch.randn(4, 1, 8000))  # k-means codebooks
+    model = PretrainedModel.from_network(network.eval())
+    data = compress.encode(model, _harmonics_in_noise(seconds=3.0)[0], RATE, n_q=4)
+    _, whole = compress.decode_blocks(model, data, chunk_seconds=100)
+    _, chunked = compress.decode_blocks(model, data, chunk_seconds=0.3)
+    whole, chunked = torch.cat(list(whole), -1), torch.cat(list(chunked), -1)
+    assert whole.shape == chunked.shape
+    assert snr(whole, chunked) > 80
