@@ -191,10 +191,11 @@ class ReconstructionLoss(nn.Module):
             take from the bands below with energy in the bands above.
         stoi: add the ``stoi`` term, ``1 - STOI`` of each item (1, with no gradient,
             for an item with fewer than 30 speech frames, about 0.4 s, which STOI
-            cannot score). It asks for each third-octave band's envelope over 384 ms to follow
-            the input's, which no other term does: the waveform terms count the error's
-            energy, which the loudest bands hold, and the spectral terms each frame on
-            its own. Off by default, as it costs a resampling and two more STFTs a step.
+            cannot score). It asks for each third-octave band's envelope over 384 ms
+            to follow the input's, which no other term does: the waveform terms count
+            the error's energy, which the loudest bands hold, and the spectral terms
+            each frame on its own. Off by default, as it costs a resampling and two
+            more STFTs a step.
     """
 
     def __init__(self, sample_rate: int, *,

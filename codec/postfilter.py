@@ -84,7 +84,7 @@ def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
     # The energy is measured on the filtered audio, not on the expanded magnitudes: they
     # are no STFT of any signal, and the inverse transform loses some of their energy.
     frames = _energy_frames(sample_rate, hop)
-    before = _smooth(_frame_energy(flat, n_fft, hop, window), frames)
+    before = _smooth(magnitude.pow(2).sum(dim=1), frames)
     after = _smooth(_frame_energy(filtered, n_fft, hop, window), frames)
     tiny = torch.finfo(after.dtype).tiny
     gain = ((before + tiny) / (after + tiny)).sqrt()
@@ -97,5 +97,4 @@ def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
 def _frame_energy(flat: torch.Tensor, n_fft: int, hop: int,
                   window: torch.Tensor) -> torch.Tensor:
     """``[N, F]``: the energy of each STFT frame of ``flat`` ``[N, T]``."""
-    spectra = torch.stft(flat, n_fft, hop, window=window, return_complex=True)
-    return spectra.abs().pow(2).sum(dim=1)
+    return torch.stft(flat, n_fft, hop, window=window, return_complex=True).abs().pow(2).sum(1)
