@@ -53,9 +53,6 @@ class ModelConfig:
     quantizer_dropout: float = 1.0
     # arch stft only: the transform's window in samples (at least two hops).
     n_fft: int = 640
-    # arch stft only: what the decoder's last conv gives each bin, "cartesian" (real
-    # and imaginary parts) or "polar" (log magnitude and phase; codec/spectral.py).
-    spectral_output: str = "cartesian"
     # Decoding only: each decoded STFT magnitude to this power, the level kept
     # (codec/postfilter.py); 1 is off. Not part of the model id.
     postfilter: float = 1.0

@@ -17,7 +17,7 @@ from codec.config import DECODING_FIELDS, ConfigError, ModelConfig
 from codec.postfilter import check_exponent, spectral_expansion
 from codec.quantize import ResidualVQ
 from codec.seanet import SEANetDecoder, SEANetEncoder
-from codec.spectral import OUTPUTS, SpectralDecoder, SpectralEncoder, output_parts, window_problem
+from codec.spectral import SpectralDecoder, SpectralEncoder, window_problem
 
 # Bounds on a model configuration read from a file that may be hostile, checked before
 # anything is allocated. Far above any useful codec: the large preset holds 26M values.
@@ -69,9 +69,6 @@ def check_arch(config: ModelConfig) -> None:
     problem = window_problem(config.n_fft, math.prod(config.strides))
     if problem:
         raise ConfigError(f"model.{problem}")
-    if config.spectral_output not in OUTPUTS:
-        raise ConfigError(f"unknown model.spectral_output {config.spectral_output!r}; "
-                          f"choices: {list(OUTPUTS)}")
 
 
 def _size_bound(config: ModelConfig) -> int:
@@ -81,8 +78,7 @@ def _size_bound(config: ModelConfig) -> int:
     their running statistics."""
     widths, kernel = config.widths, config.kernel_size
     if config.arch == "stft":  # convs from and to the spectrum, at the last width
-        # the decoder gives at least the two parts per bin that the encoder takes
-        features = output_parts(config.spectral_output) * config.channels * (config.n_fft // 2 + 1)
+        features = config.channels * (config.n_fft + 2)
         weights = (features + config.latent_dim) * widths[-1] * kernel
     else:
         weights = config.channels * widths[0] * kernel + widths[-1] * config.latent_dim * kernel
@@ -103,7 +99,7 @@ class CodecOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _seanet_options(config: ModelConfig, decoder: bool = False) -> dict:
+def _seanet_options(config: ModelConfig) -> dict:
     return dict(channels=config.channels, strides=config.strides, widths=config.widths,
                 latent_dim=config.latent_dim, dilations=config.dilations,
                 kernel_size=config.kernel_size,
@@ -112,19 +108,16 @@ def _seanet_options(config: ModelConfig, decoder: bool = False) -> dict:
                 weight_norm=config.weight_norm, first_residual_stage=config.first_residual_stage)
 
 
-def _spectral_options(config: ModelConfig, decoder: bool = False) -> dict:
+def _spectral_options(config: ModelConfig) -> dict:
     """The hop is the strides' product; the frame-rate width is the last width."""
-    output = dict(output=config.spectral_output) if decoder else {}
-    return output | dict(channels=config.channels, hop=math.prod(config.strides),
-                         n_fft=config.n_fft, width=config.widths[-1],
-                         latent_dim=config.latent_dim, dilations=config.dilations,
-                         kernel_size=config.kernel_size,
-                         residual_kernel_size=config.residual_kernel_size,
-                         activation=config.activation, weight_norm=config.weight_norm)
+    return dict(channels=config.channels, hop=math.prod(config.strides), n_fft=config.n_fft,
+                width=config.widths[-1], latent_dim=config.latent_dim,
+                dilations=config.dilations, kernel_size=config.kernel_size,
+                residual_kernel_size=config.residual_kernel_size,
+                activation=config.activation, weight_norm=config.weight_norm)
 
 
-# model.arch -> (encoder, decoder, their keyword arguments from the config: the
-# encoder's, or with decoder=True the decoder's)
+# model.arch -> (encoder, decoder, their keyword arguments from the config)
 ARCHITECTURES = {"seanet": (SEANetEncoder, SEANetDecoder, _seanet_options),
                  "stft": (SpectralEncoder, SpectralDecoder, _spectral_options)}
 
@@ -141,7 +134,7 @@ class Codec(nn.Module):
                                     kmeans_iters=config.kmeans_iters,
                                     dead_code_threshold=config.dead_code_threshold,
                                     dropout=config.quantizer_dropout)
-        self.decoder = decoder(**options(config, decoder=True))
+        self.decoder = decoder(**options(config))
 
     @property
     def hop_length(self) -> int:
@@ -237,17 +230,13 @@ def build_model(config: ModelConfig) -> Codec:
 
 
 def _id_fields(config: ModelConfig) -> dict:
-    """The config as the model id hashes it. ``arch``, ``n_fft`` and ``spectral_output``
-    came after models and compressed files were in use; a model that leaves them at
-    what they meant before leaves them out (a time-domain model all three, a cartesian
-    spectral one the last), so its id, and every file coded with it, stays what it was.
-    The post-filter is left out of every id: the codes do not depend on it, so a file
-    decodes with any exponent."""
+    """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
+    and compressed files were in use; a time-domain model leaves both out, so its id,
+    and every file coded with it, stays what it was. The post-filter is left out of
+    every id: the codes do not depend on it, so a file decodes with any exponent."""
     fields = asdict(config)
     for name in DECODING_FIELDS:
         del fields[name]
-    if fields["arch"] == "seanet" or fields["spectral_output"] == "cartesian":
-        del fields["spectral_output"]
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
     return fields

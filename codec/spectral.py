@@ -12,15 +12,9 @@ CPU-hour than convs over 24,000 samples a second.
 
 The encoder sees the complex spectrum, power-compressed (magnitude to the power 0.5,
 phase kept) so that quiet bins are not lost beside loud ones. The decoder ends in a
-plain conv, then the inverse transform (windowed overlap-add): unbounded like the
-SEANet decoder, with no tanh and no output scale. The conv gives each bin's real and
-imaginary parts (``output="cartesian"``), or its log magnitude and a 2-vector whose
-direction is its phase (``output="polar"``): there a valley 60 dB under a peak costs
-the conv a step of 7 in one output rather than a thousandfold cancellation between
-two, and the level of a bin is set apart from its phase. (An angle as one output does
-not train: the phase wraps, and the waveform terms' gradients point both ways at once.)
-
-Each frame's window is centred on the hop of samples it codes, so the
+plain conv that gives the real and imaginary parts, then the inverse transform
+(windowed overlap-add): unbounded like the SEANet decoder, with no tanh and no
+output scale. Each frame's window is centred on the hop of samples it codes, so the
 transform looks ``(n_fft - hop) / 2`` samples ahead: these models code offline only.
 """
 from __future__ import annotations
@@ -37,17 +31,6 @@ from codec.seanet import ResidualUnit
 # slope finite in silence.
 COMPRESSION = 0.5
 COMPRESSION_FLOOR = 1e-6
-
-# The polar decoder's bins: magnitude exp(output + offset), phase the direction of two
-# more outputs (their length floored, so the direction of a null vector is finite). The
-# offset starts an
-# untrained decoder near -43 dB a bin, under loudness-normalised speech, rather than at
-# full scale; the ceiling (+43 dB a bin, far above any audio in [-1, 1]) keeps exp finite
-# when a step goes wrong.
-OUTPUTS = ("cartesian", "polar")
-LOG_MAGNITUDE_OFFSET = -5.0
-LOG_MAGNITUDE_CEILING = 5.0
-DIRECTION_FLOOR = 1e-3
 
 
 def window_problem(n_fft: int, hop: int) -> str | None:
@@ -158,42 +141,23 @@ class SpectralEncoder(nn.Module):
         return self.layers(parts.flatten(1, 3).to(audio.dtype))
 
 
-def output_parts(output: str) -> int:
-    """The decoder's outputs per bin and channel."""
-    return 3 if output == "polar" else 2
-
-
-def polar_to_parts(parts: torch.Tensor) -> torch.Tensor:
-    """Log magnitudes and phase vectors ``[..., 3, bins, F]`` -> real and imaginary parts
-    ``[..., 2, bins, F]``."""
-    log_magnitude, direction = parts[..., 0, :, :], parts[..., 1:, :, :]
-    magnitude = (log_magnitude + LOG_MAGNITUDE_OFFSET).clamp(max=LOG_MAGNITUDE_CEILING).exp()
-    length = direction.pow(2).sum(-3, keepdim=True).add(DIRECTION_FLOOR ** 2).sqrt()
-    return magnitude.unsqueeze(-3) * direction / length
-
-
 class SpectralDecoder(nn.Module):
     """Latents ``[B, latent_dim, F]`` -> audio ``[B, C, F * hop]``, unbounded."""
 
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
-                 activation: str, weight_norm: bool, output: str = "cartesian"):
+                 activation: str, weight_norm: bool):
         super().__init__()
-        if output not in OUTPUTS:
-            raise ValueError(f"unknown spectral decoder output {output!r}; choices: {OUTPUTS}")
-        self.channels, self.bins, self.polar = channels, n_fft // 2 + 1, output == "polar"
-        self.parts = output_parts(output)
+        self.channels, self.bins = channels, n_fft // 2 + 1
         self.layers = nn.Sequential(
             Conv1d(latent_dim, width, kernel_size, weight_norm=weight_norm),
             *_frame_stack(width, dilations, residual_kernel_size, activation, weight_norm),
             make_activation(activation, width),
-            # Plain conv last: real and imaginary parts, or log magnitudes and phases.
-            Conv1d(width, channels * self.parts * self.bins, kernel_size,
-                   weight_norm=weight_norm))
+            # Plain conv last: linear real and imaginary parts (see module docstring).
+            Conv1d(width, channels * 2 * self.bins, kernel_size, weight_norm=weight_norm))
         self.synthesis = ISTFTSynthesis(n_fft, hop)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         parts = self.layers(latents)
         batch, _, frames = parts.shape
-        parts = parts.reshape(batch, self.channels, self.parts, self.bins, frames)
-        return self.synthesis(polar_to_parts(parts.float()) if self.polar else parts)
+        return self.synthesis(parts.reshape(batch, self.channels, 2, self.bins, frames))

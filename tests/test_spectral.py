@@ -10,13 +10,7 @@ from codec.export import export_model
 from codec.metrics import snr
 from codec.model import check_model_size, compute_model_id
 from codec.pretrained import PretrainedModel, load
-from codec.spectral import (
-    LOG_MAGNITUDE_OFFSET,
-    ISTFTSynthesis,
-    STFTAnalysis,
-    polar_to_parts,
-    window_problem,
-)
+from codec.spectral import ISTFTSynthesis, STFTAnalysis, window_problem
 
 
 def spectral_model(**overrides) -> Codec:
@@ -120,39 +114,3 @@ def test_model_id_names_the_arch_and_keeps_time_domain_ids():
     assert compute_model_id(model) == reference
     model.config = dataclasses.replace(model.config, arch="stft")
     assert compute_model_id(model) != reference
-
-
-def test_polar_decoder_gives_its_magnitudes_and_phases():
-    """Log magnitude and phase vector per bin: a bin's magnitude follows its first output
-    through exp alone (no tanh), its phase the direction of the other two, whatever
-    their length."""
-    log_magnitude = torch.tensor([[-3.0, 0.0, 2.0]])
-    phase = torch.tensor([[0.0, 1.0, -2.5]])
-    length = torch.tensor([[0.5, 3.0, 40.0]])
-    vector = (length * phase.cos(), length * phase.sin())
-    parts = polar_to_parts(torch.stack((log_magnitude, *vector)))
-    assert parts.shape == (2, 1, 3)
-    spectra = torch.complex(parts[0], parts[1])
-    assert torch.allclose(spectra.abs(), (log_magnitude + LOG_MAGNITUDE_OFFSET).exp(),
-                          rtol=1e-4)
-    assert torch.allclose(spectra.angle(), phase)
-
-
-def test_polar_decoder_starts_quiet_and_trains_on_silence():
-    model = spectral_model(spectral_output="polar")
-    loud = torch.randn(2, 1, 1600) * 0.1
-    assert model(loud).audio.pow(2).mean() < loud.pow(2).mean()
-    for audio in (torch.zeros(2, 1, 1600), loud):
-        model.zero_grad()
-        model(audio).audio.pow(2).mean().backward()
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        assert grads and all(torch.isfinite(g).all() for g in grads)
-
-
-def test_spectral_output_is_checked_and_named_in_the_id():
-    with pytest.raises(ConfigError, match=r"unknown model.spectral_output 'complex'.*polar"):
-        spectral_model(spectral_output="complex")
-    model = spectral_model()
-    cartesian = compute_model_id(model)
-    model.config = dataclasses.replace(model.config, spectral_output="polar")
-    assert compute_model_id(model) != cartesian
