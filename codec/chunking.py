@@ -47,7 +47,7 @@ def _window_of(module: nn.Module) -> tuple[int, int, int] | None:
 def context_frames(model: Codec) -> int:
     """Frames of context that cover the receptive field of encoder and decoder on each
     side (summed over every conv as if in series, so it errs on the generous side), and
-    the post-filter's reach when it is on."""
+    the post-filter's reach."""
     hop = model.hop_length
     span, jump = 0, 1  # encoder, in samples
     for window in filter(None, map(_window_of, model.encoder.modules())):
@@ -66,8 +66,7 @@ def context_frames(model: Codec) -> int:
             jump /= stride
         else:
             span += (kernel - 1) * dilation * jump
-    if model.config.postfilter != 1.0:
-        span += math.ceil(postfilter.reach(model.sample_rate) / hop)
+    span += math.ceil(postfilter.reach(model.sample_rate, model.config.postfilter) / hop)
     return max(encoder_frames, math.ceil(span)) + 1
 
 

@@ -47,16 +47,19 @@ def _smooth(energy: torch.Tensor, frames: int) -> torch.Tensor:
                         count_include_pad=False)[:, 0]
 
 
-def reach(sample_rate: int) -> int:
+def _energy_frames(sample_rate: int, hop: int) -> int:
+    return 2 * round(ENERGY_SECONDS * sample_rate / hop / 2) + 1
+
+
+def reach(sample_rate: int, exponent: float) -> int:
     """Samples each side of an output sample that the filter reads: half the energy
-    average, and a frame and a hop more for the frames at its ends."""
+    average, and a frame and a hop more for the frames at its ends; none when it is off
+    (exponent 1 leaves the audio as it is)."""
+    if exponent == 1.0:
+        return 0
     n_fft = _frame_size(sample_rate)
     hop = n_fft // 4
     return _energy_frames(sample_rate, hop) // 2 * hop + n_fft + hop
-
-
-def _energy_frames(sample_rate: int, hop: int) -> int:
-    return 2 * round(ENERGY_SECONDS * sample_rate / hop / 2) + 1
 
 
 def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,

@@ -99,7 +99,8 @@ def test_a_piece_with_its_offset_and_reach_filters_as_the_whole_signal_does():
     audio = _harmonics_in_noise(seconds=4.0)
     whole = spectral_expansion(audio, RATE, 1.5)
     start, stop = 20_001, 44_001  # a piece that starts off the frame grid
-    first, last = start - reach(RATE), stop + reach(RATE)
+    first, last = start - reach(RATE, 1.5), stop + reach(RATE, 1.5)
+    assert reach(RATE, 1.0) == 0  # off, it reads nothing beyond each sample
     piece = spectral_expansion(audio[..., first:last], RATE, 1.5, offset=first)
     centre = piece[..., start - first:stop - first]
     torch.testing.assert_close(centre, whole[..., start:stop], rtol=1e-4, atol=1e-6)
