@@ -151,6 +151,7 @@ class TrainConfig:
     disc: Tuple[str, ...] = ()
     disc_start_step: int = 0
     disc_lr: float = 3e-4
+    disc_filters: int = 32             # the discriminators' width (cost grows as its square)
     adv_loss: str = "hinge"
     balancer: bool = False
     # Loss weights that replace the `loss` section's from this share of the run on

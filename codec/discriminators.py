@@ -136,8 +136,10 @@ class MultiPeriodDiscriminator(nn.Module):
     """One ``PeriodDiscriminator`` per period (primes, so the periods overlap little)."""
 
     def __init__(self, channels: int = 1, periods: Sequence[int] = (2, 3, 5, 7, 11),
-                 widths: Sequence[int] = (32, 64, 128, 256)):
+                 filters: int = 32):
         super().__init__()
+        # Each layer twice as wide as the one before it, from ``filters``.
+        widths = tuple(filters * 2 ** i for i in range(4))
         self.discriminators = nn.ModuleList(
             PeriodDiscriminator(p, channels=channels, widths=widths) for p in periods)
 
@@ -167,8 +169,11 @@ class Discriminator(nn.Module):
         return [out for part in self.parts.values() for out in part(audio)]
 
 
-def build_discriminator(names: Sequence[str], channels: int = 1) -> Discriminator | None:
-    """The named discriminators (keys of ``DISCRIMINATORS``) combined; None for no names."""
+def build_discriminator(names: Sequence[str], channels: int = 1,
+                        filters: int = 32) -> Discriminator | None:
+    """The named discriminators (keys of ``DISCRIMINATORS``) combined; None for no names.
+    ``filters`` sets their width: every layer of msstft's, the first of mpd's. A step's
+    cost grows with its square, so narrow ones suit a CPU."""
     if isinstance(names, str):
         names = (names,)
     unknown = [name for name in names if name not in DISCRIMINATORS]
@@ -176,7 +181,9 @@ def build_discriminator(names: Sequence[str], channels: int = 1) -> Discriminato
         raise ValueError(f"unknown discriminator(s) {unknown}; choices: {sorted(DISCRIMINATORS)}")
     if len(set(names)) != len(names):
         raise ValueError(f"discriminator names repeat: {list(names)}")
+    if filters < 1:
+        raise ValueError(f"discriminator filters must be at least 1, got {filters}")
     if not names:
         return None
-    return Discriminator({name: DISCRIMINATORS[name](channels=channels) for name in names},
-                         channels=channels)
+    return Discriminator({name: DISCRIMINATORS[name](channels=channels, filters=filters)
+                          for name in names}, channels=channels)

@@ -4,8 +4,9 @@ A decoder trained on reconstruction terms gives, where the codes leave it unsure
 mean of what the input might have been: peaks a little low, spectral valleys and quiet
 frames a little full. Listeners (and PESQ) hear the filled valleys as noise. The filter
 raises each short-time Fourier magnitude to a power ``exponent`` above 1, keeping the
-phase, and then brings the energy back to the decoded audio's over each second, so loud
-bins come out louder than quiet ones by more than before while the level stays.
+phase, and then brings the energy of each of a few bands back to the decoded audio's
+over each second, so loud bins come out louder than their neighbours by more than before
+while the level, and the balance between low and high bands, stay.
 
 It is a decoding step only: the model trains without it (its terms would teach the
 decoder to undo it), and the codes do not depend on it, so a file decodes with any
@@ -23,6 +24,10 @@ import torch.nn.functional as F
 FRAME_SECONDS = 0.02
 # The energy of the filtered audio follows the decoded audio's over this long.
 ENERGY_SECONDS = 1.0
+# The energy is kept in each of this many bands, equally wide on the mel scale. Kept
+# over the whole band instead, the expansion also moves energy from quiet bands to loud
+# ones, and the faint upper bands of decoded speech sink far under the input's.
+ENERGY_BANDS = 8
 # Magnitudes are floored before the power, so that digital silence stays finite.
 MAGNITUDE_FLOOR = 1e-7
 
@@ -42,9 +47,8 @@ def _frame_size(sample_rate: int) -> int:
 
 
 def _smooth(energy: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[N, F]`` frame energies averaged over ``frames`` neighbours (fewer at the ends)."""
-    return F.avg_pool1d(energy[:, None], frames, 1, frames // 2,
-                        count_include_pad=False)[:, 0]
+    """``[N, B, F]`` frame energies averaged over ``frames`` neighbours (fewer at the ends)."""
+    return F.avg_pool1d(energy, frames, 1, frames // 2, count_include_pad=False)
 
 
 def _energy_frames(sample_rate: int, hop: int) -> int:
@@ -53,20 +57,35 @@ def _energy_frames(sample_rate: int, hop: int) -> int:
 
 def reach(sample_rate: int, exponent: float) -> int:
     """Samples each side of an output sample that the filter reads: half the energy
-    average, and a frame and a hop more for the frames at its ends; none when it is off
-    (exponent 1 leaves the audio as it is)."""
+    average, and a frame each for the three transforms it passes through (a hop more
+    for the frame grid); none when it is off (exponent 1 leaves the audio as it is)."""
     if exponent == 1.0:
         return 0
     n_fft = _frame_size(sample_rate)
     hop = n_fft // 4
-    return _energy_frames(sample_rate, hop) // 2 * hop + n_fft + hop
+    return _energy_frames(sample_rate, hop) // 2 * hop + 2 * n_fft + hop
+
+
+def band_members(sample_rate: int, n_fft: int) -> torch.Tensor:
+    """``[bins, bands]``: 1 where an STFT bin lies in one of ``ENERGY_BANDS`` bands
+    equally wide on the mel scale (fewer when the lowest are narrower than a bin)."""
+    def mel(hz: float) -> float:
+        return 2595 * math.log10(1 + hz / 700)
+
+    top = mel(sample_rate / 2)
+    bins = n_fft // 2 + 1
+    edges = sorted({min(bins, round(700 * (10 ** (top * i / ENERGY_BANDS / 2595) - 1)
+                                    / sample_rate * n_fft)) for i in range(ENERGY_BANDS + 1)})
+    edges[-1] = bins
+    band = torch.bucketize(torch.arange(bins), torch.tensor(edges[1:-1]), right=True)
+    return F.one_hot(band, len(edges) - 1).float()
 
 
 def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
                        offset: int = 0) -> torch.Tensor:
-    """``audio`` ``[..., T]`` with its STFT magnitudes raised to ``exponent`` and its
-    energy over each ``ENERGY_SECONDS`` kept; unchanged for exponent 1 or audio shorter
-    than one frame.
+    """``audio`` ``[..., T]`` with its STFT magnitudes raised to ``exponent`` and the
+    energy of each band over each ``ENERGY_SECONDS`` kept; unchanged for exponent 1 or
+    audio shorter than one frame.
 
     ``offset`` is where ``audio`` starts in a longer signal. The frames then fall where
     they fall on the whole signal, so a piece filtered with ``reach`` samples of the
@@ -80,24 +99,30 @@ def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
     flat = F.pad(audio.reshape(-1, audio.shape[-1]).float(), (lead, 0))
     length = flat.shape[-1]
     window = torch.hann_window(n_fft, device=audio.device)
-    spectra = torch.stft(flat, n_fft, hop, window=window, return_complex=True)
+
+    def stft(signal: torch.Tensor) -> torch.Tensor:
+        return torch.stft(signal, n_fft, hop, window=window, return_complex=True)
+
+    def istft(spectra: torch.Tensor) -> torch.Tensor:
+        return torch.istft(spectra, n_fft, hop, window=window, length=length)
+
+    spectra = stft(flat)
     magnitude = spectra.abs()
-    expanded = spectra * magnitude.clamp(min=MAGNITUDE_FLOOR).pow(exponent - 1)
-    filtered = torch.istft(expanded, n_fft, hop, window=window, length=length)
-    # The energy is measured on the filtered audio, not on the expanded magnitudes: they
-    # are no STFT of any signal, and the inverse transform loses some of their energy.
+    filtered = istft(spectra * magnitude.clamp(min=MAGNITUDE_FLOOR).pow(exponent - 1))
+    # The energy is measured on the filtered audio's own STFT, not on the expanded
+    # magnitudes: they are no STFT of any signal, and the inverse transform loses some
+    # of their energy.
+    again = stft(filtered)
+    members = band_members(sample_rate, n_fft).to(audio.device)
     frames = _energy_frames(sample_rate, hop)
-    before = _smooth(magnitude.pow(2).sum(dim=1), frames)
-    after = _smooth(_frame_energy(filtered, n_fft, hop, window), frames)
+
+    def band_energy(power: torch.Tensor) -> torch.Tensor:  # [N, bins, F] -> [N, bands, F]
+        return _smooth(torch.einsum("nft,fb->nbt", power, members), frames)
+
+    before = band_energy(magnitude.pow(2))
+    after = band_energy(again.abs().pow(2))
     tiny = torch.finfo(after.dtype).tiny
     gain = ((before + tiny) / (after + tiny)).sqrt()
-    # Frame t is centred on sample t * hop; the gain changes over a second, so a line
-    # between frames is smooth enough.
-    gain = F.interpolate(gain[:, None], size=length, mode="linear", align_corners=True)[:, 0]
-    return (filtered * gain)[:, lead:].reshape(audio.shape).to(audio.dtype)
-
-
-def _frame_energy(flat: torch.Tensor, n_fft: int, hop: int,
-                  window: torch.Tensor) -> torch.Tensor:
-    """``[N, F]``: the energy of each STFT frame of ``flat`` ``[N, T]``."""
-    return torch.stft(flat, n_fft, hop, window=window, return_complex=True).abs().pow(2).sum(1)
+    # The gain changes over a second, so each frame may take its own.
+    restored = istft(again * torch.einsum("nbt,fb->nft", gain, members))
+    return restored[:, lead:].reshape(audio.shape).to(audio.dtype)

@@ -441,7 +441,8 @@ def build_trainer(config: Config, device: torch.device | str = "cpu",
                 autocast_dtype=resolve_precision(train.precision, device))
     t.scheduler = make_schedule(optimizer, config, train.steps, t.budget_used)
     try:
-        disc = build_discriminator(tuple(train.disc), config.model.channels)
+        disc = build_discriminator(tuple(train.disc), config.model.channels,
+                                   train.disc_filters)
     except ValueError as error:
         raise CodecError(f"train.disc: {error}") from None
     if disc is not None:

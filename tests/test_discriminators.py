@@ -49,6 +49,18 @@ def test_build_by_name_errors_and_empty():
     assert isinstance(build_discriminator(["mpd"]).parts["mpd"], MultiPeriodDiscriminator)
 
 
+def test_filters_set_every_discriminators_width():
+    def widths(disc):
+        return {out.name.split("/")[0]: [f.shape[1] for f in out.features]
+                for out in disc(torch.randn(1, 1, 4096))}
+
+    with torch.no_grad():
+        narrow = widths(build_discriminator(["msstft", "mpd"], filters=8))
+    assert narrow == {"msstft": [8] * 5, "mpd": [8, 16, 32, 64, 64]}
+    with pytest.raises(ValueError, match="filters must be at least 1"):
+        build_discriminator(["mpd"], filters=0)
+
+
 def test_all_convolutions_use_weight_norm():
     for cls in (MultiScaleSTFTDiscriminator, MultiPeriodDiscriminator):
         convs = [m for m in cls().modules() if isinstance(m, torch.nn.Conv2d)]
@@ -71,7 +83,7 @@ def test_losses_on_real_discriminator_outputs_backpropagate():
 def test_a_few_steps_teach_a_discriminator_real_from_noise(name):
     """Real = low tones, fake = white noise; the discriminator loss must fall."""
     kwargs = {"msstft": dict(n_ffts=(256,), filters=8),
-              "mpd": dict(periods=(2, 3), widths=(8, 16))}[name]
+              "mpd": dict(periods=(2, 3), filters=4)}[name]
     disc = DISCRIMINATORS[name](**kwargs)
     opt = torch.optim.Adam(disc.parameters(), lr=1e-2)
     t = torch.arange(2048) / SAMPLE_RATE
