@@ -1,0 +1,115 @@
+"""Real voices that the demo corpus leaves out: a second validation set of speech.
+
+    python -m data_prep.held_out_voices OUT_DIR [--seconds 40] [--seed 0]
+        [--install-audio true]
+
+The demo corpus takes its speech from klettres-data and from the English, French and
+Italian asterisk-core-sounds. Debian has three more speakers: the Russian voice of
+asterisk-core-sounds-ru-wav (8 kHz PCM), and the French and Colombian Spanish prompts of
+asterisk-prompt-fr-armelle and asterisk-prompt-es-co (8 kHz GSM 6.10). A model trained
+on the corpus has heard none of them, so scoring it on them says whether a change helps
+more voices than the corpus's one validation speaker. They are telephone recordings
+(nothing above 4 kHz, and the GSM ones coded once already): they judge the lower band
+that PESQ and STOI weigh most, not the upper.
+
+Writes OUT_DIR/speech/VOICE/VOICE_NNN.wav (each voice's recordings in a seeded order,
+joined with short silences as the corpus joins them, ``--seconds`` of each) and
+OUT_DIR/voices.jsonl, one manifest of them all for ``eval.evaluate --data``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import soundfile as sf
+
+from data_prep import debian
+from data_prep.demo_corpus import SAMPLE_RATE, Report, Voice, _voice_clips
+from data_prep.manifest import find_files, manifest_line, measure_all
+from data_prep.probe import Measured
+
+SOUNDS = Path("/usr/share/asterisk/sounds")
+
+# Voice name -> (Debian package, its folder under SOUNDS, the files' pattern there).
+VOICES = {
+    "asterisk-IvrvoiceRU": ("asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU", "*.wav"),
+    "asterisk-armelle": ("asterisk-prompt-fr-armelle", "fr", "*.gsm"),
+    "asterisk-es-co": ("asterisk-prompt-es-co", "es", "*.gsm"),
+}
+
+
+def install_missing() -> None:
+    """Install the voices' packages that are missing, saying what happens."""
+    missing = debian.missing_packages([package for package, _, _ in VOICES.values()])
+    if not missing:
+        return
+    print(f"installing Debian packages of held-out voices: {' '.join(missing)}", flush=True)
+    problem = debian.install(missing)
+    if problem is not None:
+        print(f"warning: could not install them ({problem})", file=sys.stderr, flush=True)
+
+
+def write_clips(out_dir: Path, seconds: float, seed: int,
+                sounds: Optional[Path] = None) -> list[str]:
+    """Write each installed voice's clips under ``out_dir/speech`` (the voices' folders
+    under ``sounds``, SOUNDS by default); the notes of what was missing or left out."""
+    sounds = SOUNDS if sounds is None else sounds
+    notes = []
+    for name, (package, folder, pattern) in VOICES.items():
+        files = sorted((sounds / folder).glob(pattern))
+        if not files:
+            notes.append(f"{name}: no {pattern} in {sounds / folder} (package {package})")
+            continue
+        report = Report()
+        voice = Voice(name, package, files, "")
+        for index, clip in enumerate(_voice_clips(voice, seed, seconds, report)):
+            path = out_dir / "speech" / name / f"{name}_{index:03d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, clip[0].numpy(), SAMPLE_RATE, subtype="PCM_16")
+        notes += report.notes
+    return notes
+
+
+def write_manifest(out_dir: Path) -> int:
+    """``out_dir/voices.jsonl`` of every clip under ``out_dir/speech``; the line count."""
+    candidates = find_files([out_dir])
+    lines = []
+    for candidate, result in zip(candidates, measure_all([c.path for c in candidates], 0.5, 1),
+                                 strict=True):
+        if isinstance(result, Measured):
+            group = str(Path(candidate.relative).parent).replace("\\", "/")
+            lines.append(manifest_line(candidate, result, group))
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    (out_dir / "voices.jsonl").write_text(text, encoding="utf-8")
+    return len(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_prep.held_out_voices",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for the clips and voices.jsonl")
+    parser.add_argument("--seconds", type=float, default=40.0,
+                        help="seconds of each voice (default 40)")
+    parser.add_argument("--seed", type=int, default=0, help="order of the recordings (default 0)")
+    parser.add_argument("--install-audio", choices=("true", "false"), default="true",
+                        help="install the voices' Debian packages when missing (default true)")
+    args = parser.parse_args(argv)
+    if args.install_audio == "true":
+        install_missing()
+    out_dir = Path(args.out_dir)
+    notes = write_clips(out_dir, args.seconds, args.seed)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    count = write_manifest(out_dir) if (out_dir / "speech").is_dir() else 0
+    if count == 0:
+        print(f"error: no held-out voice is installed ({', '.join(VOICES)})", file=sys.stderr)
+        return 1
+    print(f"wrote {count} clips and {out_dir / 'voices.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
