@@ -196,3 +196,18 @@ def test_causal_cpu_hour_recipe_trains_a_causal_model(tmp_path):
     assert (tmp_path / "m" / "test.jsonl").is_file() and (exp / ".done").is_file()
     trained = load_config([exp / "config.yaml"])
     assert trained.model.causal and trained.train.late_loss  # cpu_hour's, made causal
+
+    # cpu_hour's stage 3 scores a run on the validation split and on held-out voices
+    # (here the validation files again, standing in for voices already built).
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "voices.jsonl").write_text((tmp_path / "m" / "valid.jsonl").read_text())
+    scored = subprocess.run(
+        ["bash", str(RECIPES / "cpu_hour" / "run.sh"), "--stage", "3", "--stop-stage", "3",
+         "--manifests", str(tmp_path / "m"), "--exp", str(exp), "--voices", str(voices)],
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert "stage 3" in scored.stdout and "stage 2" not in scored.stdout
+    for split in ("valid", "voices"):
+        summary = json.loads((exp / f"eval_{split}" / "summary.json").read_text())
+        assert summary["systems"][0]["files"] >= 1

@@ -3,6 +3,7 @@
 #
 #   bash recipes/cpu_hour/run.sh [DATA_DIR] [--stage 0] [--stop-stage 2] [--minutes 60]
 #        [--manifests data/cpu_hour] [--exp exp/cpu_hour] [--overrides "k=v ..."]
+#        [--voices data/held_out_voices]
 #        [--install-audio true] [--conf recipes/cpu_hour/conf/cpu_hour.yaml]
 #
 # DATA_DIR: a folder of speech and music, one sub-folder per speaker or track under
@@ -15,6 +16,9 @@
 #   2  evaluate on the held-out test split at 1.5, 3 and 6 kbps beside Opus at the
 #      same bitrates and at 12 kbps; print the comparison table, then where the level
 #      goes at 6 kbps (per band and per frame loudness, eval.levels)
+#   3  only when asked (--stage 3 --stop-stage 3): what decides between two runs, as
+#      the test split must not: 6 kbps on the validation split and on real voices the
+#      corpus leaves out (data_prep.held_out_voices, built in --voices when missing)
 set -euo pipefail
 
 stage=0
@@ -25,6 +29,7 @@ exp=exp/cpu_hour
 overrides=
 install_audio=true
 conf="$(dirname "$0")/conf/cpu_hour.yaml"
+voices=data/held_out_voices
 . "$(dirname "$0")/../parse_options.sh"
 . "$(dirname "$0")/../stages.sh"
 
@@ -49,5 +54,14 @@ if in_stage 2; then
     --data "$manifests/test.jsonl" --kbps 6 --threads 2 --json "$exp/eval/levels.json" \
     $(command -v opusenc >/dev/null && echo --opus) > "$exp/eval/levels.md"
   cat "$exp/eval/levels.md"
+fi
+if in_stage 3; then
+  echo "== stage 3: $exp on $manifests/valid.jsonl and the held-out voices in $voices"
+  [ -f "$voices/voices.jsonl" ] || python -m data_prep.held_out_voices "$voices" \
+    --install-audio "$install_audio"
+  for split in valid:"$manifests/valid.jsonl" voices:"$voices/voices.jsonl"; do
+    [ -f "$exp/eval_${split%%:*}/summary.json" ] || python -m eval.evaluate --model "$exp" \
+      --data "${split#*:}" -o "$exp/eval_${split%%:*}" --kbps 6 --clips 0 --threads 2
+  done
 fi
 echo "TensorBoard: tensorboard --logdir $(dirname "$exp")/    model: $exp    report: $exp/eval/index.html"
