@@ -57,8 +57,9 @@ def _energy_frames(sample_rate: int, hop: int) -> int:
 
 def reach(sample_rate: int, exponent: float) -> int:
     """Samples each side of an output sample that the filter reads: half the energy
-    average, and a frame each for the three transforms it passes through (a hop more
-    for the frame grid); none when it is off (exponent 1 leaves the audio as it is)."""
+    average, half a frame for each of the three transforms it passes through (rounded
+    up to two frames), and a hop for the frame grid; none when it is off (exponent 1
+    leaves the audio as it is)."""
     if exponent == 1.0:
         return 0
     n_fft = _frame_size(sample_rate)
@@ -69,15 +70,10 @@ def reach(sample_rate: int, exponent: float) -> int:
 def band_members(sample_rate: int, n_fft: int) -> torch.Tensor:
     """``[bins, bands]``: 1 where an STFT bin lies in one of ``ENERGY_BANDS`` bands
     equally wide on the mel scale (fewer when the lowest are narrower than a bin)."""
-    def mel(hz: float) -> float:
-        return 2595 * math.log10(1 + hz / 700)
-
-    top = mel(sample_rate / 2)
-    bins = n_fft // 2 + 1
-    edges = sorted({min(bins, round(700 * (10 ** (top * i / ENERGY_BANDS / 2595) - 1)
-                                    / sample_rate * n_fft)) for i in range(ENERGY_BANDS + 1)})
-    edges[-1] = bins
-    band = torch.bucketize(torch.arange(bins), torch.tensor(edges[1:-1]), right=True)
+    top_mel = 2595 * math.log10(1 + sample_rate / 2 / 700)
+    edges_hz = 700 * (10 ** (torch.linspace(0, top_mel, ENERGY_BANDS + 1) / 2595) - 1)
+    edges = (edges_hz / sample_rate * n_fft).round().long().unique()  # sorted, merged
+    band = torch.bucketize(torch.arange(n_fft // 2 + 1), edges[1:-1], right=True)
     return F.one_hot(band, len(edges) - 1).float()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from typing import Sequence
 
 
@@ -53,3 +54,17 @@ def install(names: Sequence[str]) -> str | None:
             last = (result.stderr.strip().splitlines() or ["no message"])[-1]
             return f"{' '.join(step[:3])} failed: {last}"
     return None
+
+
+def install_missing(names: Sequence[str], what: str) -> None:
+    """Install those of ``names`` that are missing, saying so (``what`` they hold) and
+    warning, without stopping, when they cannot be installed."""
+    missing = missing_packages(names)
+    if not missing:
+        return
+    print(f"installing Debian packages of {what}: {' '.join(missing)}", flush=True)
+    problem = install(missing)
+    if problem is None:
+        print("installed", flush=True)
+    else:
+        print(f"warning: could not install them ({problem})", file=sys.stderr, flush=True)

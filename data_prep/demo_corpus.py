@@ -527,16 +527,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def install_real_audio() -> None:
     """Install the missing packages of REAL_AUDIO_PACKAGES, saying what happens."""
-    missing = debian.missing_packages(REAL_AUDIO_PACKAGES)
-    if not missing:
-        return
-    print(f"installing Debian packages of real voices and music: {' '.join(missing)}",
-          flush=True)
-    problem = debian.install(missing)
-    if problem is None:
-        print("installed", flush=True)
-    else:
-        print(f"warning: could not install them ({problem})", file=sys.stderr, flush=True)
+    debian.install_missing(REAL_AUDIO_PACKAGES, "real voices and music")
 
 
 def synthetic_warning(out_dir: str) -> str:

@@ -19,7 +19,6 @@ OUT_DIR/voices.jsonl, one manifest of them all for ``eval.evaluate --data``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,8 +27,9 @@ import soundfile as sf
 
 from data_prep import debian
 from data_prep.demo_corpus import SAMPLE_RATE, Report, Voice, _voice_clips
-from data_prep.manifest import find_files, manifest_line, measure_all
+from data_prep.manifest import find_files, manifest_line, measure_all, write_jsonl
 from data_prep.probe import Measured
+from data_prep.split import group_of
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
 
@@ -39,17 +39,6 @@ VOICES = {
     "asterisk-armelle": ("asterisk-prompt-fr-armelle", "fr", "*.gsm"),
     "asterisk-es-co": ("asterisk-prompt-es-co", "es", "*.gsm"),
 }
-
-
-def install_missing() -> None:
-    """Install the voices' packages that are missing, saying what happens."""
-    missing = debian.missing_packages([package for package, _, _ in VOICES.values()])
-    if not missing:
-        return
-    print(f"installing Debian packages of held-out voices: {' '.join(missing)}", flush=True)
-    problem = debian.install(missing)
-    if problem is not None:
-        print(f"warning: could not install them ({problem})", file=sys.stderr, flush=True)
 
 
 def write_clips(out_dir: Path, seconds: float, seed: int,
@@ -76,14 +65,11 @@ def write_clips(out_dir: Path, seconds: float, seed: int,
 def write_manifest(out_dir: Path) -> int:
     """``out_dir/voices.jsonl`` of every clip under ``out_dir/speech``; the line count."""
     candidates = find_files([out_dir])
-    lines = []
-    for candidate, result in zip(candidates, measure_all([c.path for c in candidates], 0.5, 1),
-                                 strict=True):
-        if isinstance(result, Measured):
-            group = str(Path(candidate.relative).parent).replace("\\", "/")
-            lines.append(manifest_line(candidate, result, group))
-    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    (out_dir / "voices.jsonl").write_text(text, encoding="utf-8")
+    measured = measure_all([c.path for c in candidates], 0.5, 1)
+    lines = [manifest_line(candidate, result, group_of(candidate.relative))
+             for candidate, result in zip(candidates, measured, strict=True)
+             if isinstance(result, Measured)]
+    write_jsonl(out_dir / "voices.jsonl", lines)
     return len(lines)
 
 
@@ -98,7 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="install the voices' Debian packages when missing (default true)")
     args = parser.parse_args(argv)
     if args.install_audio == "true":
-        install_missing()
+        debian.install_missing([package for package, _, _ in VOICES.values()],
+                               "held-out voices")
     out_dir = Path(args.out_dir)
     notes = write_clips(out_dir, args.seconds, args.seed)
     for note in notes:

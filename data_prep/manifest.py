@@ -126,8 +126,8 @@ def build(roots: Sequence[str | Path], out_dir: str | Path, *, seed: int = 0,
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         chosen = [line for line, split in zip(used, splits, strict=True) if split == name]
-        _write_jsonl(out_dir / f"{name}.jsonl", chosen)
-    _write_jsonl(out_dir / "skipped.jsonl", skipped)
+        write_jsonl(out_dir / f"{name}.jsonl", chosen)
+    write_jsonl(out_dir / "skipped.jsonl", skipped)
     _write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -166,7 +166,8 @@ def _reason_counts(skipped: list[dict]) -> str:
     return ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items()))
 
 
-def _write_jsonl(path: Path, lines: list[dict]) -> None:
+def write_jsonl(path: Path, lines: list[dict]) -> None:
+    """``lines`` as JSONL, sorted by path, written so that no reader sees half of it."""
     lines = sorted(lines, key=lambda line: line["path"])
     _write_text(path, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
 

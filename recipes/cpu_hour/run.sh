@@ -59,9 +59,11 @@ if in_stage 3; then
   echo "== stage 3: $exp on $manifests/valid.jsonl and the held-out voices in $voices"
   [ -f "$voices/voices.jsonl" ] || python -m data_prep.held_out_voices "$voices" \
     --install-audio "$install_audio"
-  for split in valid:"$manifests/valid.jsonl" voices:"$voices/voices.jsonl"; do
-    [ -f "$exp/eval_${split%%:*}/summary.json" ] || python -m eval.evaluate --model "$exp" \
-      --data "${split#*:}" -o "$exp/eval_${split%%:*}" --kbps 6 --clips 0 --threads 2
-  done
+  score_at_6kbps() {  # MANIFEST OUT: eval.evaluate once (a rerun keeps what it wrote)
+    [ -f "$2/summary.json" ] || python -m eval.evaluate --model "$exp" --data "$1" -o "$2" \
+      --kbps 6 --clips 0 --threads 2
+  }
+  score_at_6kbps "$manifests/valid.jsonl" "$exp/eval_valid"
+  score_at_6kbps "$voices/voices.jsonl" "$exp/eval_voices"
 fi
 echo "TensorBoard: tensorboard --logdir $(dirname "$exp")/    model: $exp    report: $exp/eval/index.html"
