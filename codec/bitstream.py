@@ -12,7 +12,9 @@ Layout (integers little-endian)::
 
 The payload holds codes ``[items, n_q, frames]`` in that (C) order, either
 bit-packed at ``log2(codebook_size)`` bits each, most significant bit first,
-or, when ``header.entropy`` is set, as one range-coded stream (codec.entropy).
+or, when ``header.entropy`` is set, as one range-coded stream (codec.entropy);
+then, when ``header.band_levels`` is set, the range-coded band levels
+(codec.band_levels), ``header.band_levels["bytes"]`` of them.
 
 ``codec stream-encode`` writes a second form, a packet stream (``.qcs``, its own
 magic), for pipes: a header, then packets written as their frames are coded, each
@@ -93,6 +95,9 @@ class Header(_CodesLayout):
     decoding. ``chunk_frames``/``context_frames`` record how the encoder was run
     (each frame is stored once). ``entropy`` is None for bit-packed codes, else
     ``{"tables_id": ...}`` naming the frequency tables of the range coder.
+    ``band_levels`` is None, or how the payload's last ``bytes`` bytes code the input's
+    band levels (codec/band_levels.py): ``bands``, ``frames`` per level, ``step_db``,
+    ``floor_db`` and each band's coding spread, ``scales``.
     ``model_hint`` is the name of the model that wrote the file
     (:func:`codec.model_name.model_name`: run folder or file name, never a path of
     the machine), which ``codec decode`` looks for when no ``--model`` is given.
@@ -114,6 +119,15 @@ class Header(_CodesLayout):
     payload_bytes: int
     entropy: dict | None = None
     model_hint: str | None = None
+    band_levels: dict | None = None
+
+    @property
+    def level_bytes(self) -> int:
+        return 0 if self.band_levels is None else self.band_levels["bytes"]
+
+    @property
+    def codes_bytes(self) -> int:
+        return self.payload_bytes - self.level_bytes
 
     @property
     def num_codes(self) -> int:
@@ -253,6 +267,7 @@ def header_from_dict(raw: Any) -> Header:
     values["gain"] = _gain_field(raw)
     values["entropy"] = _check_entropy(raw.get("entropy"))
     values["model_hint"] = _model_hint_field(raw)
+    values["band_levels"] = _check_band_levels(raw.get("band_levels"))
     header = Header(**values)
     _check_consistency(header)
     return header
@@ -266,6 +281,34 @@ def _check_entropy(entropy: Any) -> dict | None:
             or not _MODEL_ID.match(entropy["tables_id"])):
         raise BitstreamError("header field 'entropy' must be null or {\"tables_id\": hex id}")
     return dict(entropy)
+
+
+_LEVEL_FIELDS = {"bands", "frames", "step_db", "floor_db", "scales", "bytes"}
+
+
+def _number(value: Any, low: float, high: float) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and low <= value <= high)
+
+
+def _check_band_levels(levels: Any) -> dict | None:
+    if levels is None:
+        return None
+    if not isinstance(levels, dict) or set(levels) != _LEVEL_FIELDS:
+        raise BitstreamError(f"header field 'band_levels' must be null or an object with "
+                             f"{sorted(_LEVEL_FIELDS)}")
+    checks = {"bands": _int_field(levels, "bands", 1, 64) and True,
+              "frames": _int_field(levels, "frames", 1, 1024) and True,
+              "bytes": _int_field(levels, "bytes", 0, MAX_LENGTH) % 4 == 0,
+              "step_db": _number(levels["step_db"], 0.1, 24),
+              "floor_db": _number(levels["floor_db"], -400, 100),
+              "scales": isinstance(levels["scales"], list)
+              and len(levels["scales"]) == levels["bands"]
+              and all(_number(s, 0.01, 100) for s in levels["scales"])}
+    wrong = [name for name, ok in checks.items() if not ok]
+    if wrong:
+        raise BitstreamError(f"header field 'band_levels' has bad {wrong}")
+    return dict(levels)
 
 
 def _check_layout(header: _CodesLayout) -> None:
@@ -284,13 +327,16 @@ def _check_consistency(header: Header) -> None:
     if header.frames != expected:
         raise BitstreamError(f"header says {header.frames} frames; {header.length} samples "
                              f"at {header.source_rate} Hz make {expected}")
+    if header.level_bytes > header.payload_bytes:
+        raise BitstreamError(f"header says {header.level_bytes} bytes of band levels in a "
+                             f"payload of {header.payload_bytes}")
     if header.entropy is None:
         need = packed_bytes(header.num_codes, header.bits_per_code)
-        if header.payload_bytes != need:
-            raise BitstreamError(f"header says {header.payload_bytes} payload bytes; "
+        if header.codes_bytes != need:
+            raise BitstreamError(f"header says {header.codes_bytes} payload bytes for codes; "
                                  f"{header.num_codes} codes of {header.bits_per_code} bits "
                                  f"need {need}")
-    elif header.payload_bytes % 4:
+    elif header.codes_bytes % 4:
         raise BitstreamError("an entropy-coded payload must be whole 32-bit words")
 
 
@@ -303,8 +349,11 @@ def to_bytes(header: Header, payload: bytes) -> bytes:
     if len(payload) != header.payload_bytes:
         raise ValueError(f"payload has {len(payload)} bytes, header says "
                          f"{header.payload_bytes}")
-    header_from_dict(dataclasses.asdict(header))  # never write what we would refuse to read
-    text = json.dumps(dataclasses.asdict(header), separators=(",", ":")).encode()
+    fields = dataclasses.asdict(header)
+    if fields["band_levels"] is None:  # files without levels stay as they always were
+        del fields["band_levels"]
+    header_from_dict(fields)  # never write what we would refuse to read
+    text = json.dumps(fields, separators=(",", ":")).encode()
     if len(text) > MAX_HEADER_BYTES:
         raise ValueError(f"header of {len(text)} bytes exceeds {MAX_HEADER_BYTES}")
     body = _PREFIX.pack(MAGIC, VERSION, len(text)) + text + payload
@@ -409,7 +458,11 @@ def describe(path: str | Path) -> dict:
         "file_kbps": round(file_bytes * 8 / header.duration / 1000, 4),
     }
     if header.entropy is not None:
-        result["payload_saving_percent"] = round(100 * (1 - len(payload) * 8 / nominal_bits), 2)
+        result["payload_saving_percent"] = round(
+            100 * (1 - header.codes_bytes * 8 / nominal_bits), 2)
+    if header.band_levels is not None:
+        result["band_levels"] = header.band_levels["bands"]
+        result["band_levels_kbps"] = round(header.level_bytes * 8 / header.duration / 1000, 4)
     return result
 
 

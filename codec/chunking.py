@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from codec import postfilter
+from codec.band_levels import BandLevels
 from codec.errors import CodecError
 from codec.model import Codec
 from codec.nn import Conv1d, ConvTranspose1d
@@ -146,19 +147,24 @@ class ChunkEncoder:
 
 
 def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: int, context: int,
-                  progress: tqdm | None = None) -> Iterator[torch.Tensor]:
+                  progress: tqdm | None = None,
+                  levels: BandLevels | None = None) -> Iterator[torch.Tensor]:
     """Model-rate audio ``[items, model_channels, n]`` of codes ``[items, n_q, frames]``,
-    chunk by chunk, ``length`` samples in all."""
+    chunk by chunk, ``length`` samples in all, brought to ``levels`` if given."""
     hop, frames, device = model.hop_length, codes.shape[-1], _device_of(model)
+    if levels is not None:
+        context += levels.grid.reach_frames
     for start in range(0, frames, chunk_frames):
         stop = min(start + chunk_frames, frames)
         first, last = max(0, start - context), min(frames, stop + context)
         keep = min(stop * hop, length) - start * hop
         offset = (start - first) * hop
         pieces = []
-        for item in codes[..., first:last]:  # one item at a time, as in encoding
+        for index, item in enumerate(codes[..., first:last]):  # one at a time, as encoding
             window = torch.from_numpy(item[None].astype(np.int64)).to(device)
             decoded = model.decode(window, offset=first * hop)
+            if levels is not None:
+                decoded = levels.apply(decoded.cpu(), index, first)
             pieces.append(decoded[..., offset:offset + keep].float().cpu())
         yield torch.cat(pieces)
         if progress is not None:

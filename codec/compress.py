@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from codec import bitstream
 from codec.audio import StreamingLoudness, audio_info, loudness_gain
+from codec.band_levels import BandLevels, LevelGrid, LevelMeter
 from codec.bitstream import BitstreamError, Header
 from codec.chunking import (
     ChunkEncoder,
@@ -52,6 +53,7 @@ from codec.chunking import (
     decode_chunks,
     items_from_channels,
 )
+from codec.config import DEFAULT_TARGET_LUFS
 from codec.entropy import EntropyTables
 from codec.errors import CodecError, require_regular_file
 from codec.model_name import is_machine_path, model_name
@@ -90,10 +92,29 @@ def codebooks(model: PretrainedModel, *, kbps: float | None = None,
     ``n_q``, else all. CodecError for a rate or count the model cannot give."""
     try:
         if kbps is not None:
-            return model.network.n_q_for_kbps(kbps)
+            return model.network.n_q_for_kbps(kbps - level_kbps(model))
         return model.network.quantizer.check_n_q(n_q)
     except ValueError as error:
         raise CodecError(str(error)) from None
+
+
+def level_kbps(model: PretrainedModel) -> float:
+    """What a bitrate sets aside for the band levels: ``model.band_level_kbps`` when the
+    model sends them, else 0."""
+    config = model.config
+    return config.band_level_kbps if config.band_levels else 0.0
+
+
+def level_grid(model: PretrainedModel) -> LevelGrid | None:
+    """The grid the model's encoder measures band levels on, or None when it sends none.
+    The floor is set under the loudness the encoder brings audio to."""
+    config, network = model.config, model.network
+    if not config.band_levels:
+        return None
+    target = DEFAULT_TARGET_LUFS if model.target_lufs is None else model.target_lufs
+    return LevelGrid(network.sample_rate, network.hop_length, config.band_levels,
+                     config.band_level_frames, config.band_level_step_db,
+                     round(target + config.band_level_floor_db, 3))
 
 
 # ---------------------------------------------------------------------------
@@ -159,14 +180,16 @@ class EncodedCodes:
     length: int
     chunk_frames: int
     context_frames: int
+    levels: BandLevels | None = None
 
 
 def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
                  chunk_seconds: float | None = None, level_match: bool = True,
-                 progress: bool = False) -> EncodedCodes:
+                 progress: bool = False, band_levels: bool = True) -> EncodedCodes:
     """The codes of a source at the model rate, brought to the model's training loudness
     (no gain when ``model.target_lufs`` is None), chunk by chunk; with ``level_match``
-    the gain also undoes the decoded level's error (:func:`matched_gain`)."""
+    the gain also undoes the decoded level's error (:func:`matched_gain`); with
+    ``band_levels``, and a model that sends them, the input's band levels too."""
     network, target = model.network, model.target_lufs
     n_q = network.quantizer.check_n_q(n_q)
     if not 1 <= source.sample_rate <= bitstream.MAX_SAMPLE_RATE:
@@ -186,6 +209,8 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     with _chunk_bar(-(-frames // chunk), f"encode {source.name}", progress) as bar:
         resampler = StreamResampler(source.sample_rate, network.sample_rate, length=length)
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
+        grid = level_grid(model) if band_levels else None
+        levels_meter = None
         input_energy = 0.0
         for block in _resampled(source, resampler):
             if block.numel():
@@ -193,15 +218,21 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
                 if level_match:
                     input_energy += float(items.double().pow(2).sum())
                 encoder.push(items)
+                if grid is not None:
+                    rows = items.reshape(-1, items.shape[-1])  # one per item and channel
+                    if levels_meter is None:
+                        levels_meter = LevelMeter(grid, rows.shape[0])
+                    levels_meter.push(rows)
         codes = encoder.finish()
     if codes.shape[-1] != frames:  # the file changed between the two reads
         raise CodecError(f"read {codes.shape[-1]} frames where {frames} were expected")
+    levels = None if levels_meter is None else BandLevels(grid, levels_meter.finish(frames))
     if level_match:
         with _chunk_bar(-(-frames // chunk), f"level {source.name}", progress) as bar:
-            decoded = decode_chunks(network, codes, length, chunk, context, bar)
+            decoded = decode_chunks(network, codes, length, chunk, context, bar, levels)
             decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
         gain = matched_gain(gain, input_energy, decoded_energy)
-    return EncodedCodes(codes, gain, meter.frames, chunk, context)
+    return EncodedCodes(codes, gain, meter.frames, chunk, context, levels)
 
 
 def _chunk_bar(total: int, desc: str, progress: bool) -> tqdm:
@@ -246,6 +277,10 @@ def _encode_source(model: PretrainedModel, source: AudioSource, n_q: int, *,
         coding = {"tables_id": entropy_tables.tables_id}
     else:
         payload, coding = bitstream.pack_codes(result.codes, bits), None
+    level_field = None
+    if result.levels is not None:
+        level_data, level_field = result.levels.to_bytes()
+        payload += level_data
     header = Header(
         model_id=model_id, sample_rate=network.sample_rate, hop_length=network.hop_length,
         coded_channels=config.channels, source_rate=source.sample_rate,
@@ -253,7 +288,7 @@ def _encode_source(model: PretrainedModel, source: AudioSource, n_q: int, *,
         codebook_size=config.codebook_size, frames=result.codes.shape[-1],
         gain=result.gain, chunk_frames=result.chunk_frames,
         context_frames=result.context_frames, payload_bytes=len(payload), entropy=coding,
-        model_hint=recorded_name(model, model_hint))
+        model_hint=recorded_name(model, model_hint), band_levels=level_field)
     return bitstream.to_bytes(header, payload)
 
 
@@ -353,8 +388,13 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
     ``[C, n]`` at the original rate, ``header.length`` samples in all."""
     header, payload = bitstream.parse(data)
     check_model(header, model)
-    codes = payload_codes(header, payload, model.entropy_tables)
+    codes = payload_codes(header, payload[:header.codes_bytes], model.entropy_tables)
     network = model.network
+    levels = None
+    if header.band_levels is not None:
+        levels = BandLevels.from_bytes(payload[header.codes_bytes:], header.band_levels,
+                                       header.sample_rate, header.hop_length,
+                                       codes.shape[0] * header.coded_channels, header.frames)
 
     def blocks() -> Iterator[torch.Tensor]:
         chunk = chunk_frames_for(network, chunk_seconds)
@@ -362,7 +402,7 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
                                     length=header.length)
         with _chunk_bar(-(-header.frames // chunk), "decode", progress) as bar:
             for piece in decode_chunks(network, codes, header.model_length, chunk,
-                                       context_frames(network), bar):
+                                       context_frames(network), bar, levels):
                 yield resampler.push(channels_from_items(piece, header.channels) / header.gain)
             rest = resampler.flush()
             if rest.numel():

@@ -56,11 +56,21 @@ class ModelConfig:
     # Decoding only: each decoded STFT magnitude to this power, the level kept
     # (codec/postfilter.py); 1 is off. Not part of the model id.
     postfilter: float = 1.0
+    # Coding only (codec/band_levels.py): the input's level in this many bands, sent
+    # beside the codes and followed by the decoded audio; 0 is off. Not part of the
+    # model id: a file says whether it holds levels, and how they were measured.
+    band_levels: int = 0
+    band_level_frames: int = 3          # codec frames per level
+    band_level_step_db: float = 5.0     # the levels' resolution
+    band_level_floor_db: float = -45.0  # the lowest level, under the loudness target
+    # What a bitrate (--kbps) sets aside for the levels when it picks the codebook count.
+    band_level_kbps: float = 0.75
 
 
-# ModelConfig fields that only decoding reads: they may change between a checkpoint and
-# a resumed run, and no model id counts them.
-DECODING_FIELDS = ("postfilter",)
+# ModelConfig fields that only coding reads: they may change between a checkpoint and a
+# resumed run, and no model id counts them.
+DECODING_FIELDS = ("postfilter", "band_levels", "band_level_frames", "band_level_step_db",
+                   "band_level_floor_db", "band_level_kbps")
 
 
 # Named starting points; a config's ``model:`` section overrides any field.

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from codec.band_levels import check_grid
 from codec.config import DECODING_FIELDS, ConfigError, ModelConfig
 from codec.postfilter import check_exponent, spectral_expansion
 from codec.quantize import ResidualVQ
@@ -61,6 +62,12 @@ def check_arch(config: ModelConfig) -> None:
     problem = check_exponent(config.postfilter, config.causal)
     if problem:
         raise ConfigError(f"model.postfilter: {problem}")
+    problem = config.band_levels and check_grid(config.band_levels, config.band_level_frames,
+                                                config.band_level_step_db, config.causal)
+    if config.band_levels < 0 or problem:
+        raise ConfigError(f"model.band_levels: {problem or 'must be 0 (off) or a band count'}")
+    if not (math.isfinite(config.band_level_kbps) and config.band_level_kbps >= 0):
+        raise ConfigError(f"model.band_level_kbps must be 0 or more, got {config.band_level_kbps}")
     if config.arch != "stft":
         return
     if config.causal:

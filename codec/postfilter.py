@@ -67,11 +67,11 @@ def reach(sample_rate: int, exponent: float) -> int:
     return _energy_frames(sample_rate, hop) // 2 * hop + 2 * n_fft + hop
 
 
-def band_members(sample_rate: int, n_fft: int) -> torch.Tensor:
-    """``[bins, bands]``: 1 where an STFT bin lies in one of ``ENERGY_BANDS`` bands
-    equally wide on the mel scale (fewer when the lowest are narrower than a bin)."""
+def band_members(sample_rate: int, n_fft: int, bands: int = ENERGY_BANDS) -> torch.Tensor:
+    """``[bins, bands]``: 1 where an STFT bin lies in one of ``bands`` bands equally wide
+    on the mel scale (fewer when the lowest are narrower than a bin)."""
     top_mel = 2595 * math.log10(1 + sample_rate / 2 / 700)
-    edges_hz = 700 * (10 ** (torch.linspace(0, top_mel, ENERGY_BANDS + 1) / 2595) - 1)
+    edges_hz = 700 * (10 ** (torch.linspace(0, top_mel, bands + 1) / 2595) - 1)
     edges = (edges_hz / sample_rate * n_fft).round().long().unique()  # sorted, merged
     band = torch.bucketize(torch.arange(n_fft // 2 + 1), edges[1:-1], right=True)
     return F.one_hot(band, len(edges) - 1).float()

@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 
 from codec import checkpoint as ckpt
 from codec import export
+from codec.band_levels import check_grid
 from codec.config import DEFAULT_TARGET_LUFS, ModelConfig, from_dict
 from codec.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
 from codec.errors import CodecError
@@ -83,6 +84,18 @@ class PretrainedModel:
         if problem:
             raise CodecError(problem)
         self.network.config.postfilter = float(exponent)
+
+    def set_band_levels(self, bands: int) -> None:
+        """Encode with the input's levels in ``bands`` bands beside the codes (0: none)
+        from now on, in place of the model's own ``model.band_levels``; CodecError for a
+        count it cannot take."""
+        problem = bands < 0 and "must be 0 (off) or more"
+        problem = problem or (bands and check_grid(bands, self.config.band_level_frames,
+                                                   self.config.band_level_step_db,
+                                                   self.config.causal))
+        if problem:
+            raise CodecError(f"band levels: {problem}")
+        self.network.config.band_levels = int(bands)
 
     def require_entropy_tables(self) -> EntropyTables:
         """The entropy tables, or CodecError saying how to make them."""

@@ -88,16 +88,18 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
     """``(headline, all)``: the systems at the asked bitrates (plus the Opus reference
     row), and every system to run (adding each codebook count for the RD curves).
 
-    Opus runs at the codec's nominal bitrate for each codebook count, so the two are
-    compared at the same target.
+    Opus runs at the codec's nominal bitrate for each codebook count (with the share a
+    model that sends band levels sets aside for them), so the two are compared at the
+    same target.
     """
+    levels = model.config.band_level_kbps if model.config.band_levels else 0.0
     try:
-        counts = [model.n_q_for_kbps(k) for k in kbps]
+        counts = [model.n_q_for_kbps(k - levels) for k in kbps]
     except ValueError as error:
         raise CodecError(str(error)) from None
     headline: list[System] = []
     for n_q in dict.fromkeys(counts):
-        rate = model.bitrate(n_q) / 1000
+        rate = model.bitrate(n_q) / 1000 + levels
         headline.append(System("codec", rate, n_q))
         if with_opus:
             headline.append(System("opus", rate))
@@ -106,7 +108,7 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
     every = list(headline)
     if rd:
         for n_q in range(1, model.config.n_q + 1):
-            rate = model.bitrate(n_q) / 1000
+            rate = model.bitrate(n_q) / 1000 + levels
             every.append(System("codec", rate, n_q))
             if with_opus:
                 every.append(System("opus", rate))
@@ -144,7 +146,8 @@ def code_with_model(model: PretrainedModel, audio: torch.Tensor, sample_rate: in
 def codes_in(data: bytes, tables: EntropyTables | None = None) -> torch.Tensor:
     """The codes a compressed file carries, as ``[n_q, items * frames]``."""
     header, payload = bitstream.parse(data)
-    codes = torch.from_numpy(compress.payload_codes(header, payload, tables).astype("int64"))
+    codes = compress.payload_codes(header, payload[:header.codes_bytes], tables)
+    codes = torch.from_numpy(codes.astype("int64"))
     return codes.transpose(0, 1).reshape(header.n_q, -1)
 
 
@@ -253,7 +256,8 @@ def model_facts(model: PretrainedModel) -> dict:
             "sample_rate": network.sample_rate, "channels": config.channels,
             "n_q": config.n_q, "codebook_size": config.codebook_size,
             "frame_rate": network.frame_rate, "kbps_per_codebook": network.bitrate(1) / 1000,
-            "parameters": network.num_parameters(), "postfilter": config.postfilter}
+            "parameters": network.num_parameters(), "postfilter": config.postfilter,
+            "band_levels": config.band_levels}
 
 
 def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path, *,
@@ -453,11 +457,18 @@ def _notes(items: list[EvalItem], summaries: dict[str, dict], with_opus: bool) -
 
 
 def load_for_coding(path: str, device: str = "cpu", entropy: bool = False,
-                    postfilter: float | None = None) -> PretrainedModel:
+                    postfilter: float | None = None,
+                    band_levels: int | None = None) -> PretrainedModel:
     """The model as ``codec encode`` loads it, decoding through ``postfilter`` when given
-    (``codec decode --postfilter``); CodecError when ``entropy`` is set and it has no
+    (``codec decode --postfilter``) and sending ``band_levels`` bands' levels when given
+    (``codec encode --band-levels``); CodecError when ``entropy`` is set and it has no
     entropy tables."""
     model = load(path, device)
+    if band_levels is not None:
+        try:
+            model.set_band_levels(band_levels)
+        except CodecError as error:
+            raise CodecError(f"--band-levels: {error}") from None
     if entropy:
         model.require_entropy_tables()
     if postfilter is not None:
@@ -480,7 +491,8 @@ def parse_kbps(text: str) -> tuple[float, ...]:
 
 def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every command that codes a set of files with a model: --model,
-    --data, --max-files, --kind, --no-level-match, --postfilter and --threads."""
+    --data, --max-files, --kind, --no-level-match, --postfilter, --band-levels and
+    --threads."""
     parser.add_argument("--model", required=True,
                         help="run directory (uses best/), checkpoint directory or model file")
     parser.add_argument("--data", required=True,
@@ -495,6 +507,10 @@ def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode through the spectral-expansion post-filter with this "
                              "exponent, 1 for none, as codec decode --postfilter does "
                              "(default: the model's model.postfilter)")
+    parser.add_argument("--band-levels", type=int, metavar="BANDS",
+                        help="send the input's level in BANDS bands beside the codes, 0 for "
+                             "none, as codec encode --band-levels does (default: the "
+                             "model's model.band_levels)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice)")
 
@@ -536,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> None:
-        model = load_for_coding(args.model, args.device, args.entropy, args.postfilter)
+        model = load_for_coding(args.model, args.device, args.entropy, args.postfilter,
+                                args.band_levels)
         items = list_items(args.data, args.kind, args.max_files)
         summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
                            with_opus=args.opus, rd=args.rd, clips=args.clips,

@@ -149,6 +149,13 @@ def test_header_length_limit():
     ("model_id", "not hex!", "model_id"),
     ("entropy", {"tables_id": 3}, "entropy"),
     ("coded_channels", 3, "cannot be"),
+    ("band_levels", {"bands": 4}, "band_levels"),
+    ("band_levels", {"bands": 2, "frames": 3, "step_db": 4.0, "floor_db": -68.0,
+                     "scales": [1.0], "bytes": 0}, r"bad \['scales'\]"),
+    ("band_levels", {"bands": 1, "frames": 3, "step_db": 0.0, "floor_db": -68.0,
+                     "scales": [1.0], "bytes": 4}, r"bad \['step_db'\]"),
+    ("band_levels", {"bands": 1, "frames": 3, "step_db": 4.0, "floor_db": -68.0,
+                     "scales": [1.0], "bytes": 10 ** 6}, "bytes of band levels"),
 ])
 def test_header_fields_are_checked(field, value, message):
     raw, payload = split(make_file()[0])

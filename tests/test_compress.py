@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import math
 import re
@@ -215,6 +216,53 @@ def test_file_size_matches_nominal_bitrate(trained_model):
     assert header.nominal_bps == nominal_bps
     assert len(data) == pytest.approx(nominal_bps * seconds / 8 + overhead, rel=0.02)
     assert overhead < 600
+
+
+def with_band_levels(model: PretrainedModel, bands: int = 4) -> PretrainedModel:
+    """A copy of ``model`` that sends ``bands`` band levels, one per 20 frames (20 ms)."""
+    network = copy.deepcopy(model.network)
+    network.config = dataclasses.replace(model.config, band_levels=bands,
+                                         band_level_frames=20)
+    return PretrainedModel.from_network(network)
+
+
+def band_level_error(audio: torch.Tensor, decoded: torch.Tensor, rate: int) -> float:
+    """Mean absolute dB difference of the two signals' levels in 8 bands over 20 ms."""
+    from codec.band_levels import LevelGrid, LevelMeter
+
+    grid = LevelGrid(rate, 160, 8, 2, 0.5, -90.0)
+    levels = []
+    for signal in (audio, decoded):
+        meter = LevelMeter(grid, signal.shape[0])
+        meter.push(signal)
+        levels.append(meter.finish(-(-signal.shape[-1] // 160)).astype(float))
+    voiced = levels[0] > 40  # 20 dB and more over the floor
+    return float(np.abs(levels[0] - levels[1])[voiced].mean() * grid.step_db)
+
+
+def test_band_levels_travel_with_the_codes_and_bring_the_bands_closer(trained_model):
+    audio = tones(1, MODEL_RATE * 2, MODEL_RATE, seed=3)
+    audio = audio + 0.02 * torch.sin(torch.arange(audio.shape[-1]) / MODEL_RATE * 2 * math.pi
+                                     * 5000)  # a band the model was never trained on
+    plain = compress.encode(trained_model, audio, MODEL_RATE, n_q=4)
+    model = with_band_levels(trained_model)
+    data = compress.encode(model, audio, MODEL_RATE, n_q=4)
+    header, payload = bitstream.parse(data)
+    assert header.band_levels["bands"] == 4 and header.level_bytes > 0
+    assert header.codes_bytes == bitstream.parse(plain)[0].payload_bytes
+    # Decoding follows the file, whatever the decoding model's own setting.
+    decoded, _ = compress.decode(trained_model, data)
+    without, _ = compress.decode(trained_model, plain)
+    assert band_level_error(audio, decoded, MODEL_RATE) < \
+        band_level_error(audio, without, MODEL_RATE) - 1
+    _, chunked = compress.decode_blocks(trained_model, data, chunk_seconds=SMALL_CHUNK)
+    assert snr(decoded, torch.cat(list(chunked), -1)) > 80
+
+
+def test_a_bitrate_sets_aside_the_band_levels_share(trained_model):
+    # 8 kbps a codebook; 0.75 of 16 kbps go to the levels, so one codebook fits.
+    assert compress.codebooks(trained_model, kbps=16) == 2
+    assert compress.codebooks(with_band_levels(trained_model), kbps=16) == 1
 
 
 def test_multichannel_model_layouts():

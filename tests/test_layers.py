@@ -23,7 +23,7 @@ ROOT = Path(__file__).parents[1] / "codec"
 LAYERS = {
     "engines": {"codec.errors", "codec.config", "codec.nn", "codec.nn.conv",
                 "codec.nn.activations", "codec.seanet", "codec.spectral", "codec.quantize",
-                "codec.model", "codec.postfilter",
+                "codec.model", "codec.postfilter", "codec.band_levels",
                 "codec.audio", "codec.resample", "codec.chunking", "codec.losses",
                 "codec.discriminators", "codec.balancer", "codec.metrics", "codec.data",
                 "codec.bitstream", "codec.entropy", "codec.latents", "codec.step_rate",

@@ -128,6 +128,8 @@ def run_encode(args: argparse.Namespace) -> int:
 
     _check_chunk(args)
     model = _load(args.model, args.device)
+    if args.band_levels is not None:
+        model.set_band_levels(args.band_levels)
     n_q = _n_q(model, args)
     if args.entropy:
         try:
@@ -273,6 +275,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("-o", "--output", help="output .qca file, or folder for several inputs")
     enc.add_argument("--model", required=True, help="run directory, checkpoint or model file")
     add_rate_arguments(enc)
+    enc.add_argument("--band-levels", type=int, metavar="BANDS",
+                     help="send the input's level in BANDS bands beside the codes, which "
+                          "the decoded audio then follows; 0 for none (default: the "
+                          "model's model.band_levels)")
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
     enc.add_argument("--no-level-match", dest="level_match", action="store_false",

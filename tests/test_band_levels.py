@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from codec.band_levels import BandLevels, LevelGrid, LevelMeter, apply_levels
+from codec.bitstream import BitstreamError
+
+RATE, HOP = 24000, 320
+GRID = LevelGrid(RATE, HOP, bands=16, frames=3, step_db=4.0, floor_db=-68.0)
+
+
+def two_tones(seconds: float = 1.0, high_db: float = 0.0) -> torch.Tensor:
+    """``[1, n]``: 300 Hz and 3 kHz, the upper tone ``high_db`` from the lower one's level,
+    with a syllable-like swell of 4 Hz."""
+    t = torch.arange(int(RATE * seconds)) / RATE
+    swell = 0.6 + 0.4 * torch.sin(2 * math.pi * 4 * t)
+    low = torch.sin(2 * math.pi * 300 * t)
+    high = torch.sin(2 * math.pi * 3000 * t) * 10 ** (high_db / 20)
+    return (0.1 * swell * (low + high))[None]
+
+
+def measure(audio: torch.Tensor, block: int | None = None) -> np.ndarray:
+    meter = LevelMeter(GRID, audio.shape[0])
+    block = block or audio.shape[-1]
+    for start in range(0, audio.shape[-1], block):
+        meter.push(audio[:, start:start + block])
+    return meter.finish(-(-audio.shape[-1] // HOP))
+
+
+def band_db(audio: torch.Tensor, low_hz: float, high_hz: float) -> float:
+    spectrum = torch.fft.rfft(audio[0]).abs().pow(2)
+    freqs = torch.fft.rfftfreq(audio.shape[-1], 1 / RATE)
+    return 10 * math.log10(float(spectrum[(freqs >= low_hz) & (freqs < high_hz)].sum()))
+
+
+def test_levels_do_not_depend_on_how_the_audio_is_fed():
+    audio = two_tones()
+    assert (measure(audio) == measure(audio, block=777)).all()
+    assert measure(audio).shape == (1, 16, math.ceil(RATE / HOP / 3))
+
+
+def test_levels_round_trip_through_their_bytes():
+    rows = [measure(two_tones()), measure(two_tones(high_db=-20))]
+    levels = BandLevels(GRID, np.concatenate(rows))
+    data, field = levels.to_bytes()
+    back = BandLevels.from_bytes(data, field, RATE, HOP, rows=2, codec_frames=75)
+    assert (back.levels == levels.levels).all()
+    # A few hundred bytes a second of two rows, not a byte per level.
+    assert len(data) < levels.levels.size / 2
+
+
+def test_damaged_level_bytes_raise_bitstream_error():
+    levels = BandLevels(GRID, measure(two_tones()))
+    data, field = levels.to_bytes()
+    with pytest.raises(BitstreamError):
+        BandLevels.from_bytes(data[:-1], field, RATE, HOP, rows=1, codec_frames=75)
+
+
+def test_a_faint_band_is_brought_to_the_input_level():
+    # The decoded upper tone 30 dB under the input's, as a codec's upper bands come out.
+    audio, decoded = two_tones(), two_tones(high_db=-30)
+    restored = apply_levels(decoded, measure(audio), GRID)
+    assert band_db(decoded, 2500, 3500) < band_db(audio, 2500, 3500) - 25
+    assert band_db(restored, 2500, 3500) == pytest.approx(band_db(audio, 2500, 3500), abs=2)
+    assert band_db(restored, 200, 400) == pytest.approx(band_db(audio, 200, 400), abs=2)
+
+
+def test_a_band_at_the_floor_is_never_raised():
+    # Silence in, faint noise decoded: the levels sit at the floor, and the noise stays
+    # where it was or goes lower.
+    silence = torch.zeros(1, RATE)
+    noise = 1e-5 * torch.randn(1, RATE, generator=torch.Generator().manual_seed(0))
+    levels = measure(silence)
+    assert (levels == 0).all()
+    out = apply_levels(noise, levels, GRID)
+    assert float(out.pow(2).mean()) <= float(noise.pow(2).mean()) * 1.01
+
+
+def test_a_chunk_with_reach_frames_of_context_equals_the_whole():
+    audio, decoded = two_tones(), two_tones(high_db=-30)
+    levels = measure(audio)
+    whole = apply_levels(decoded, levels, GRID)
+    first, count, reach = 20, 10, GRID.reach_frames
+    piece = apply_levels(decoded[:, (first - reach) * HOP:(first + count + reach) * HOP],
+                         levels, GRID, first - reach)
+    kept = piece[:, reach * HOP:(reach + count) * HOP]
+    assert torch.allclose(kept, whole[:, first * HOP:(first + count) * HOP], atol=1e-6)
+
+
+def test_a_causal_model_refuses_band_levels():
+    from codec import Codec, model_config
+    from codec.config import ConfigError
+
+    with pytest.raises(ConfigError, match="causal"):
+        Codec(model_config("tiny", causal=True, band_levels=16))
