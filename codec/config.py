@@ -60,11 +60,11 @@ class ModelConfig:
     # beside the codes and followed by the decoded audio; 0 is off. Not part of the
     # model id: a file says whether it holds levels, and how they were measured.
     band_levels: int = 0
-    band_level_frames: int = 3          # codec frames per level
+    band_level_frames: int = 2          # codec frames per level
     band_level_step_db: float = 5.0     # the levels' resolution
     band_level_floor_db: float = -45.0  # the lowest level, under the loudness target
     # What a bitrate (--kbps) sets aside for the levels when it picks the codebook count.
-    band_level_kbps: float = 0.75
+    band_level_kbps: float = 1.5
 
 
 # ModelConfig fields that only coding reads: they may change between a checkpoint and a

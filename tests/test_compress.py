@@ -260,7 +260,7 @@ def test_band_levels_travel_with_the_codes_and_bring_the_bands_closer(trained_mo
 
 
 def test_a_bitrate_sets_aside_the_band_levels_share(trained_model):
-    # 8 kbps a codebook; 0.75 of 16 kbps go to the levels, so one codebook fits.
+    # 8 kbps a codebook; 1.5 of 16 kbps go to the levels, so one codebook fits.
     assert compress.codebooks(trained_model, kbps=16) == 2
     assert compress.codebooks(with_band_levels(trained_model), kbps=16) == 1
 
