@@ -28,6 +28,7 @@ Shapes: audio ``[rows, n]`` (one row per item and model channel), levels
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,10 @@ from codec.bitstream import BitstreamError
 RANGE_DB = 120.0
 # The decoder never raises a band by more than this (a guard, far beyond real gains).
 MAX_BOOST_DB = 60.0
+# A file whose levels pass their share of the bitrate takes steps this much coarser, in
+# turn, up to the coarsest.
+STEP_GROWTH = 1.1
+MAX_STEP_DB = 24.0
 # Each band's Laplace spread, in steps, is kept within these bounds.
 MIN_SCALE, MAX_SCALE = 0.05, 50.0
 TINY = 1e-20
@@ -121,7 +126,7 @@ class LevelMeter:
     """The band levels of a signal fed in blocks ``[rows, n]``, in constant memory."""
 
     def __init__(self, grid: LevelGrid, rows: int):
-        self.grid = grid
+        self.grid, self.rows = grid, rows
         # The frames are centred on multiples of the hop; the first looks a hop back,
         # at silence.
         self._buffer = torch.zeros(rows, grid.hop, dtype=torch.float64)
@@ -139,11 +144,12 @@ class LevelMeter:
         self._powers.append(_band_power(spectra, grid))
         self._buffer = self._buffer[:, count * grid.hop:]
 
-    def finish(self, codec_frames: int) -> np.ndarray:
-        """The levels ``[rows, bands, spans]`` (uint8) of the ``codec_frames`` frames."""
+    def finish(self, codec_frames: int) -> torch.Tensor:
+        """The mean-square level ``[rows, bands, spans]`` of each span of the
+        ``codec_frames`` frames, before quantisation."""
         self.push(torch.zeros(self._buffer.shape[0], self.grid.n_fft))
         power = torch.cat(self._powers, dim=-1)[..., :codec_frames]
-        return quantise(span_means(power, self.grid.frames), self.grid)
+        return span_means(power, self.grid.frames)
 
 
 def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:
@@ -158,6 +164,7 @@ def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
+    """Span levels -> ``[rows, bands, spans]`` steps of ``grid.step_db`` over the floor."""
     db = 10 * torch.log10(power + TINY)
     steps = torch.round((db - grid.floor_db) / grid.step_db).clamp(0, grid.top)
     return steps.to(torch.uint8).numpy()
@@ -291,6 +298,23 @@ class BandLevels:
         scales = spreads(self.levels)
         data = encode_levels(self.levels, self.grid, scales)
         return data, self.header_field(data, scales)
+
+    @classmethod
+    def fitted(cls, power: torch.Tensor, grid: LevelGrid,
+               budget_bytes: float | None) -> BandLevels:
+        """Span levels ``power`` quantised in ``grid.step_db`` steps, or, when their coded
+        size passes ``budget_bytes``, in the finest coarser step that fits (each tried
+        step ``STEP_GROWTH`` times the one before, up to ``MAX_STEP_DB``): a file's
+        levels keep to their share of the bitrate, and its header says the step."""
+        step = grid.step_db
+        while True:
+            levels = cls(dataclasses.replace(grid, step_db=round(step, 2)),
+                         quantise(power, dataclasses.replace(grid, step_db=round(step, 2))))
+            coarser = step * STEP_GROWTH
+            if budget_bytes is None or coarser > MAX_STEP_DB or \
+                    len(levels.to_bytes()[0]) <= budget_bytes:
+                return levels
+            step = coarser
 
     @classmethod
     def from_bytes(cls, data: bytes, field: dict, sample_rate: int, hop: int, rows: int,

@@ -226,7 +226,11 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
         codes = encoder.finish()
     if codes.shape[-1] != frames:  # the file changed between the two reads
         raise CodecError(f"read {codes.shape[-1]} frames where {frames} were expected")
-    levels = None if levels_meter is None else BandLevels(grid, levels_meter.finish(frames))
+    levels = None
+    if levels_meter is not None:
+        seconds = length / network.sample_rate
+        budget = level_kbps(model) * 1000 / 8 * seconds * levels_meter.rows or None
+        levels = BandLevels.fitted(levels_meter.finish(frames), grid, budget)
     if level_match:
         with _chunk_bar(-(-frames // chunk), f"level {source.name}", progress) as bar:
             decoded = decode_chunks(network, codes, length, chunk, context, bar, levels)

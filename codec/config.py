@@ -61,8 +61,9 @@ class ModelConfig:
     # model id: a file says whether it holds levels, and how they were measured.
     band_levels: int = 0
     band_level_frames: int = 2          # codec frames per level
-    band_level_step_db: float = 5.0     # the levels' resolution
-    band_level_floor_db: float = -45.0  # the lowest level, under the loudness target
+    # The levels' resolution; a file whose levels pass band_level_kbps takes coarser steps.
+    band_level_step_db: float = 4.0
+    band_level_floor_db: float = -52.0  # the lowest level, under the loudness target
     # What a bitrate (--kbps) sets aside for the levels when it picks the codebook count.
     band_level_kbps: float = 1.5
 

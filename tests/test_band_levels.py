@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec.band_levels import BandLevels, LevelGrid, LevelMeter, apply_levels
+from codec.band_levels import BandLevels, LevelGrid, LevelMeter, apply_levels, quantise
 from codec.bitstream import BitstreamError
 
 RATE, HOP = 24000, 320
@@ -26,7 +26,7 @@ def measure(audio: torch.Tensor, block: int | None = None) -> np.ndarray:
     block = block or audio.shape[-1]
     for start in range(0, audio.shape[-1], block):
         meter.push(audio[:, start:start + block])
-    return meter.finish(-(-audio.shape[-1] // HOP))
+    return quantise(meter.finish(-(-audio.shape[-1] // HOP)), GRID)
 
 
 def band_db(audio: torch.Tensor, low_hz: float, high_hz: float) -> float:
@@ -95,3 +95,19 @@ def test_a_causal_model_refuses_band_levels():
 
     with pytest.raises(ConfigError, match="causal"):
         Codec(model_config("tiny", causal=True, band_levels=16))
+
+
+def test_levels_over_their_budget_take_coarser_steps():
+    meter = LevelMeter(GRID, 1)
+    meter.push(two_tones(seconds=3.0) * (1 + torch.randn(1, 3 * RATE).abs()))
+    power = meter.finish(3 * RATE // HOP)
+    free = BandLevels.fitted(power, GRID, None)
+    size = len(free.to_bytes()[0])
+    fitted = BandLevels.fitted(power, GRID, size * 0.6)
+    assert free.grid.step_db == GRID.step_db
+    assert fitted.grid.step_db > GRID.step_db
+    assert len(fitted.to_bytes()[0]) <= size * 0.6
+    # The header carries the step, so the file decodes as it was coded.
+    data, field = fitted.to_bytes()
+    back = BandLevels.from_bytes(data, field, RATE, HOP, rows=1, codec_frames=3 * RATE // HOP)
+    assert back.grid.step_db == fitted.grid.step_db and (back.levels == fitted.levels).all()

@@ -228,14 +228,14 @@ def with_band_levels(model: PretrainedModel, bands: int = 4) -> PretrainedModel:
 
 def band_level_error(audio: torch.Tensor, decoded: torch.Tensor, rate: int) -> float:
     """Mean absolute dB difference of the two signals' levels in 8 bands over 20 ms."""
-    from codec.band_levels import LevelGrid, LevelMeter
+    from codec.band_levels import LevelGrid, LevelMeter, quantise
 
     grid = LevelGrid(rate, 160, 8, 2, 0.5, -90.0)
     levels = []
     for signal in (audio, decoded):
         meter = LevelMeter(grid, signal.shape[0])
         meter.push(signal)
-        levels.append(meter.finish(-(-signal.shape[-1] // 160)).astype(float))
+        levels.append(quantise(meter.finish(-(-signal.shape[-1] // 160)), grid).astype(float))
     voiced = levels[0] > 40  # 20 dB and more over the floor
     return float(np.abs(levels[0] - levels[1])[voiced].mean() * grid.step_db)
 
