@@ -44,9 +44,10 @@ RANGE_DB = 120.0
 # The decoder never raises a band by more than this (a guard, far beyond real gains).
 MAX_BOOST_DB = 60.0
 # A file whose levels pass their share of the bitrate takes steps this much coarser, in
-# turn, up to the coarsest.
+# turn, up to twice the first step; then spans twice as long.
 STEP_GROWTH = 1.1
-MAX_STEP_DB = 24.0
+MAX_STEP_GROWTH = 2.0
+MAX_FRAMES = 1024
 # Each band's Laplace spread, in steps, is kept within these bounds.
 MIN_SCALE, MAX_SCALE = 0.05, 50.0
 TINY = 1e-20
@@ -94,7 +95,7 @@ def check_grid(bands: int, frames: int, step_db: float, causal: bool = False) ->
                 "codes frame by frame: it must send none (0)")
     if not 1 <= bands <= 64:
         return f"band levels need 1 to 64 bands, got {bands}"
-    if not 1 <= frames <= 1024:
+    if not 1 <= frames <= MAX_FRAMES:
         return f"band levels need 1 to 1024 codec frames per level, got {frames}"
     if not (math.isfinite(step_db) and 0.1 <= step_db <= 24):
         return f"the band levels' step must be 0.1 to 24 dB, got {step_db}"
@@ -161,6 +162,13 @@ def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:
                    (0, spans * frames - power.shape[-1]))
     return (total.unflatten(-1, (spans, frames)).sum(-1)
             / counts.unflatten(-1, (spans, frames)).sum(-1))
+
+
+def _pair_means(power: torch.Tensor) -> torch.Tensor:
+    """Span levels ``[..., spans]`` -> the means of each two (the last alone if odd)."""
+    if power.shape[-1] % 2:
+        power = torch.cat([power, power[..., -1:]], dim=-1)
+    return power.unflatten(-1, (-1, 2)).mean(-1)
 
 
 def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
@@ -301,20 +309,25 @@ class BandLevels:
 
     @classmethod
     def fitted(cls, power: torch.Tensor, grid: LevelGrid,
-               budget_bytes: float | None) -> BandLevels:
-        """Span levels ``power`` quantised in ``grid.step_db`` steps, or, when their coded
-        size passes ``budget_bytes``, in the finest coarser step that fits (each tried
-        step ``STEP_GROWTH`` times the one before, up to ``MAX_STEP_DB``): a file's
-        levels keep to their share of the bitrate, and its header says the step."""
-        step = grid.step_db
+               budget_bytes: float | None) -> BandLevels | None:
+        """Span levels ``power`` quantised in ``grid.step_db`` steps; when their coded
+        size passes ``budget_bytes``, in coarser steps (each ``STEP_GROWTH`` times the one
+        before, up to ``MAX_STEP_GROWTH`` times the first), then over spans twice as long,
+        and so on: the first that fits, so that a file's levels keep to their share of
+        the bitrate (its header says the step and the span). None when none fits."""
+        frames = grid.frames
         while True:
-            levels = cls(dataclasses.replace(grid, step_db=round(step, 2)),
-                         quantise(power, dataclasses.replace(grid, step_db=round(step, 2))))
-            coarser = step * STEP_GROWTH
-            if budget_bytes is None or coarser > MAX_STEP_DB or \
-                    len(levels.to_bytes()[0]) <= budget_bytes:
-                return levels
-            step = coarser
+            step = grid.step_db
+            while step <= grid.step_db * MAX_STEP_GROWTH + 1e-9:
+                tried = dataclasses.replace(grid, frames=frames, step_db=round(step, 2))
+                levels = cls(tried, quantise(power, tried))
+                if budget_bytes is None or len(levels.to_bytes()[0]) <= budget_bytes:
+                    return levels
+                step *= STEP_GROWTH
+            if 2 * frames > MAX_FRAMES:
+                return None
+            frames *= 2
+            power = _pair_means(power)
 
     @classmethod
     def from_bytes(cls, data: bytes, field: dict, sample_rate: int, hop: int, rows: int,

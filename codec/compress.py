@@ -56,6 +56,7 @@ from codec.chunking import (
 from codec.config import DEFAULT_TARGET_LUFS
 from codec.entropy import EntropyTables
 from codec.errors import CodecError, require_regular_file
+from codec.model import Codec
 from codec.model_name import is_machine_path, model_name
 from codec.pretrained import PretrainedModel
 from codec.resample import StreamResampler
@@ -90,19 +91,40 @@ def codebooks(model: PretrainedModel, *, kbps: float | None = None,
               n_q: int | None = None) -> int:
     """How many codebooks to code with: the most that fit ``kbps`` (per channel), else
     ``n_q``, else all. CodecError for a rate or count the model cannot give."""
+    if kbps is not None:
+        return codebooks_for_kbps(model.network, kbps)
     try:
-        if kbps is not None:
-            return model.network.n_q_for_kbps(kbps - level_kbps(model))
         return model.network.quantizer.check_n_q(n_q)
     except ValueError as error:
         raise CodecError(str(error)) from None
 
 
-def level_kbps(model: PretrainedModel) -> float:
-    """What a bitrate sets aside for the band levels: ``model.band_level_kbps`` when the
-    model sends them, else 0."""
-    config = model.config
-    return config.band_level_kbps if config.band_levels else 0.0
+def level_kbps(network: Codec, n_q: int) -> float:
+    """The share of the bitrate the band levels may take beside ``n_q`` codebooks:
+    ``model.band_level_kbps``, or as much as the codebooks take when that is less (so
+    that a low bitrate is split evenly); 0 for a model that sends none."""
+    if not network.config.band_levels:
+        return 0.0
+    return min(network.config.band_level_kbps, network.bitrate(n_q) / 1000)
+
+
+def coded_kbps(network: Codec, n_q: int) -> float:
+    """The nominal bitrate of ``n_q`` codebooks and the band levels beside them."""
+    return network.bitrate(n_q) / 1000 + level_kbps(network, n_q)
+
+
+def codebooks_for_kbps(network: Codec, kbps: float) -> int:
+    """The most codebooks whose :func:`coded_kbps` is within ``kbps``; CodecError when
+    even one is not."""
+    if not math.isfinite(kbps):
+        raise CodecError(f"the bitrate must be a finite number of kbps, got {kbps}")
+    fitting = [n_q for n_q in range(1, network.config.n_q + 1)
+               if coded_kbps(network, n_q) <= kbps + 1e-9]
+    if not fitting:
+        levels = " and its band levels" if network.config.band_levels else ""
+        raise CodecError(f"{kbps} kbps is below this model's lowest bitrate "
+                         f"({coded_kbps(network, 1):g} kbps with one codebook{levels})")
+    return max(fitting)
 
 
 def level_grid(model: PretrainedModel) -> LevelGrid | None:
@@ -229,7 +251,8 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     levels = None
     if levels_meter is not None:
         seconds = length / network.sample_rate
-        budget = level_kbps(model) * 1000 / 8 * seconds * levels_meter.rows or None
+        budget = level_kbps(network, n_q) * 1000 / 8 * seconds * levels_meter.rows or None
+        # None when even the coarsest levels pass their share: the codes go alone.
         levels = BandLevels.fitted(levels_meter.finish(frames), grid, budget)
     if level_match:
         with _chunk_bar(-(-frames // chunk), f"level {source.name}", progress) as bar:

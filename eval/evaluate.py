@@ -92,14 +92,10 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
     model that sends band levels sets aside for them), so the two are compared at the
     same target.
     """
-    levels = model.config.band_level_kbps if model.config.band_levels else 0.0
-    try:
-        counts = [model.n_q_for_kbps(k - levels) for k in kbps]
-    except ValueError as error:
-        raise CodecError(str(error)) from None
+    counts = [compress.codebooks_for_kbps(model, k) for k in kbps]
     headline: list[System] = []
     for n_q in dict.fromkeys(counts):
-        rate = model.bitrate(n_q) / 1000 + levels
+        rate = compress.coded_kbps(model, n_q)
         headline.append(System("codec", rate, n_q))
         if with_opus:
             headline.append(System("opus", rate))
@@ -108,7 +104,7 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
     every = list(headline)
     if rd:
         for n_q in range(1, model.config.n_q + 1):
-            rate = model.bitrate(n_q) / 1000 + levels
+            rate = compress.coded_kbps(model, n_q)
             every.append(System("codec", rate, n_q))
             if with_opus:
                 every.append(System("opus", rate))

@@ -105,9 +105,13 @@ def test_levels_over_their_budget_take_coarser_steps():
     size = len(free.to_bytes()[0])
     fitted = BandLevels.fitted(power, GRID, size * 0.6)
     assert free.grid.step_db == GRID.step_db
-    assert fitted.grid.step_db > GRID.step_db
+    assert fitted.grid.step_db > GRID.step_db or fitted.grid.frames > GRID.frames
     assert len(fitted.to_bytes()[0]) <= size * 0.6
     # The header carries the step, so the file decodes as it was coded.
     data, field = fitted.to_bytes()
     back = BandLevels.from_bytes(data, field, RATE, HOP, rows=1, codec_frames=3 * RATE // HOP)
-    assert back.grid.step_db == fitted.grid.step_db and (back.levels == fitted.levels).all()
+    assert back.grid == fitted.grid and (back.levels == fitted.levels).all()
+    # Over spans twice as long when no step up to twice the first fits.
+    longer = BandLevels.fitted(power, GRID, size * 0.3)
+    assert longer.grid.frames > GRID.frames and len(longer.to_bytes()[0]) <= size * 0.3
+    assert BandLevels.fitted(power, GRID, 1) is None

@@ -260,9 +260,17 @@ def test_band_levels_travel_with_the_codes_and_bring_the_bands_closer(trained_mo
 
 
 def test_a_bitrate_sets_aside_the_band_levels_share(trained_model):
-    # 8 kbps a codebook; 1.5 of 16 kbps go to the levels, so one codebook fits.
+    # 8 kbps a codebook; 1.5 kbps go to the levels, so 16 kbps is one codebook and levels.
     assert compress.codebooks(trained_model, kbps=16) == 2
-    assert compress.codebooks(with_band_levels(trained_model), kbps=16) == 1
+    model = with_band_levels(trained_model)
+    assert compress.codebooks(model, kbps=16) == 1
+    assert compress.coded_kbps(model.network, 2) == 17.5
+    # Under the share, a bitrate is split evenly: 8 kbps of levels beside one codebook.
+    small = with_band_levels(trained_model)
+    small.network.config = dataclasses.replace(small.config, band_level_kbps=20.0)
+    assert compress.coded_kbps(small.network, 1) == 16
+    with pytest.raises(CodecError, match="lowest bitrate.*band levels"):
+        compress.codebooks(small, kbps=15)
 
 
 def test_multichannel_model_layouts():
