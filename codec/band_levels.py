@@ -29,8 +29,9 @@ Shapes: audio ``[rows, n]`` (one row per item and model channel), levels
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 
 from codec import postfilter
 from codec.bitstream import BitstreamError
+from codec.config import ModelConfig
 
 # Levels span this far above the floor; a band louder than that is sent at the top.
 RANGE_DB = 120.0
@@ -47,7 +49,9 @@ MAX_BOOST_DB = 60.0
 # turn, up to twice the first step; then spans twice as long.
 STEP_GROWTH = 1.1
 MAX_STEP_GROWTH = 2.0
-MAX_FRAMES = 1024
+# The limits a file's header is held to (codec.bitstream checks the same).
+MAX_BANDS, MAX_FRAMES = 64, 1024
+MIN_STEP_DB, MAX_STEP_DB = 0.1, 24.0
 # Each band's Laplace spread, in steps, is kept within these bounds.
 MIN_SCALE, MAX_SCALE = 0.05, 50.0
 TINY = 1e-20
@@ -88,20 +92,32 @@ class LevelGrid:
         return -(-codec_frames // self.frames)
 
 
-def check_grid(bands: int, frames: int, step_db: float, causal: bool = False) -> str | None:
-    """Why these cannot be band-level settings (for a causal model or not), or None."""
-    if causal:
+def check_config(config: ModelConfig) -> str | None:
+    """Why a model config's ``band_level*`` settings cannot be, or None."""
+    bands = config.band_levels
+    if not (math.isfinite(config.band_level_kbps) and config.band_level_kbps >= 0):
+        return f"model.band_level_kbps must be 0 or more, got {config.band_level_kbps}"
+    if bands == 0:
+        return None
+    if config.causal:
         return ("band levels look ahead (a level covers several frames), and a causal model "
-                "codes frame by frame: it must send none (0)")
-    if not 1 <= bands <= 64:
-        return f"band levels need 1 to 64 bands, got {bands}"
-    if not 1 <= frames <= MAX_FRAMES:
-        return f"band levels need 1 to 1024 codec frames per level, got {frames}"
-    if not (math.isfinite(step_db) and 0.1 <= step_db <= 24):
-        return f"the band levels' step must be 0.1 to 24 dB, got {step_db}"
+                "codes frame by frame: model.band_levels must be 0 (none)")
+    if not 1 <= bands <= MAX_BANDS:
+        return f"model.band_levels must be 0 (none) or 1 to {MAX_BANDS} bands, got {bands}"
+    if not 1 <= config.band_level_frames <= MAX_FRAMES:
+        return (f"model.band_level_frames must be 1 to {MAX_FRAMES} codec frames, "
+                f"got {config.band_level_frames}")
+    if not (math.isfinite(config.band_level_step_db)
+            and MIN_STEP_DB <= config.band_level_step_db <= MAX_STEP_DB):
+        return (f"model.band_level_step_db must be {MIN_STEP_DB} to {MAX_STEP_DB} dB, "
+                f"got {config.band_level_step_db}")
+    if not (math.isfinite(config.band_level_floor_db) and -200 <= config.band_level_floor_db <= 0):
+        return (f"model.band_level_floor_db must be -200 to 0 dB under the loudness target, "
+                f"got {config.band_level_floor_db}")
     return None
 
 
+@functools.lru_cache(maxsize=16)
 def band_members(grid: LevelGrid) -> torch.Tensor:
     """``[bins, bands]``: 1 where a bin of the grid's transform lies in a band (bands
     narrower than a bin are merged with the next, and their columns left empty)."""
@@ -162,13 +178,6 @@ def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:
                    (0, spans * frames - power.shape[-1]))
     return (total.unflatten(-1, (spans, frames)).sum(-1)
             / counts.unflatten(-1, (spans, frames)).sum(-1))
-
-
-def _pair_means(power: torch.Tensor) -> torch.Tensor:
-    """Span levels ``[..., spans]`` -> the means of each two (the last alone if odd)."""
-    if power.shape[-1] % 2:
-        power = torch.cat([power, power[..., -1:]], dim=-1)
-    return power.unflatten(-1, (-1, 2)).mean(-1)
 
 
 def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
@@ -288,6 +297,7 @@ class BandLevels:
     model channel, items in order."""
     grid: LevelGrid
     levels: np.ndarray
+    _coded: tuple[bytes, dict] | None = field(default=None, repr=False, compare=False)
 
     def apply(self, audio: torch.Tensor, item: int, first: int) -> torch.Tensor:
         """Item ``item``'s decoded audio ``[1, C, n]``, starting at codec frame ``first``,
@@ -296,16 +306,15 @@ class BandLevels:
         rows = self.levels[item * channels:(item + 1) * channels]
         return apply_levels(audio[0], rows, self.grid, first)[None]
 
-    def header_field(self, data: bytes, scales: list[float]) -> dict:
-        grid = self.grid
-        return {"bands": grid.bands, "frames": grid.frames, "step_db": grid.step_db,
-                "floor_db": grid.floor_db, "scales": scales, "bytes": len(data)}
-
     def to_bytes(self) -> tuple[bytes, dict]:
-        """The coded levels and the header field that describes them."""
-        scales = spreads(self.levels)
-        data = encode_levels(self.levels, self.grid, scales)
-        return data, self.header_field(data, scales)
+        """The coded levels and the header field that describes them (coded once)."""
+        if self._coded is None:
+            grid, scales = self.grid, spreads(self.levels)
+            data = encode_levels(self.levels, grid, scales)
+            self._coded = data, {"bands": grid.bands, "frames": grid.frames,
+                                 "step_db": grid.step_db, "floor_db": grid.floor_db,
+                                 "scales": scales, "bytes": len(data)}
+        return self._coded
 
     @classmethod
     def fitted(cls, power: torch.Tensor, grid: LevelGrid,
@@ -318,7 +327,7 @@ class BandLevels:
         frames = grid.frames
         while True:
             step = grid.step_db
-            while step <= grid.step_db * MAX_STEP_GROWTH + 1e-9:
+            while step <= min(grid.step_db * MAX_STEP_GROWTH, MAX_STEP_DB) + 1e-9:
                 tried = dataclasses.replace(grid, frames=frames, step_db=round(step, 2))
                 levels = cls(tried, quantise(power, tried))
                 if budget_bytes is None or len(levels.to_bytes()[0]) <= budget_bytes:
@@ -327,13 +336,14 @@ class BandLevels:
             if 2 * frames > MAX_FRAMES:
                 return None
             frames *= 2
-            power = _pair_means(power)
+            power = span_means(power, 2)
 
     @classmethod
-    def from_bytes(cls, data: bytes, field: dict, sample_rate: int, hop: int, rows: int,
+    def from_bytes(cls, data: bytes, described: dict, sample_rate: int, hop: int, rows: int,
                    codec_frames: int) -> BandLevels:
-        grid = LevelGrid(sample_rate, hop, field["bands"], field["frames"],
-                         float(field["step_db"]), float(field["floor_db"]))
-        levels = decode_levels(data, grid, [float(s) for s in field["scales"]], rows,
+        """The levels a file holds, from its bytes and its header's ``band_levels``."""
+        grid = LevelGrid(sample_rate, hop, described["bands"], described["frames"],
+                         float(described["step_db"]), float(described["floor_db"]))
+        levels = decode_levels(data, grid, [float(s) for s in described["scales"]], rows,
                                grid.spans(codec_frames))
         return cls(grid, levels)

@@ -297,13 +297,12 @@ def _check_band_levels(levels: Any) -> dict | None:
     if not isinstance(levels, dict) or set(levels) != _LEVEL_FIELDS:
         raise BitstreamError(f"header field 'band_levels' must be null or an object with "
                              f"{sorted(_LEVEL_FIELDS)}")
-    checks = {"bands": _int_field(levels, "bands", 1, 64) and True,
-              "frames": _int_field(levels, "frames", 1, 1024) and True,
-              "bytes": _int_field(levels, "bytes", 0, MAX_LENGTH) % 4 == 0,
+    bands = _int_field(levels, "bands", 1, 64)  # codec.band_levels's limits
+    _int_field(levels, "frames", 1, 1024)
+    checks = {"bytes": _int_field(levels, "bytes", 0, MAX_LENGTH) % 4 == 0,
               "step_db": _number(levels["step_db"], 0.1, 24),
               "floor_db": _number(levels["floor_db"], -400, 100),
-              "scales": isinstance(levels["scales"], list)
-              and len(levels["scales"]) == levels["bands"]
+              "scales": isinstance(levels["scales"], list) and len(levels["scales"]) == bands
               and all(_number(s, 0.01, 100) for s in levels["scales"])}
     wrong = [name for name, ok in checks.items() if not ok]
     if wrong:

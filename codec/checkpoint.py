@@ -45,7 +45,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from codec.config import DECODING_FIELDS, ModelConfig, from_dict, to_dict
+from codec.config import CODING_FIELDS, ModelConfig, from_dict, to_dict
 from codec.errors import CodecError
 
 FORMAT = "codec-checkpoint"
@@ -404,7 +404,7 @@ def config_differences(expected: ModelConfig, found: ModelConfig) -> list[str]:
     reads aside."""
     return [f"{f.name}: {getattr(found, f.name)!r} != {getattr(expected, f.name)!r}"
             for f in dataclasses.fields(ModelConfig)
-            if f.name not in DECODING_FIELDS
+            if f.name not in CODING_FIELDS
             and getattr(found, f.name) != getattr(expected, f.name)]
 
 

@@ -70,7 +70,7 @@ class ModelConfig:
 
 # ModelConfig fields that only coding reads: they may change between a checkpoint and a
 # resumed run, and no model id counts them.
-DECODING_FIELDS = ("postfilter", "band_levels", "band_level_frames", "band_level_step_db",
+CODING_FIELDS = ("postfilter", "band_levels", "band_level_frames", "band_level_step_db",
                    "band_level_floor_db", "band_level_kbps")
 
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from codec.band_levels import check_grid
-from codec.config import DECODING_FIELDS, ConfigError, ModelConfig
+from codec import band_levels
+from codec.config import CODING_FIELDS, ConfigError, ModelConfig
 from codec.postfilter import check_exponent, spectral_expansion
 from codec.quantize import ResidualVQ
 from codec.seanet import SEANetDecoder, SEANetEncoder
@@ -62,12 +62,9 @@ def check_arch(config: ModelConfig) -> None:
     problem = check_exponent(config.postfilter, config.causal)
     if problem:
         raise ConfigError(f"model.postfilter: {problem}")
-    problem = config.band_levels and check_grid(config.band_levels, config.band_level_frames,
-                                                config.band_level_step_db, config.causal)
-    if config.band_levels < 0 or problem:
-        raise ConfigError(f"model.band_levels: {problem or 'must be 0 (off) or a band count'}")
-    if not (math.isfinite(config.band_level_kbps) and config.band_level_kbps >= 0):
-        raise ConfigError(f"model.band_level_kbps must be 0 or more, got {config.band_level_kbps}")
+    problem = band_levels.check_config(config)
+    if problem:
+        raise ConfigError(problem)
     if config.arch != "stft":
         return
     if config.causal:
@@ -242,7 +239,7 @@ def _id_fields(config: ModelConfig) -> dict:
     and every file coded with it, stays what it was. The post-filter is left out of
     every id: the codes do not depend on it, so a file decodes with any exponent."""
     fields = asdict(config)
-    for name in DECODING_FIELDS:
+    for name in CODING_FIELDS:
         del fields[name]
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]

@@ -15,7 +15,7 @@ plain :class:`codec.model.Codec`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 
 from codec import checkpoint as ckpt
 from codec import export
-from codec.band_levels import check_grid
+from codec.band_levels import check_config
 from codec.config import DEFAULT_TARGET_LUFS, ModelConfig, from_dict
 from codec.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
 from codec.errors import CodecError
@@ -89,12 +89,9 @@ class PretrainedModel:
         """Encode with the input's levels in ``bands`` bands beside the codes (0: none)
         from now on, in place of the model's own ``model.band_levels``; CodecError for a
         count it cannot take."""
-        problem = bands < 0 and "must be 0 (off) or more"
-        problem = problem or (bands and check_grid(bands, self.config.band_level_frames,
-                                                   self.config.band_level_step_db,
-                                                   self.config.causal))
+        problem = check_config(replace(self.config, band_levels=int(bands)))
         if problem:
-            raise CodecError(f"band levels: {problem}")
+            raise CodecError(problem)
         self.network.config.band_levels = int(bands)
 
     def require_entropy_tables(self) -> EntropyTables:

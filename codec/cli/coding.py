@@ -238,7 +238,8 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
         try:
             rate = audio_info(path).sample_rate if path.exists() else 1
             source = file_source(path, max_frames=int(args.max_seconds * rate))
-            result = encode_codes(model, source, n_q, level_match=False)  # codes only
+            result = encode_codes(model, source, n_q, level_match=False,  # codes only
+                                  band_levels=False)
         except CodecError as error:
             tqdm.write(f"codec entropy-tables: skipped: {named_error(path, error)}",
                        file=sys.stderr)
