@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from codec import postfilter
 from codec.bitstream import BitstreamError
-from codec.config import ModelConfig
+from codec.config import DEFAULT_TARGET_LUFS, ModelConfig
 
 # Levels span this far above the floor; a band louder than that is sent at the top.
 RANGE_DB = 120.0
@@ -92,6 +92,17 @@ class LevelGrid:
         return -(-codec_frames // self.frames)
 
 
+def grid_for(config: ModelConfig, hop: int, target_lufs: float | None) -> LevelGrid | None:
+    """The grid a model of ``config`` (frames ``hop`` samples apart, trained on audio at
+    ``target_lufs``) measures levels on, or None when it sends none. The floor sits
+    under the loudness the encoder brings audio to."""
+    if not config.band_levels:
+        return None
+    target = DEFAULT_TARGET_LUFS if target_lufs is None else target_lufs
+    return LevelGrid(config.sample_rate, hop, config.band_levels, config.band_level_frames,
+                     config.band_level_step_db, round(target + config.band_level_floor_db, 3))
+
+
 def check_config(config: ModelConfig) -> str | None:
     """Why a model config's ``band_level*`` settings cannot be, or None."""
     bands = config.band_levels
@@ -126,17 +137,21 @@ def band_members(grid: LevelGrid) -> torch.Tensor:
     return F.pad(members, (0, grid.bands - members.shape[1]))
 
 
-def _window(grid: LevelGrid) -> torch.Tensor:
-    return torch.hann_window(grid.n_fft, dtype=torch.float64)
+def _window(grid: LevelGrid, like: torch.Tensor | None = None) -> torch.Tensor:
+    """The transform's window, in ``like``'s real dtype and on its device (float64 on
+    the CPU without one)."""
+    if like is None:
+        return torch.hann_window(grid.n_fft, dtype=torch.float64)
+    return torch.hann_window(grid.n_fft, dtype=like.real.dtype, device=like.device)
 
 
 def _band_power(spectra: torch.Tensor, grid: LevelGrid) -> torch.Tensor:
     """``[rows, bins, frames]`` spectra -> mean-square level ``[rows, bands, frames]``
-    (by Parseval, a band's share of the frame's windowed mean square)."""
-    window = _window(grid)
-    scale = grid.n_fft * window.pow(2).sum() / 2
-    members = band_members(grid).to(torch.float64)
-    return torch.einsum("rft,fb->rbt", spectra.abs().pow(2).to(torch.float64), members) / scale
+    (by Parseval, a band's share of the frame's windowed mean square), in the spectra's
+    real dtype."""
+    power = spectra.abs().pow(2)
+    scale = grid.n_fft * _window(grid, power).pow(2).sum() / 2
+    return torch.einsum("rft,fb->rbt", power, band_members(grid).to(power)) / scale
 
 
 class LevelMeter:
@@ -182,9 +197,20 @@ def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:
 
 def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     """Span levels -> ``[rows, bands, spans]`` steps of ``grid.step_db`` over the floor."""
-    db = 10 * torch.log10(power + TINY)
+    db = 10 * torch.log10(power.to(torch.float64) + TINY)
     steps = torch.round((db - grid.floor_db) / grid.step_db).clamp(0, grid.top)
     return steps.to(torch.uint8).numpy()
+
+
+def measure(audio: torch.Tensor, grid: LevelGrid) -> np.ndarray:
+    """The quantised levels ``[rows, bands, spans]`` of a whole signal ``[rows, n]``, as
+    the encoder measures them (in one piece rather than in blocks)."""
+    signal = audio.detach().cpu().to(torch.float64)
+    spectra = torch.stft(signal, grid.n_fft, grid.hop, window=_window(grid), center=True,
+                         pad_mode="constant", return_complex=True)
+    codec_frames = -(-audio.shape[-1] // grid.hop)
+    return quantise(span_means(_band_power(spectra, grid)[..., :codec_frames], grid.frames),
+                    grid)
 
 
 def _targets_db(levels: torch.Tensor, grid: LevelGrid, first: int, count: int) -> torch.Tensor:
@@ -208,27 +234,32 @@ def apply_levels(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
     file's ends): a chunk needs that much context."""
     if audio.shape[-1] == 0:
         return audio
-    window = _window(grid)
-    signal = audio.to(torch.float64)
-    spectra = torch.stft(signal, grid.n_fft, grid.hop, window=window, center=True,
+    return brought_to(audio.to(torch.float64), levels, grid, first).to(audio.dtype)
+
+
+def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
+               first: int = 0) -> torch.Tensor:
+    """:func:`apply_levels` in ``audio``'s own dtype and differentiable in it: training
+    scores the decoder's output as the decoder will hand it out, bands at their levels."""
+    window = _window(grid, audio)
+    spectra = torch.stft(audio, grid.n_fft, grid.hop, window=window, center=True,
                          pad_mode="constant", return_complex=True)
     decoded = _band_power(spectra, grid)
     decoded = F.avg_pool1d(decoded, grid.smoothing, 1, grid.smoothing // 2,
                            count_include_pad=False)
     decoded_db = 10 * torch.log10(decoded + TINY)
     target = _targets_db(torch.from_numpy(np.asarray(levels)), grid, first,
-                         spectra.shape[-1])
+                         spectra.shape[-1]).to(audio)
     # At the floor, only quieter: a pause is not to be filled with decoded noise.
     at_floor = target <= grid.floor_db + 1e-6
     target = torch.where(at_floor, torch.minimum(target, decoded_db), target)
     gain_db = (target - decoded_db).clamp(max=MAX_BOOST_DB)
     gains = 10 ** (gain_db / 20)
-    members = band_members(grid).to(torch.float64)
+    members = band_members(grid).to(audio)
     # A merged (empty) band column leaves its bins at gain 1.
     bin_gain = torch.einsum("rbt,fb->rft", gains, members) + (1 - members.sum(1))[:, None]
-    out = torch.istft(spectra * bin_gain, grid.n_fft, grid.hop, window=window, center=True,
-                      length=audio.shape[-1])
-    return out.to(audio.dtype)
+    return torch.istft(spectra * bin_gain, grid.n_fft, grid.hop, window=window, center=True,
+                       length=audio.shape[-1])
 
 
 # ---------------------------------------------------------------------------

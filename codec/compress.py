@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from codec import bitstream
 from codec.audio import StreamingLoudness, audio_info, loudness_gain
-from codec.band_levels import BandLevels, LevelGrid, LevelMeter
+from codec.band_levels import BandLevels, LevelGrid, LevelMeter, grid_for
 from codec.bitstream import BitstreamError, Header
 from codec.chunking import (
     ChunkEncoder,
@@ -53,7 +53,6 @@ from codec.chunking import (
     decode_chunks,
     items_from_channels,
 )
-from codec.config import DEFAULT_TARGET_LUFS
 from codec.entropy import EntropyTables
 from codec.errors import CodecError, require_regular_file
 from codec.model import Codec
@@ -128,15 +127,8 @@ def codebooks_for_kbps(network: Codec, kbps: float) -> int:
 
 
 def level_grid(model: PretrainedModel) -> LevelGrid | None:
-    """The grid the model's encoder measures band levels on, or None when it sends none.
-    The floor is set under the loudness the encoder brings audio to."""
-    config, network = model.config, model.network
-    if not config.band_levels:
-        return None
-    target = DEFAULT_TARGET_LUFS if model.target_lufs is None else model.target_lufs
-    return LevelGrid(network.sample_rate, network.hop_length, config.band_levels,
-                     config.band_level_frames, config.band_level_step_db,
-                     round(target + config.band_level_floor_db, 3))
+    """The grid the model's encoder measures band levels on, or None when it sends none."""
+    return grid_for(model.config, model.network.hop_length, model.target_lufs)
 
 
 # ---------------------------------------------------------------------------

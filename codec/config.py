@@ -177,6 +177,10 @@ class TrainConfig:
     band_snr_seconds: float = 0.04
     # The excess term counts bin powers down to this many dB under each item's mean.
     excess_floor_db: float = 60.0
+    # The share of items whose decoded audio the losses score with each band brought to
+    # the input's levels, as decoding with model.band_levels hands it out: the decoder
+    # then spends itself on what the levels do not carry. 0: none.
+    loss_at_band_levels: float = 0.0
     best: str = "mel_distance"
     log_every: int = 25
     valid_every: int = 500

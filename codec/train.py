@@ -34,8 +34,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from codec import band_levels, finetune
 from codec import checkpoint as ckpt
-from codec import finetune
 from codec.config import Config, ConfigError, LossWeights, TrainConfig, save_yaml, to_yaml
 from codec.errors import CodecError
 from codec.losses import (
@@ -349,6 +349,25 @@ def _skip_step(t: Trainer, snapshot: dict[str, torch.Tensor], part: str) -> dict
     return {"skipped": 1.0}
 
 
+def at_band_levels(t: Trainer, decoded: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """``decoded`` ``[B, C, T]`` with a ``train.loss_at_band_levels`` share of its items
+    (drawn afresh each step) brought to the band levels of ``audio``, differentiably."""
+    share = t.config.train.loss_at_band_levels
+    if not share:
+        return decoded
+    grid = band_levels.grid_for(t.config.model, t.codec.hop_length, t.config.data.target_lufs)
+    chosen = torch.rand(decoded.shape[0]) < share
+    if not chosen.any():
+        return decoded
+    rows = decoded[chosen].float()
+    flat = rows.reshape(-1, rows.shape[-1])
+    levels = band_levels.measure(audio[chosen].reshape(flat.shape), grid)
+    matched = band_levels.brought_to(flat, levels, grid).reshape(rows.shape)
+    out = decoded.clone()
+    out[chosen] = matched.to(decoded.dtype)
+    return out
+
+
 def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     """One update on a batch ``[B, C, T]``; returns the scalars to log.
 
@@ -362,12 +381,13 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     with t.autocast():
         out = t.model(audio)
     logs: dict[str, float] = dict(out.metrics)
+    decoded = at_band_levels(t, out.audio, audio)
 
     # Discriminator step on detached output, so that its loss never trains the codec.
     use_disc = t.disc is not None and t.step >= train.disc_start_step
     if use_disc:
         with t.autocast():
-            d_loss = discriminator_loss(t.disc_model(audio), t.disc_model(out.audio.detach()),
+            d_loss = discriminator_loss(t.disc_model(audio), t.disc_model(decoded.detach()),
                                         train.adv_loss)
         t.disc_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -380,10 +400,10 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
         logs.update({"disc/loss": float(d_loss), "disc/grad_norm": float(d_norm)})
 
     # Generator losses: reconstruction, commitment, and the discriminator's verdict.
-    losses = dict(t.recon(out.audio, audio), commit=out.losses["commit"])
+    losses = dict(t.recon(decoded, audio), commit=out.losses["commit"])
     if use_disc:
         with _frozen(t.disc), t.autocast():
-            fake = t.disc(out.audio)
+            fake = t.disc(decoded)
             with torch.no_grad():
                 real = t.disc(audio)
         losses["adv"] = generator_adversarial_loss(fake, train.adv_loss)
@@ -396,7 +416,7 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     else:
         commit = losses["commit"] * weights.commit if weights.commit else None
         balanced = {k: v for k, v in losses.items() if k in OUTPUT_LOSSES}
-        norms = t.balancer.backward(balanced, out.audio, other=commit)
+        norms = t.balancer.backward(balanced, decoded, other=commit)
         logs.update({f"balancer/{k}_grad_norm": v for k, v in norms.items()})
     grad_norm = _clip(t.codec.parameters(), train.grad_clip)
     values = t.dist.mean(torch.stack([total.detach().float()]
@@ -491,12 +511,19 @@ def _weighs_stoi(config: Config) -> bool:
 
 
 def check_train_options(config: Config) -> None:
-    """ConfigError for a ``train.best``, ``train.freeze``, ``train.weight_ema`` or
-    ``train.late_loss`` that could not be applied as written."""
+    """ConfigError for a ``train.best``, ``train.freeze``, ``train.weight_ema``,
+    ``train.loss_at_band_levels`` or ``train.late_loss`` that could not be applied as
+    written."""
     train = config.train
     if train.best not in BEST_CHOICES:
         raise ConfigError(f"train.best must be one of {BEST_CHOICES}, got {train.best!r}")
     finetune.check_freeze(train.freeze)
+    if not 0 <= train.loss_at_band_levels <= 1:
+        raise ConfigError(f"train.loss_at_band_levels is a share of the items, in [0, 1]; "
+                          f"got {train.loss_at_band_levels}")
+    if train.loss_at_band_levels and not config.model.band_levels:
+        raise ConfigError("train.loss_at_band_levels needs levels to bring the output to: "
+                          "set model.band_levels (bands) or leave it at 0")
     if train.weight_ema is not None and not 0 <= train.weight_ema < 1:
         raise ConfigError(f"train.weight_ema is a decay in [0, 1) (0 or null: off), got "
                           f"{train.weight_ema}")

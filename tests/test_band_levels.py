@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from codec.band_levels import BandLevels, LevelGrid, LevelMeter, apply_levels, quantise
+from codec import band_levels
+from codec.band_levels import BandLevels, LevelGrid, LevelMeter, apply_levels, brought_to, quantise
 from codec.bitstream import BitstreamError
 
 RATE, HOP = 24000, 320
@@ -65,6 +66,26 @@ def test_a_faint_band_is_brought_to_the_input_level():
     assert band_db(decoded, 2500, 3500) < band_db(audio, 2500, 3500) - 25
     assert band_db(restored, 2500, 3500) == pytest.approx(band_db(audio, 2500, 3500), abs=2)
     assert band_db(restored, 200, 400) == pytest.approx(band_db(audio, 200, 400), abs=2)
+
+
+def test_levels_measured_in_one_piece_are_the_encoders():
+    audio = torch.cat([two_tones(), two_tones(high_db=-20)])
+    assert (band_levels.measure(audio, GRID) == measure(audio, block=555)).all()
+
+
+def test_bringing_to_levels_in_float32_matches_the_decoder_and_passes_gradients():
+    audio, decoded = two_tones(), two_tones(high_db=-30)
+    levels = measure(audio)
+    estimate = decoded.clone().requires_grad_()
+    out = brought_to(estimate, levels, GRID)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, apply_levels(decoded, levels, GRID), atol=1e-4)
+    out.pow(2).sum().backward()
+    assert torch.isfinite(estimate.grad).all() and estimate.grad.abs().sum() > 0
+    # Scaling the decoded audio changes nothing the levels set: its gradient along
+    # itself is (nearly) none.
+    along = float((estimate.grad * decoded).sum()) / float(out.detach().pow(2).sum())
+    assert abs(along) < 0.05
 
 
 def test_a_band_at_the_floor_is_never_raised():

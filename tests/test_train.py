@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from train_corpus import tiny_config, tiny_overrides
 
-from codec import cli
+from codec import band_levels, cli
 from codec import train as train_module
 from codec.checkpoint import latest_checkpoint, read_checkpoint, step_dir_name
 from codec.errors import CodecError
@@ -19,6 +19,7 @@ from codec.pretrained import load
 from codec.train import (
     StepBatches,
     advance,
+    at_band_levels,
     build_datasets,
     build_trainer,
     fit,
@@ -131,6 +132,26 @@ def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, 
     assert t.loss_weights().band_snr == 3.0  # half the time budget counts too
 
 
+def test_losses_at_band_levels_score_the_output_brought_to_the_inputs_levels(corpus, tmp_path):
+    _, manifests = corpus
+    overrides = {"model.band_levels": 8, "train.loss_at_band_levels": 1.0}
+    config = tiny_config(tmp_path, manifests, **overrides)
+    t = build_trainer(config)
+    audio = _batch(config)
+    decoded = t.codec(audio).audio.detach()
+    matched = at_band_levels(t, decoded, audio)
+    grid = band_levels.grid_for(config.model, t.codec.hop_length, config.data.target_lufs)
+    rows = audio.reshape(-1, audio.shape[-1])
+    expected = band_levels.apply_levels(decoded.reshape(rows.shape),
+                                        band_levels.measure(rows, grid), grid)
+    assert torch.allclose(matched.reshape(rows.shape), expected, atol=1e-4)
+    assert not torch.allclose(matched, decoded, atol=1e-3)
+    logs = train_step(t, audio)
+    assert math.isfinite(logs["loss/total"]) and logs["skipped"] == 0
+    t.config.train.loss_at_band_levels = 0.0
+    assert at_band_levels(t, decoded, audio) is decoded
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"train.late_loss.snrr": 1.0}, "unknown loss name"),
     ({"train.late_loss.snr": 1.0, "train.late_loss_from": 1.5}, "in \\[0, 1\\]"),
@@ -139,6 +160,8 @@ def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, 
     ({"train.band_snr_bands": 0}, "train.band_snr_bands"),
     ({"train.band_snr_seconds": 0.0}, "train.band_snr_seconds"),
     ({"train.excess_floor_db": 0.0}, "train.excess_floor_db"),
+    ({"train.loss_at_band_levels": 1.5}, "loss_at_band_levels is a share"),
+    ({"train.loss_at_band_levels": 0.5}, "needs levels"),
 ])
 def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, message):
     _, manifests = corpus
