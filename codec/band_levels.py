@@ -197,20 +197,17 @@ def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:
 
 def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     """Span levels -> ``[rows, bands, spans]`` steps of ``grid.step_db`` over the floor."""
-    db = 10 * torch.log10(power.to(torch.float64) + TINY)
+    db = 10 * torch.log10(power + TINY)
     steps = torch.round((db - grid.floor_db) / grid.step_db).clamp(0, grid.top)
     return steps.to(torch.uint8).numpy()
 
 
 def measure(audio: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     """The quantised levels ``[rows, bands, spans]`` of a whole signal ``[rows, n]``, as
-    the encoder measures them (in one piece rather than in blocks)."""
-    signal = audio.detach().cpu().to(torch.float64)
-    spectra = torch.stft(signal, grid.n_fft, grid.hop, window=_window(grid), center=True,
-                         pad_mode="constant", return_complex=True)
-    codec_frames = -(-audio.shape[-1] // grid.hop)
-    return quantise(span_means(_band_power(spectra, grid)[..., :codec_frames], grid.frames),
-                    grid)
+    the encoder measures them."""
+    meter = LevelMeter(grid, audio.shape[0])
+    meter.push(audio.detach().cpu())
+    return quantise(meter.finish(-(-audio.shape[-1] // grid.hop)), grid)
 
 
 def _targets_db(levels: torch.Tensor, grid: LevelGrid, first: int, count: int) -> torch.Tensor:
