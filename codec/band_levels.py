@@ -12,9 +12,11 @@ per-band envelope that STOI, PESQ and listeners follow.
 
 A level at or under ``floor_db`` is sent as the floor, and there the decoder only
 quietens a band to the floor, never raises it: what the pauses need is silence, not
-decoded noise brought up to a floor. The floor sits a fixed distance under the model's
-loudness target (the encoder brings every input there first), so quiet passages cost
-almost nothing.
+decoded noise brought up to a floor. Between two spans with every band at the floor
+the decoder gives silence: the floor is far above a pause's true level (digital silence
+in many recordings), and decoded noise left there is what a mel distance and a listener
+hear in the pauses. The floor sits a fixed distance under the model's loudness target
+(the encoder brings every input there first), so quiet passages cost almost nothing.
 
 Coding: each level is range-coded (constriction) with a quantised Laplace distribution
 centred on the same band's previous level; each band's spread is measured on the file and
@@ -210,17 +212,31 @@ def measure(audio: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     return quantise(meter.finish(-(-audio.shape[-1] // grid.hop)), grid)
 
 
-def _targets_db(levels: torch.Tensor, grid: LevelGrid, first: int, count: int) -> torch.Tensor:
-    """The level of each band at codec frames ``first .. first + count``, in dB:
-    interpolated from one span's centre to the next."""
-    spans = levels.shape[-1]
-    db = grid.floor_db + levels.to(torch.float64) * grid.step_db
+def _span_positions(grid: LevelGrid, spans: int, first: int, count: int):
+    """For codec frames ``first .. first + count``: the span before each frame's
+    position, the span after it and the weight of the one after (span centres apart)."""
     position = ((first + torch.arange(count, dtype=torch.float64)) - (grid.frames - 1) / 2) \
         / grid.frames
     low = position.floor().clamp(0, spans - 1).long()
     high = (low + 1).clamp(max=spans - 1)
-    weight = (position - low).clamp(0, 1)
+    return low, high, (position - low).clamp(0, 1)
+
+
+def _targets_db(levels: torch.Tensor, grid: LevelGrid, first: int, count: int) -> torch.Tensor:
+    """The level of each band at codec frames ``first .. first + count``, in dB:
+    interpolated from one span's centre to the next."""
+    db = grid.floor_db + levels.to(torch.float64) * grid.step_db
+    low, high, weight = _span_positions(grid, levels.shape[-1], first, count)
     return db[..., low] * (1 - weight) + db[..., high] * weight
+
+
+def _silent_frames(levels: torch.Tensor, grid: LevelGrid, first: int,
+                   count: int) -> torch.Tensor:
+    """``[rows, count]``: the frames between two silent spans (every band at the floor),
+    where the decoder gives silence."""
+    silent = (levels == 0).all(dim=-2)
+    low, high, _ = _span_positions(grid, levels.shape[-1], first, count)
+    return silent[..., low] & silent[..., high]
 
 
 def apply_levels(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
@@ -245,8 +261,8 @@ def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
     decoded = F.avg_pool1d(decoded, grid.smoothing, 1, grid.smoothing // 2,
                            count_include_pad=False)
     decoded_db = 10 * torch.log10(decoded + TINY)
-    target = _targets_db(torch.from_numpy(np.asarray(levels)), grid, first,
-                         spectra.shape[-1]).to(audio)
+    levels = torch.from_numpy(np.asarray(levels))
+    target = _targets_db(levels, grid, first, spectra.shape[-1]).to(audio)
     # At the floor, only quieter: a pause is not to be filled with decoded noise.
     at_floor = target <= grid.floor_db + 1e-6
     target = torch.where(at_floor, torch.minimum(target, decoded_db), target)
@@ -255,6 +271,8 @@ def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
     members = band_members(grid).to(audio)
     # A merged (empty) band column leaves its bins at gain 1.
     bin_gain = torch.einsum("rbt,fb->rft", gains, members) + (1 - members.sum(1))[:, None]
+    sounding = ~_silent_frames(levels, grid, first, spectra.shape[-1]).to(audio.device)
+    bin_gain = bin_gain * sounding[:, None, :]
     return torch.istft(spectra * bin_gain, grid.n_fft, grid.hop, window=window, center=True,
                        length=audio.shape[-1])
 

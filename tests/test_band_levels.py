@@ -99,8 +99,38 @@ def test_a_band_at_the_floor_is_never_raised():
     assert float(out.pow(2).mean()) <= float(noise.pow(2).mean()) * 1.01
 
 
+def with_pause(audio: torch.Tensor, start: float, end: float) -> torch.Tensor:
+    """``audio`` with digital silence from ``start`` to ``end`` seconds."""
+    out = audio.clone()
+    out[:, int(start * RATE):int(end * RATE)] = 0
+    return out
+
+
+def test_a_pause_the_input_has_comes_out_silent_and_the_rest_does_not():
+    # Digital silence in the middle of the input; the decoder's noise fills it.
+    audio = with_pause(two_tones(), 0.4, 0.7)
+    decoded = two_tones(high_db=-30) + 1e-4 * torch.randn(
+        1, RATE, generator=torch.Generator().manual_seed(0))
+    out = apply_levels(decoded, measure(audio), GRID)
+    # Muted from one span centre inside the pause to the last one (3 frames a span).
+    assert out[:, int(0.47 * RATE):int(0.62 * RATE)].abs().max() == 0
+    sounding = out[:, :int(0.35 * RATE)]
+    assert band_db(sounding, 200, 400) == pytest.approx(
+        band_db(audio[:, :int(0.35 * RATE)], 200, 400), abs=2)
+
+
+def test_a_pause_with_one_band_above_the_floor_is_not_muted():
+    # A faint 3 kHz tone alone in the pause, 40 dB under the tones: not silence.
+    t = torch.arange(RATE) / RATE
+    faint = 1e-3 * torch.sin(2 * math.pi * 3000 * t)[None]
+    audio = with_pause(two_tones(), 0.4, 0.7) + faint * ((t >= 0.4) & (t < 0.7))
+    out = apply_levels(two_tones(), measure(audio), GRID)
+    assert out[:, int(0.45 * RATE):int(0.65 * RATE)].abs().max() > 1e-4
+
+
 def test_a_chunk_with_reach_frames_of_context_equals_the_whole():
-    audio, decoded = two_tones(), two_tones(high_db=-30)
+    # A pause that starts inside the chunk: its silence is the whole's too.
+    audio, decoded = with_pause(two_tones(), 0.3, 0.6), two_tones(high_db=-30)
     levels = measure(audio)
     whole = apply_levels(decoded, levels, GRID)
     first, count, reach = 20, 10, GRID.reach_frames
