@@ -63,7 +63,7 @@ class ModelConfig:
     band_level_frames: int = 2          # codec frames per level
     # The levels' resolution; a file whose levels pass band_level_kbps takes coarser steps.
     band_level_step_db: float = 4.0
-    band_level_floor_db: float = -52.0  # the lowest level, under the loudness target
+    band_level_floor_db: float = -55.0  # the lowest level, under the loudness target
     # What a bitrate (--kbps) sets aside for the levels when it picks the codebook count.
     band_level_kbps: float = 1.5
 

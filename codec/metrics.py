@@ -54,16 +54,24 @@ def _mel(sample_rate: int, n_fft: int, n_mels: int) -> torchaudio.transforms.Mel
     return _MEL_CACHE[key]
 
 
+MEL_SCALES = (512, 1024, 2048)
+
+
+def mel_frame_distances(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
+                        n_fft: int, n_mels: int = 80) -> torch.Tensor:
+    """``[frames]``: each frame's mean L1 distance between log10 mel magnitudes (over
+    mels and channels); frames ``n_fft // 4`` apart, centred on multiples of that."""
+    transform = _mel(sample_rate, n_fft, n_mels)
+    ref = transform(reference.float().cpu()).clamp(min=1e-5).log10()
+    est = transform(estimate.float().cpu()).clamp(min=1e-5).log10()
+    return (ref - est).abs().reshape(-1, *ref.shape[-1:]).mean(dim=0)
+
+
 def mel_distance(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
-                 scales: tuple[int, ...] = (512, 1024, 2048), n_mels: int = 80) -> float:
+                 scales: tuple[int, ...] = MEL_SCALES, n_mels: int = 80) -> float:
     """Mean L1 distance between log10 mel magnitudes over several FFT sizes."""
-    total = 0.0
-    for n_fft in scales:
-        transform = _mel(sample_rate, n_fft, n_mels)
-        ref = transform(reference.float().cpu()).clamp(min=1e-5).log10()
-        est = transform(estimate.float().cpu()).clamp(min=1e-5).log10()
-        total += float((ref - est).abs().mean())
-    return total / len(scales)
+    return sum(float(mel_frame_distances(reference, estimate, sample_rate, n_fft,
+                                         n_mels).mean()) for n_fft in scales) / len(scales)
 
 
 def stft_distance(reference: torch.Tensor, estimate: torch.Tensor,

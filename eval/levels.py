@@ -11,9 +11,11 @@ group of files (speech, music, ...) this prints two tables, summed over the grou
   0 dB with an SNR near or under 0 dB is filled at the right level with the wrong
   waveform.
 - **frame loudness**: 20 ms frames classed by the input's level (dBFS); the mean level
-  of the input and of the decoded audio in each class. Pauses coded as noise show as a
-  quiet class decoded far louder than it was; a codec that flattens the dynamics shows
-  quiet classes too loud and loud ones too quiet.
+  of the input and of the decoded audio in each class, and the part of the mean mel
+  distance (codec.metrics.mel_distance) that the class's frames make (the parts add up
+  to it). Pauses coded as noise show as a quiet class decoded far louder than it was, and
+  as a mel part far above the class's share of frames; a codec that flattens the
+  dynamics shows quiet classes too loud and loud ones too quiet.
 
 Files are coded as ``codec encode`` codes them (the level matched unless
 ``--no-level-match``), and with ``--opus`` by Opus at the same bitrate beside them.
@@ -35,6 +37,7 @@ from tqdm import tqdm
 from codec.audio import read_audio
 from codec.compress import codebooks
 from codec.errors import CodecError
+from codec.metrics import MEL_SCALES, mel_frame_distances
 from eval import opus
 from eval.breakdown import group_of
 from eval.dataset import list_items
@@ -61,8 +64,9 @@ POWER_FLOOR = 1e-20
 @dataclass
 class Tally:
     """Sums for one group and one system: the energy of the input, the decoded audio and
-    the error in each band; per loudness class, the frame count and the sums of the
-    input's and the decoded audio's frame levels (dB)."""
+    the error in each band; per loudness class, the frame count, the sums of the
+    input's and the decoded audio's frame levels (dB) and of each file's mel distance
+    over the class's frames; the file count."""
     bands: list[tuple[float, float]]
     reference: list[float] = field(init=False)
     decoded: list[float] = field(init=False)
@@ -70,11 +74,14 @@ class Tally:
     frames: list[int] = field(init=False)
     input_db: list[float] = field(init=False)
     decoded_db: list[float] = field(init=False)
+    mel: list[float] = field(init=False)
+    files: int = 0
 
     def __post_init__(self) -> None:
         self.reference, self.decoded, self.error = ([0.0] * len(self.bands) for _ in range(3))
         self.frames = [0] * len(LEVEL_CLASSES_DB)
-        self.input_db, self.decoded_db = ([0.0] * len(LEVEL_CLASSES_DB) for _ in range(2))
+        self.input_db, self.decoded_db, self.mel = (
+            [0.0] * len(LEVEL_CLASSES_DB) for _ in range(3))
 
 
 def bands_for(rate: int) -> list[tuple[float, float]]:
@@ -117,12 +124,29 @@ def add_file(tally: Tally, reference: torch.Tensor, decoded: torch.Tensor, rate:
                         (tally.error, decoded - reference)):
         for i, energy in enumerate(band_energies(audio, rate, tally.bands)):
             sums[i] += energy
+    classes = []
     for ref_db, out_db in zip(frame_levels_db(reference, rate).tolist(),
                               frame_levels_db(decoded, rate).tolist(), strict=True):
         index = level_class(ref_db)
+        classes.append(index)
         tally.frames[index] += 1
         tally.input_db[index] += ref_db
         tally.decoded_db[index] += out_db
+    if classes:
+        add_mel_parts(tally, reference, decoded, rate, classes)
+
+
+def add_mel_parts(tally: Tally, reference: torch.Tensor, decoded: torch.Tensor, rate: int,
+                  classes: list[int]) -> None:
+    """Add each class's part of the file's mel distance: every mel frame counts in the
+    class of the 20 ms frame that holds its centre (``classes``, one per such frame)."""
+    size = max(1, round(FRAME_SECONDS * rate))
+    tally.files += 1
+    for n_fft in MEL_SCALES:
+        distances = mel_frame_distances(reference, decoded, rate, n_fft)
+        holder = (torch.arange(len(distances)) * (n_fft // 4) // size).clamp(max=len(classes) - 1)
+        for frame, distance in zip(holder.tolist(), distances.tolist(), strict=True):
+            tally.mel[classes[frame]] += distance / (len(distances) * len(MEL_SCALES))
 
 
 def _db(numerator: float, denominator: float) -> float:
@@ -133,14 +157,16 @@ def _db(numerator: float, denominator: float) -> float:
 
 def summary(tally: Tally) -> dict:
     """The tables' figures: per band the level (dB) and SNR (dB), per class the share of
-    frames and the mean levels of input and decoded audio."""
+    frames, the mean levels of input and decoded audio and the part of the files' mean
+    mel distance."""
     bands = [{"low_hz": low, "high_hz": high,
               "level_db": _db(tally.decoded[i], tally.reference[i]),
               "snr_db": _db(tally.reference[i], tally.error[i])}
              for i, (low, high) in enumerate(tally.bands)]
     total = sum(tally.frames) or 1
     classes = [{"from_db": low, "share": count / total, "input_db": tally.input_db[i] / count,
-                "decoded_db": tally.decoded_db[i] / count}
+                "decoded_db": tally.decoded_db[i] / count,
+                "mel_distance": tally.mel[i] / max(tally.files, 1)}
                for i, (low, count) in enumerate(zip(LEVEL_CLASSES_DB, tally.frames, strict=True))
                if count]
     return {"bands": bands, "frame_levels": classes}
@@ -160,11 +186,14 @@ def markdown(group: str, summaries: dict[str, dict]) -> str:
             cells += [f"{row['level_db']:.1f}", f"{row['snr_db']:.1f}"]
         lines.append(f"| {band['low_hz']:.0f}-{band['high_hz']:.0f} | " + " | ".join(cells) + " |")
     lines += ["", "| input frames from dBFS | share | input dB | " + " | ".join(
-        f"{n} dB" for n in names) + " |", "|---|---|---|" + "---|" * len(names)]
+        f"{n} dB | {n} mel" for n in names) + " |", "|---|---|---|" + "---|---|" * len(names)]
     for i, level in enumerate(first["frame_levels"]):
-        decoded = [f"{summaries[n]['frame_levels'][i]['decoded_db']:.1f}" for n in names]
+        cells = []
+        for name in names:
+            row = summaries[name]["frame_levels"][i]
+            cells += [f"{row['decoded_db']:.1f}", f"{row['mel_distance']:.3f}"]
         lines.append(f"| {level['from_db']:.0f} | {level['share']:.2f} | "
-                     f"{level['input_db']:.1f} | " + " | ".join(decoded) + " |")
+                     f"{level['input_db']:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

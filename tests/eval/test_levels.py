@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from codec.metrics import mel_distance
 from eval import levels, opus
 
 RATE = 24000
@@ -53,6 +54,20 @@ def test_noise_in_the_pauses_shows_in_the_quietest_class():
     loud = classes[-1]  # 0.1 RMS noise: -20 dBFS, in the class from -30
     assert loud["input_db"] == pytest.approx(-20, abs=1)
     assert loud["decoded_db"] == pytest.approx(loud["input_db"], abs=0.1)
+
+
+def test_mel_parts_add_up_to_the_mel_distance_and_show_where_it_comes_from():
+    # Hiss in a second of silence: nearly all of the mel distance is the pause's.
+    reference = _noise(2.0)
+    reference[:, RATE:] = 0
+    decoded = reference + 1e-3 * torch.randn(reference.shape,
+                                             generator=torch.Generator().manual_seed(1))
+    tally = levels.Tally(levels.bands_for(RATE))
+    levels.add_file(tally, reference, decoded, RATE)
+    classes = levels.summary(tally)["frame_levels"]
+    parts = [level["mel_distance"] for level in classes]
+    assert sum(parts) == pytest.approx(mel_distance(reference, decoded, RATE), rel=1e-4)
+    assert parts[0] > 0.9 * sum(parts)
 
 
 def test_level_classes_take_their_lower_edge_and_everything_quieter_goes_first():
