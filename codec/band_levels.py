@@ -12,11 +12,14 @@ per-band envelope that STOI, PESQ and listeners follow.
 
 A level at or under ``floor_db`` is sent as the floor, and there the decoder only
 quietens a band to the floor, never raises it: what the pauses need is silence, not
-decoded noise brought up to a floor. Between two spans with every band at the floor
-the decoder gives silence: the floor is far above a pause's true level (digital silence
-in many recordings), and decoded noise left there is what a mel distance and a listener
-hear in the pauses. The floor sits a fixed distance under the model's loudness target
-(the encoder brings every input there first), so quiet passages cost almost nothing.
+decoded noise brought up to a floor. Between two silent spans the decoder gives
+silence: the floor is far above a pause's true level (digital silence in many
+recordings), and decoded noise left there is what a mel distance and a listener hear in
+the pauses. A silent span is one with every band at the floor and, when the grid has a
+``silence_db``, every band under that too: the encoder sends one flag for each span at
+the floor, so the faint ends of words keep their floor while true pauses go silent. The
+floor sits a fixed distance under the model's loudness target (the encoder brings every
+input there first), so quiet passages cost almost nothing.
 
 Coding: each level is range-coded (constriction) with a quantised Laplace distribution
 centred on the same band's previous level; each band's spread is measured on the file and
@@ -56,6 +59,8 @@ MAX_BANDS, MAX_FRAMES = 64, 1024
 MIN_STEP_DB, MAX_STEP_DB = 0.1, 24.0
 # Each band's Laplace spread, in steps, is kept within these bounds.
 MIN_SCALE, MAX_SCALE = 0.05, 50.0
+# The share of silent spans among those at the floor is kept this far off 0 and 1.
+MIN_SHARE = 0.01
 TINY = 1e-20
 
 
@@ -63,13 +68,15 @@ TINY = 1e-20
 class LevelGrid:
     """Where and how finely levels are measured: ``bands`` bands, one level per
     ``frames`` codec frames of ``hop`` samples at ``sample_rate``, ``step_db`` apart,
-    ``floor_db`` (dB of mean-square level, full scale 0) the lowest."""
+    ``floor_db`` (dB of mean-square level, full scale 0) the lowest; a span with every
+    band under ``silence_db`` is silence (None: every span at the floor is)."""
     sample_rate: int
     hop: int
     bands: int
     frames: int
     step_db: float
     floor_db: float
+    silence_db: float | None = None
 
     @property
     def n_fft(self) -> int:
@@ -101,8 +108,10 @@ def grid_for(config: ModelConfig, hop: int, target_lufs: float | None) -> LevelG
     if not config.band_levels:
         return None
     target = DEFAULT_TARGET_LUFS if target_lufs is None else target_lufs
+    silence = config.band_level_silence_db
     return LevelGrid(config.sample_rate, hop, config.band_levels, config.band_level_frames,
-                     config.band_level_step_db, round(target + config.band_level_floor_db, 3))
+                     config.band_level_step_db, round(target + config.band_level_floor_db, 3),
+                     None if silence is None else round(target + silence, 3))
 
 
 def check_config(config: ModelConfig) -> str | None:
@@ -127,6 +136,11 @@ def check_config(config: ModelConfig) -> str | None:
     if not (math.isfinite(config.band_level_floor_db) and -200 <= config.band_level_floor_db <= 0):
         return (f"model.band_level_floor_db must be -200 to 0 dB under the loudness target, "
                 f"got {config.band_level_floor_db}")
+    silence = config.band_level_silence_db
+    if silence is not None and not (math.isfinite(silence) and -300 <= silence
+                                    < config.band_level_floor_db):
+        return (f"model.band_level_silence_db must be null (the floor) or -300 dB up to the "
+                f"floor (model.band_level_floor_db, {config.band_level_floor_db}), got {silence}")
     return None
 
 
@@ -204,6 +218,16 @@ def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     return steps.to(torch.uint8).numpy()
 
 
+def silent_spans(power: torch.Tensor, levels: np.ndarray, grid: LevelGrid) -> np.ndarray:
+    """``[rows, spans]``: the spans that decode silent, from their levels and (with
+    ``grid.silence_db``) their unquantised ``power``."""
+    silent = (levels == 0).all(axis=1)
+    if grid.silence_db is not None:
+        db = 10 * torch.log10(power + TINY)
+        silent &= (db < grid.silence_db).all(dim=1).numpy()
+    return silent
+
+
 def measure(audio: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     """The quantised levels ``[rows, bands, spans]`` of a whole signal ``[rows, n]``, as
     the encoder measures them."""
@@ -230,28 +254,28 @@ def _targets_db(levels: torch.Tensor, grid: LevelGrid, first: int, count: int) -
     return db[..., low] * (1 - weight) + db[..., high] * weight
 
 
-def _silent_frames(levels: torch.Tensor, grid: LevelGrid, first: int,
+def _silent_frames(silent: torch.Tensor, grid: LevelGrid, first: int,
                    count: int) -> torch.Tensor:
-    """``[rows, count]``: the frames between two silent spans (every band at the floor),
+    """``[rows, count]``: the frames between two ``silent`` spans ``[rows, spans]``,
     where the decoder gives silence."""
-    silent = (levels == 0).all(dim=-2)
-    low, high, _ = _span_positions(grid, levels.shape[-1], first, count)
+    low, high, _ = _span_positions(grid, silent.shape[-1], first, count)
     return silent[..., low] & silent[..., high]
 
 
 def apply_levels(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
-                 first: int = 0) -> torch.Tensor:
+                 first: int = 0, silent: np.ndarray | None = None) -> torch.Tensor:
     """Decoded ``audio`` ``[rows, n]``, starting at codec frame ``first`` of its file,
-    with each band brought to ``levels`` (the whole file's ``[rows, bands, spans]``).
-    Exact only ``reach_frames`` frames from either end of ``audio`` (unless they are the
-    file's ends): a chunk needs that much context."""
+    with each band brought to ``levels`` (the whole file's ``[rows, bands, spans]``),
+    silent between two ``silent`` spans ``[rows, spans]`` (None: the spans with every
+    band at the floor). Exact only ``reach_frames`` frames from either end of ``audio``
+    (unless they are the file's ends): a chunk needs that much context."""
     if audio.shape[-1] == 0:
         return audio
-    return brought_to(audio.to(torch.float64), levels, grid, first).to(audio.dtype)
+    return brought_to(audio.to(torch.float64), levels, grid, first, silent).to(audio.dtype)
 
 
 def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
-               first: int = 0) -> torch.Tensor:
+               first: int = 0, silent: np.ndarray | None = None) -> torch.Tensor:
     """:func:`apply_levels` in ``audio``'s own dtype and differentiable in it: training
     scores the decoder's output as the decoder will hand it out, bands at their levels."""
     window = _window(grid, audio)
@@ -271,7 +295,11 @@ def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
     members = band_members(grid).to(audio)
     # A merged (empty) band column leaves its bins at gain 1.
     bin_gain = torch.einsum("rbt,fb->rft", gains, members) + (1 - members.sum(1))[:, None]
-    sounding = ~_silent_frames(levels, grid, first, spectra.shape[-1]).to(audio.device)
+    if silent is None:
+        silent = (levels == 0).all(dim=-2)
+    else:
+        silent = torch.from_numpy(np.asarray(silent, dtype=bool))
+    sounding = ~_silent_frames(silent, grid, first, spectra.shape[-1]).to(audio.device)
     bin_gain = bin_gain * sounding[:, None, :]
     return torch.istft(spectra * bin_gain, grid.n_fft, grid.hop, window=window, center=True,
                        length=audio.shape[-1])
@@ -297,8 +325,24 @@ def _coder_model(grid: LevelGrid):
     return constriction.stream.model.QuantizedLaplace(0, grid.top)
 
 
-def encode_levels(levels: np.ndarray, grid: LevelGrid, scales: list[float]) -> bytes:
-    """Levels ``[rows, bands, spans]`` -> range-coded bytes (whole 32-bit words)."""
+def silent_share(levels: np.ndarray, silent: np.ndarray) -> float:
+    """The share of the spans at the floor that are silent, rounded and kept off 0 and 1,
+    as the header stores it (the flags' coding probability)."""
+    candidates = (levels == 0).all(axis=1)
+    share = float(silent[candidates].mean()) if candidates.any() else 0.5
+    return round(min(max(share, MIN_SHARE), 1 - MIN_SHARE), 3)
+
+
+def _flag_model(share: float):
+    import constriction
+
+    return constriction.stream.model.Categorical(np.array([1 - share, share]), perfect=False)
+
+
+def encode_levels(levels: np.ndarray, grid: LevelGrid, scales: list[float],
+                  silent: np.ndarray | None = None, share: float = 0.5) -> bytes:
+    """Levels ``[rows, bands, spans]`` -> range-coded bytes (whole 32-bit words); then,
+    with ``silent`` ``[rows, spans]``, one flag for each span at the floor."""
     import constriction
 
     rows, bands, spans = levels.shape
@@ -311,12 +355,18 @@ def encode_levels(levels: np.ndarray, grid: LevelGrid, scales: list[float]) -> b
         encoder.encode(np.ascontiguousarray(values[row].T.reshape(-1)), _coder_model(grid),
                        np.ascontiguousarray(means[row].T.reshape(-1), dtype=np.float64),
                        np.ascontiguousarray(scale[row].T.reshape(-1)))
+    if silent is not None:
+        flags = silent[(levels == 0).all(axis=1)].astype(np.int32)
+        if flags.size:
+            encoder.encode(flags, _flag_model(share))
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
 def decode_levels(data: bytes, grid: LevelGrid, scales: list[float], rows: int,
-                  spans: int) -> np.ndarray:
-    """Inverse of :func:`encode_levels`; CodecError for bytes that are not such levels."""
+                  spans: int, share: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverse of :func:`encode_levels`: the levels and (given the flags' ``share``) the
+    silent spans; BitstreamError for bytes that are not such levels."""
     import constriction
 
     if len(data) % 4:
@@ -332,9 +382,16 @@ def decode_levels(data: bytes, grid: LevelGrid, scales: list[float], rows: int,
                 values = decoder.decode(_coder_model(grid), previous, scale)
                 levels[row, :, span] = values
                 previous = values.astype(np.float64)
+        silent = None
+        if share is not None:
+            candidates = (levels == 0).all(axis=1)
+            silent = np.zeros(candidates.shape, bool)
+            count = int(candidates.sum())
+            if count:
+                silent[candidates] = decoder.decode(_flag_model(share), count) == 1
     except Exception as error:  # constriction raises plain exceptions on bad data
         raise BitstreamError(f"band levels are damaged ({error})") from None
-    return levels
+    return levels, silent
 
 
 @dataclass
@@ -343,23 +400,30 @@ class BandLevels:
     model channel, items in order."""
     grid: LevelGrid
     levels: np.ndarray
+    # [rows, spans]: the spans that decode silent (None: those with every band at the floor).
+    silent: np.ndarray | None = None
     _coded: tuple[bytes, dict] | None = field(default=None, repr=False, compare=False)
 
     def apply(self, audio: torch.Tensor, item: int, first: int) -> torch.Tensor:
         """Item ``item``'s decoded audio ``[1, C, n]``, starting at codec frame ``first``,
         brought to its levels."""
         channels = audio.shape[1]
-        rows = self.levels[item * channels:(item + 1) * channels]
-        return apply_levels(audio[0], rows, self.grid, first)[None]
+        rows = slice(item * channels, (item + 1) * channels)
+        silent = None if self.silent is None else self.silent[rows]
+        return apply_levels(audio[0], self.levels[rows], self.grid, first, silent)[None]
 
     def to_bytes(self) -> tuple[bytes, dict]:
         """The coded levels and the header field that describes them (coded once)."""
         if self._coded is None:
             grid, scales = self.grid, spreads(self.levels)
-            data = encode_levels(self.levels, grid, scales)
-            self._coded = data, {"bands": grid.bands, "frames": grid.frames,
-                                 "step_db": grid.step_db, "floor_db": grid.floor_db,
-                                 "scales": scales, "bytes": len(data)}
+            share = None if self.silent is None else silent_share(self.levels, self.silent)
+            data = encode_levels(self.levels, grid, scales, self.silent, share or 0.5)
+            described = {"bands": grid.bands, "frames": grid.frames,
+                         "step_db": grid.step_db, "floor_db": grid.floor_db,
+                         "scales": scales, "bytes": len(data)}
+            if share is not None:  # files without flags stay as they were
+                described.update(silence_db=grid.silence_db, silent_share=share)
+            self._coded = data, described
         return self._coded
 
     @classmethod
@@ -375,7 +439,10 @@ class BandLevels:
             step = grid.step_db
             while step <= min(grid.step_db * MAX_STEP_GROWTH, MAX_STEP_DB) + 1e-9:
                 tried = dataclasses.replace(grid, frames=frames, step_db=round(step, 2))
-                levels = cls(tried, quantise(power, tried))
+                quantised = quantise(power, tried)
+                silent = (None if tried.silence_db is None
+                          else silent_spans(power, quantised, tried))
+                levels = cls(tried, quantised, silent)
                 if budget_bytes is None or len(levels.to_bytes()[0]) <= budget_bytes:
                     return levels
                 step *= STEP_GROWTH
@@ -388,8 +455,11 @@ class BandLevels:
     def from_bytes(cls, data: bytes, described: dict, sample_rate: int, hop: int, rows: int,
                    codec_frames: int) -> BandLevels:
         """The levels a file holds, from its bytes and its header's ``band_levels``."""
+        silence, share = described.get("silence_db"), described.get("silent_share")
         grid = LevelGrid(sample_rate, hop, described["bands"], described["frames"],
-                         float(described["step_db"]), float(described["floor_db"]))
-        levels = decode_levels(data, grid, [float(s) for s in described["scales"]], rows,
-                               grid.spans(codec_frames))
-        return cls(grid, levels)
+                         float(described["step_db"]), float(described["floor_db"]),
+                         None if silence is None else float(silence))
+        levels, silent = decode_levels(data, grid, [float(s) for s in described["scales"]],
+                                       rows, grid.spans(codec_frames),
+                                       None if share is None else float(share))
+        return cls(grid, levels, silent)

@@ -97,7 +97,8 @@ class Header(_CodesLayout):
     ``{"tables_id": ...}`` naming the frequency tables of the range coder.
     ``band_levels`` is None, or how the payload's last ``bytes`` bytes code the input's
     band levels (codec/band_levels.py): ``bands``, ``frames`` per level, ``step_db``,
-    ``floor_db`` and each band's coding spread, ``scales``.
+    ``floor_db``, each band's coding spread, ``scales``, and when the spans at the floor
+    are flagged, ``silence_db`` and the flags' ``silent_share``.
     ``model_hint`` is the name of the model that wrote the file
     (:func:`codec.model_name.model_name`: run folder or file name, never a path of
     the machine), which ``codec decode`` looks for when no ``--model`` is given.
@@ -284,6 +285,7 @@ def _check_entropy(entropy: Any) -> dict | None:
 
 
 _LEVEL_FIELDS = {"bands", "frames", "step_db", "floor_db", "scales", "bytes"}
+_SILENCE_FIELDS = {"silence_db", "silent_share"}
 
 
 def _number(value: Any, low: float, high: float) -> bool:
@@ -294,14 +296,18 @@ def _number(value: Any, low: float, high: float) -> bool:
 def _check_band_levels(levels: Any) -> dict | None:
     if levels is None:
         return None
-    if not isinstance(levels, dict) or set(levels) != _LEVEL_FIELDS:
+    if not isinstance(levels, dict) or set(levels) not in (_LEVEL_FIELDS,
+                                                           _LEVEL_FIELDS | _SILENCE_FIELDS):
         raise BitstreamError(f"header field 'band_levels' must be null or an object with "
-                             f"{sorted(_LEVEL_FIELDS)}")
+                             f"{sorted(_LEVEL_FIELDS)}, and optionally {sorted(_SILENCE_FIELDS)}")
     bands = _int_field(levels, "bands", 1, 64)  # codec.band_levels's limits
     _int_field(levels, "frames", 1, 1024)
     checks = {"bytes": _int_field(levels, "bytes", 0, MAX_LENGTH) % 4 == 0,
               "step_db": _number(levels["step_db"], 0.1, 24),
               "floor_db": _number(levels["floor_db"], -400, 100),
+              "silence_db": "silence_db" not in levels or _number(levels["silence_db"], -500, 100),
+              "silent_share": "silent_share" not in levels
+              or _number(levels["silent_share"], 0.01, 0.99),
               "scales": isinstance(levels["scales"], list) and len(levels["scales"]) == bands
               and all(_number(s, 0.01, 100) for s in levels["scales"])}
     wrong = [name for name, ok in checks.items() if not ok]

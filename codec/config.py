@@ -64,6 +64,9 @@ class ModelConfig:
     # The levels' resolution; a file whose levels pass band_level_kbps takes coarser steps.
     band_level_step_db: float = 4.0
     band_level_floor_db: float = -55.0  # the lowest level, under the loudness target
+    # A span with every band under this (dB under the loudness target) decodes silent;
+    # None: every span at the floor does. The encoder flags each span at the floor.
+    band_level_silence_db: Optional[float] = -65.0
     # What a bitrate (--kbps) sets aside for the levels when it picks the codebook count.
     band_level_kbps: float = 1.5
 
@@ -71,7 +74,7 @@ class ModelConfig:
 # ModelConfig fields that only coding reads: they may change between a checkpoint and a
 # resumed run, and no model id counts them.
 CODING_FIELDS = ("postfilter", "band_levels", "band_level_frames", "band_level_step_db",
-                   "band_level_floor_db", "band_level_kbps")
+                   "band_level_floor_db", "band_level_silence_db", "band_level_kbps")
 
 
 # Named starting points; a config's ``model:`` section overrides any field.

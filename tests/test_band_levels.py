@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -126,6 +127,43 @@ def test_a_pause_with_one_band_above_the_floor_is_not_muted():
     audio = with_pause(two_tones(), 0.4, 0.7) + faint * ((t >= 0.4) & (t < 0.7))
     out = apply_levels(two_tones(), measure(audio), GRID)
     assert out[:, int(0.45 * RATE):int(0.65 * RATE)].abs().max() > 1e-4
+
+
+def flagged(audio: torch.Tensor, grid: LevelGrid) -> BandLevels:
+    """``audio``'s levels as a file carries them: fitted, coded and read back."""
+    meter = LevelMeter(grid, audio.shape[0])
+    meter.push(audio)
+    levels = BandLevels.fitted(meter.finish(-(-audio.shape[-1] // HOP)), grid, None)
+    data, described = levels.to_bytes()
+    return BandLevels.from_bytes(data, described, RATE, HOP, audio.shape[0],
+                                 codec_frames=-(-audio.shape[-1] // HOP))
+
+
+def test_with_silence_flags_a_silent_pause_is_muted_and_a_faint_one_kept():
+    # Two pauses at the floor in every band: digital silence, and faint noise over
+    # silence_db. Only the first is flagged silent and decodes silent.
+    grid = dataclasses.replace(GRID, silence_db=-100.0)
+    t = torch.arange(2 * RATE) / RATE
+    faint = 1e-3 * torch.randn(1, 2 * RATE, generator=torch.Generator().manual_seed(2))
+    audio = torch.cat([two_tones(), two_tones()], dim=-1)
+    audio = with_pause(with_pause(audio, 0.4, 0.7), 1.4, 1.7) + faint * ((t >= 1.4) & (t < 1.7))
+    levels = flagged(audio, grid)
+    assert levels.grid.silence_db == -100.0 and levels.silent.shape == (1, levels.levels.shape[-1])
+    assert (levels.levels[..., 11:16] == 0).all() and (levels.levels[..., 36:41] == 0).all()
+    decoded = torch.cat([two_tones(high_db=-30)] * 2, dim=-1) + 1e-3 * torch.randn(
+        1, 2 * RATE, generator=torch.Generator().manual_seed(0))
+    out = levels.apply(decoded[None], 0, 0)[0]
+    assert out[:, int(0.47 * RATE):int(0.62 * RATE)].abs().max() == 0
+    kept = out[:, int(1.47 * RATE):int(1.62 * RATE)]
+    assert 0 < kept.pow(2).mean() < decoded[:, int(1.47 * RATE):int(1.62 * RATE)].pow(2).mean()
+
+
+def test_silence_flags_cost_a_few_bytes():
+    grid = dataclasses.replace(GRID, silence_db=-100.0)
+    audio = with_pause(two_tones(), 0.4, 0.7)
+    levels = flagged(audio, grid)
+    plain = BandLevels(GRID, levels.levels)
+    assert len(plain.to_bytes()[0]) <= len(levels.to_bytes()[0]) <= len(plain.to_bytes()[0]) + 8
 
 
 def test_a_chunk_with_reach_frames_of_context_equals_the_whole():

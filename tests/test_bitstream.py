@@ -156,6 +156,11 @@ def test_header_length_limit():
                      "scales": [1.0], "bytes": 4}, r"bad \['step_db'\]"),
     ("band_levels", {"bands": 1, "frames": 3, "step_db": 4.0, "floor_db": -68.0,
                      "scales": [1.0], "bytes": 10 ** 6}, "bytes of band levels"),
+    ("band_levels", {"bands": 1, "frames": 3, "step_db": 4.0, "floor_db": -68.0,
+                     "silence_db": -88.0, "silent_share": 1.0, "scales": [1.0], "bytes": 0},
+     r"bad \['silent_share'\]"),
+    ("band_levels", {"bands": 1, "frames": 3, "step_db": 4.0, "floor_db": -68.0,
+                     "silence_db": -88.0, "scales": [1.0], "bytes": 0}, "optionally"),
 ])
 def test_header_fields_are_checked(field, value, message):
     raw, payload = split(make_file()[0])
