@@ -218,10 +218,16 @@ def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     return steps.to(torch.uint8).numpy()
 
 
+def spans_at_floor(levels: np.ndarray) -> np.ndarray:
+    """``[rows, spans]``: the spans with every band at the floor (the ones a flag says
+    silent or not)."""
+    return (np.asarray(levels) == 0).all(axis=1)
+
+
 def silent_spans(power: torch.Tensor, levels: np.ndarray, grid: LevelGrid) -> np.ndarray:
     """``[rows, spans]``: the spans that decode silent, from their levels and (with
     ``grid.silence_db``) their unquantised ``power``."""
-    silent = (levels == 0).all(axis=1)
+    silent = spans_at_floor(levels)
     if grid.silence_db is not None:
         db = 10 * torch.log10(power + TINY)
         silent &= (db < grid.silence_db).all(dim=1).numpy()
@@ -295,10 +301,8 @@ def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
     members = band_members(grid).to(audio)
     # A merged (empty) band column leaves its bins at gain 1.
     bin_gain = torch.einsum("rbt,fb->rft", gains, members) + (1 - members.sum(1))[:, None]
-    if silent is None:
-        silent = (levels == 0).all(dim=-2)
-    else:
-        silent = torch.from_numpy(np.asarray(silent, dtype=bool))
+    silent = torch.from_numpy(spans_at_floor(levels) if silent is None
+                              else np.asarray(silent, dtype=bool))
     sounding = ~_silent_frames(silent, grid, first, spectra.shape[-1]).to(audio.device)
     bin_gain = bin_gain * sounding[:, None, :]
     return torch.istft(spectra * bin_gain, grid.n_fft, grid.hop, window=window, center=True,
@@ -328,7 +332,7 @@ def _coder_model(grid: LevelGrid):
 def silent_share(levels: np.ndarray, silent: np.ndarray) -> float:
     """The share of the spans at the floor that are silent, rounded and kept off 0 and 1,
     as the header stores it (the flags' coding probability)."""
-    candidates = (levels == 0).all(axis=1)
+    candidates = spans_at_floor(levels)
     share = float(silent[candidates].mean()) if candidates.any() else 0.5
     return round(min(max(share, MIN_SHARE), 1 - MIN_SHARE), 3)
 
@@ -356,7 +360,7 @@ def encode_levels(levels: np.ndarray, grid: LevelGrid, scales: list[float],
                        np.ascontiguousarray(means[row].T.reshape(-1), dtype=np.float64),
                        np.ascontiguousarray(scale[row].T.reshape(-1)))
     if silent is not None:
-        flags = silent[(levels == 0).all(axis=1)].astype(np.int32)
+        flags = silent[spans_at_floor(levels)].astype(np.int32)
         if flags.size:
             encoder.encode(flags, _flag_model(share))
     return encoder.get_compressed().astype("<u4").tobytes()
@@ -384,7 +388,7 @@ def decode_levels(data: bytes, grid: LevelGrid, scales: list[float], rows: int,
                 previous = values.astype(np.float64)
         silent = None
         if share is not None:
-            candidates = (levels == 0).all(axis=1)
+            candidates = spans_at_floor(levels)
             silent = np.zeros(candidates.shape, bool)
             count = int(candidates.sum())
             if count:
