@@ -224,14 +224,11 @@ def spans_at_floor(levels: np.ndarray) -> np.ndarray:
     return (np.asarray(levels) == 0).all(axis=1)
 
 
-def silent_spans(power: torch.Tensor, levels: np.ndarray, grid: LevelGrid) -> np.ndarray:
-    """``[rows, spans]``: the spans that decode silent, from their levels and (with
-    ``grid.silence_db``) their unquantised ``power``."""
-    silent = spans_at_floor(levels)
-    if grid.silence_db is not None:
-        db = 10 * torch.log10(power + TINY)
-        silent &= (db < grid.silence_db).all(dim=1).numpy()
-    return silent
+def silent_spans(power: torch.Tensor, silence_db: float) -> np.ndarray:
+    """``[rows, spans]``: the spans of ``power`` ``[rows, bands, spans]`` with every band
+    under ``silence_db``. Under the floor, so at the floor in any step: each is among
+    the :func:`spans_at_floor` that a flag is sent for."""
+    return (10 * torch.log10(power + TINY) < silence_db).all(dim=1).numpy()
 
 
 def measure(audio: torch.Tensor, grid: LevelGrid) -> np.ndarray:
@@ -344,9 +341,10 @@ def _flag_model(share: float):
 
 
 def encode_levels(levels: np.ndarray, grid: LevelGrid, scales: list[float],
-                  silent: np.ndarray | None = None, share: float = 0.5) -> bytes:
+                  silent: np.ndarray | None = None, share: float | None = None) -> bytes:
     """Levels ``[rows, bands, spans]`` -> range-coded bytes (whole 32-bit words); then,
-    with ``silent`` ``[rows, spans]``, one flag for each span at the floor."""
+    with ``silent`` ``[rows, spans]`` and its ``share`` (:func:`silent_share`), one flag
+    for each span at the floor."""
     import constriction
 
     rows, bands, spans = levels.shape
@@ -360,7 +358,10 @@ def encode_levels(levels: np.ndarray, grid: LevelGrid, scales: list[float],
                        np.ascontiguousarray(means[row].T.reshape(-1), dtype=np.float64),
                        np.ascontiguousarray(scale[row].T.reshape(-1)))
     if silent is not None:
-        flags = silent[spans_at_floor(levels)].astype(np.int32)
+        at_floor = spans_at_floor(levels)
+        if share is None or (silent & ~at_floor).any():
+            raise ValueError("silence flags need their share, and silence under the floor")
+        flags = silent[at_floor].astype(np.int32)
         if flags.size:
             encoder.encode(flags, _flag_model(share))
     return encoder.get_compressed().astype("<u4").tobytes()
@@ -421,7 +422,7 @@ class BandLevels:
         if self._coded is None:
             grid, scales = self.grid, spreads(self.levels)
             share = None if self.silent is None else silent_share(self.levels, self.silent)
-            data = encode_levels(self.levels, grid, scales, self.silent, share or 0.5)
+            data = encode_levels(self.levels, grid, scales, self.silent, share)
             described = {"bands": grid.bands, "frames": grid.frames,
                          "step_db": grid.step_db, "floor_db": grid.floor_db,
                          "scales": scales, "bytes": len(data)}
@@ -440,13 +441,12 @@ class BandLevels:
         the bitrate (its header says the step and the span). None when none fits."""
         frames = grid.frames
         while True:
+            # Silence does not depend on the step: measured once per span length.
+            silent = None if grid.silence_db is None else silent_spans(power, grid.silence_db)
             step = grid.step_db
             while step <= min(grid.step_db * MAX_STEP_GROWTH, MAX_STEP_DB) + 1e-9:
                 tried = dataclasses.replace(grid, frames=frames, step_db=round(step, 2))
-                quantised = quantise(power, tried)
-                silent = (None if tried.silence_db is None
-                          else silent_spans(power, quantised, tried))
-                levels = cls(tried, quantised, silent)
+                levels = cls(tried, quantise(power, tried), silent)
                 if budget_bytes is None or len(levels.to_bytes()[0]) <= budget_bytes:
                     return levels
                 step *= STEP_GROWTH

@@ -307,7 +307,7 @@ def _check_band_levels(levels: Any) -> dict | None:
               "floor_db": _number(levels["floor_db"], -400, 100),
               "silence_db": "silence_db" not in levels or _number(levels["silence_db"], -500, 100),
               "silent_share": "silent_share" not in levels
-              or _number(levels["silent_share"], 0.01, 0.99),
+              or _number(levels["silent_share"], 0.01, 0.99),  # band_levels.MIN_SHARE
               "scales": isinstance(levels["scales"], list) and len(levels["scales"]) == bands
               and all(_number(s, 0.01, 100) for s in levels["scales"])}
     wrong = [name for name, ok in checks.items() if not ok]

@@ -166,6 +166,13 @@ def test_silence_flags_cost_a_few_bytes():
     assert len(plain.to_bytes()[0]) <= len(levels.to_bytes()[0]) <= len(plain.to_bytes()[0]) + 8
 
 
+def test_silence_flags_over_the_floor_are_refused_not_dropped():
+    levels = measure(two_tones())
+    silent = np.ones((1, levels.shape[-1]), bool)  # spans that are not at the floor
+    with pytest.raises(ValueError, match="under the floor"):
+        band_levels.encode_levels(levels, GRID, band_levels.spreads(levels), silent, 0.5)
+
+
 def test_a_chunk_with_reach_frames_of_context_equals_the_whole():
     # A pause that starts inside the chunk: its silence is the whole's too.
     audio, decoded = with_pause(two_tones(), 0.3, 0.6), two_tones(high_db=-30)
