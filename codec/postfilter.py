@@ -1,16 +1,22 @@
 """Spectral expansion: a post-filter on decoded audio that deepens what the decoder blurs.
 
 A decoder trained on reconstruction terms gives, where the codes leave it unsure, the
-mean of what the input might have been: peaks a little low, spectral valleys and quiet
-frames a little full. Listeners (and PESQ) hear the filled valleys as noise. The filter
-raises each short-time Fourier magnitude to a power ``exponent`` above 1, keeping the
-phase, and then brings the energy of each of a few bands back to the decoded audio's
-over each second, so loud bins come out louder than their neighbours by more than before
-while the level, and the balance between low and high bands, stay.
+mean of what the input might have been: peaks a little low, spectral valleys a little
+full. Listeners (and PESQ) hear the filled valleys as noise. The filter raises each
+short-time Fourier magnitude to a power ``exponent`` above 1, keeping the phase, and then
+brings the energy of each of a few bands back to the decoded audio's, frame by frame, so
+loud bins come out louder than their neighbours by more than before while the level, the
+balance between low and high bands and each band's envelope over time stay.
+
+Its frames are long (about 85 ms): their bins, 12 Hz apart at 24 kHz, resolve the
+harmonics of a low voice, so the expansion deepens the valleys between harmonics and not
+only those between formants. The energy is kept over about 50 ms, near the span of the
+band levels a file may carry; kept over a second instead, the expansion also raises loud
+syllables against quiet ones, and the decoded envelope moves away from the input's.
 
 It is a decoding step only: the model trains without it (its terms would teach the
 decoder to undo it), and the codes do not depend on it, so a file decodes with any
-exponent. It looks ahead (its frames and the second over which energy is kept), so a
+exponent. It looks ahead (its frames and the span over which energy is kept), so a
 causal model, decoded frame by frame, cannot use it.
 """
 from __future__ import annotations
@@ -20,10 +26,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-# Short-time Fourier frames of about 20 ms, at a quarter-frame hop.
-FRAME_SECONDS = 0.02
-# The energy of the filtered audio follows the decoded audio's over this long.
-ENERGY_SECONDS = 1.0
+# Short-time Fourier frames of about 80 ms (a power of two: 2048 samples at 24 kHz), at a
+# quarter-frame hop. 20 ms frames, 47 Hz bins, blur the harmonics of a voice together.
+FRAME_SECONDS = 0.08
+# The energy of the filtered audio follows the decoded audio's over this long (three
+# frame hops at 24 kHz).
+ENERGY_SECONDS = 0.05
 # The energy is kept in each of this many bands, equally wide on the mel scale. Kept
 # over the whole band instead, the expansion also moves energy from quiet bands to loud
 # ones, and the faint upper bands of decoded speech sink far under the input's.
@@ -119,6 +127,6 @@ def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
     after = band_energy(again.abs().pow(2))
     tiny = torch.finfo(after.dtype).tiny
     gain = ((before + tiny) / (after + tiny)).sqrt()
-    # The gain changes over a second, so each frame may take its own.
+    # The gain follows the energy frame by frame, so each frame takes its own.
     restored = istft(again * torch.einsum("nbt,fb->nft", gain, members))
     return restored[:, lead:].reshape(audio.shape).to(audio.dtype)
