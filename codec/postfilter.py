@@ -3,16 +3,20 @@
 A decoder trained on reconstruction terms gives, where the codes leave it unsure, the
 mean of what the input might have been: peaks a little low, spectral valleys a little
 full. Listeners (and PESQ) hear the filled valleys as noise. The filter raises each
-short-time Fourier magnitude to a power ``exponent`` above 1, keeping the phase, and then
-brings the energy of each of a few bands back to the decoded audio's, frame by frame, so
-loud bins come out louder than their neighbours by more than before while the level, the
-balance between low and high bands and each band's envelope over time stay.
+short-time Fourier magnitude to a power above 1, keeping the phase, and then brings the
+energy of each of a few bands back to the decoded audio's, frame by frame, so loud bins
+come out louder than their neighbours by more than before while the level, the balance
+between low and high bands and each band's envelope over time stay.
 
 Its frames are long (about 85 ms): their bins, 12 Hz apart at 24 kHz, resolve the
 harmonics of a low voice, so the expansion deepens the valleys between harmonics and not
-only those between formants. The energy is kept over about 50 ms, near the span of the
-band levels a file may carry; kept over a second instead, the expansion also raises loud
-syllables against quiet ones, and the decoded envelope moves away from the input's.
+only those between formants. The power is ``exponent`` under 1 kHz, where a voice's
+harmonics stand apart and the decoder fills the valleys between them the most, and a
+quarter as far above 1 from 2 kHz up, where the partials are weaker and noise-like and a
+strong expansion only carves peaks into noise. The energy is kept over about 50 ms, near
+the span of the band levels a file may carry; kept over a second instead, the expansion
+also raises loud syllables against quiet ones, and the decoded envelope moves away from
+the input's.
 
 It is a decoding step only: the model trains without it (its terms would teach the
 decoder to undo it), and the codes do not depend on it, so a file decodes with any
@@ -36,6 +40,11 @@ ENERGY_SECONDS = 0.05
 # over the whole band instead, the expansion also moves energy from quiet bands to loud
 # ones, and the faint upper bands of decoded speech sink far under the input's.
 ENERGY_BANDS = 8
+# The power is the full exponent under FULL_HZ, and from TAPERED_HZ up it rises above 1 by
+# UPPER_SHARE of what the exponent does (1.2 for 1.8), linearly in between.
+FULL_HZ = 1000.0
+TAPERED_HZ = 2000.0
+UPPER_SHARE = 0.25
 # Magnitudes are floored before the power, so that digital silence stays finite.
 MAGNITUDE_FLOOR = 1e-7
 
@@ -85,11 +94,19 @@ def band_members(sample_rate: int, n_fft: int, bands: int = ENERGY_BANDS) -> tor
     return F.one_hot(band, len(edges) - 1).float()
 
 
+def powers(sample_rate: int, n_fft: int, exponent: float) -> torch.Tensor:
+    """``[bins, 1]``: the power each STFT bin's magnitude is raised to."""
+    hz = torch.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    full = ((TAPERED_HZ - hz) / (TAPERED_HZ - FULL_HZ)).clamp(0.0, 1.0)
+    share = UPPER_SHARE + (1.0 - UPPER_SHARE) * full
+    return (1.0 + (exponent - 1.0) * share).unsqueeze(1)
+
+
 def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
                        offset: int = 0) -> torch.Tensor:
-    """``audio`` ``[..., T]`` with its STFT magnitudes raised to ``exponent`` and the
-    energy of each band over each ``ENERGY_SECONDS`` kept; unchanged for exponent 1 or
-    audio shorter than one frame.
+    """``audio`` ``[..., T]`` with its STFT magnitudes raised to ``exponent`` (less above
+    ``FULL_HZ``: :func:`powers`) and the energy of each band over each ``ENERGY_SECONDS``
+    kept; unchanged for exponent 1 or audio shorter than one frame.
 
     ``offset`` is where ``audio`` starts in a longer signal. The frames then fall where
     they fall on the whole signal, so a piece filtered with ``reach`` samples of the
@@ -112,7 +129,13 @@ def spectral_expansion(audio: torch.Tensor, sample_rate: int, exponent: float,
 
     spectra = stft(flat)
     magnitude = spectra.abs()
-    filtered = istft(spectra * magnitude.clamp(min=MAGNITUDE_FLOOR).pow(exponent - 1))
+    # Each magnitude is taken relative to its frame's root mean square before the power:
+    # the power differs between bins, so on the magnitudes themselves the balance within
+    # a band would move with the audio's level.
+    frame_rms = magnitude.pow(2).mean(dim=-2, keepdim=True).sqrt()
+    relative = magnitude.clamp(min=MAGNITUDE_FLOOR) / frame_rms.clamp(min=MAGNITUDE_FLOOR)
+    boost = relative.pow(powers(sample_rate, n_fft, exponent).to(audio.device) - 1.0)
+    filtered = istft(spectra * boost)
     # The energy is measured on the filtered audio's own STFT, not on the expanded
     # magnitudes: they are no STFT of any signal, and the inverse transform loses some
     # of their energy.
