@@ -11,8 +11,8 @@ between low and high bands and each band's envelope over time stay.
 Its frames are long (about 85 ms): their bins, 12 Hz apart at 24 kHz, resolve the
 harmonics of a low voice, so the expansion deepens the valleys between harmonics and not
 only those between formants. The power is ``exponent`` under 1 kHz, where a voice's
-harmonics stand apart and the decoder fills the valleys between them the most, and a
-quarter as far above 1 from 2 kHz up, where the partials are weaker and noise-like and a
+harmonics stand apart and the decoder fills the valleys between them the most, and an
+eighth as far above 1 from 2 kHz up, where the partials are weaker and noise-like and a
 strong expansion only carves peaks into noise. The energy is kept over about 50 ms, near
 the span of the band levels a file may carry; kept over a second instead, the expansion
 also raises loud syllables against quiet ones, and the decoded envelope moves away from
@@ -41,10 +41,10 @@ ENERGY_SECONDS = 0.05
 # ones, and the faint upper bands of decoded speech sink far under the input's.
 ENERGY_BANDS = 8
 # The power is the full exponent under FULL_HZ, and from TAPERED_HZ up it rises above 1 by
-# UPPER_SHARE of what the exponent does (1.2 for 1.8), linearly in between.
+# UPPER_SHARE of what the exponent does (1.1 for 1.8), linearly in between.
 FULL_HZ = 1000.0
 TAPERED_HZ = 2000.0
-UPPER_SHARE = 0.25
+UPPER_SHARE = 0.125
 # Magnitudes are floored before the power, so that digital silence stays finite.
 MAGNITUDE_FLOOR = 1e-7
 
