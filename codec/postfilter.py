@@ -30,11 +30,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-# Short-time Fourier frames of about 80 ms (a power of two: 2048 samples at 24 kHz), at a
-# quarter-frame hop. 20 ms frames, 47 Hz bins, blur the harmonics of a voice together.
+# Short-time Fourier frames of this length rounded to a power of two (2048 samples, 85 ms,
+# at 24 kHz), at a quarter-frame hop. 20 ms frames, 47 Hz bins, blur the harmonics of a
+# voice together.
 FRAME_SECONDS = 0.08
-# The energy of the filtered audio follows the decoded audio's over this long (three
-# frame hops at 24 kHz).
+# The energy of the filtered audio follows the decoded audio's over this long, rounded to
+# an odd number of hops (3 at 24 kHz: 64 ms).
 ENERGY_SECONDS = 0.05
 # The energy is kept in each of this many bands, equally wide on the mel scale. Kept
 # over the whole band instead, the expansion also moves energy from quiet bands to loud
