@@ -101,15 +101,28 @@ class LevelGrid:
         return -(-codec_frames // self.frames)
 
 
-def grid_for(config: ModelConfig, hop: int, target_lufs: float | None) -> LevelGrid | None:
+def bands_for(config: ModelConfig, share_kbps: float | None = None) -> int:
+    """How many bands a model of ``config`` measures levels in when they may take
+    ``share_kbps`` of the bitrate (None: their full share, ``band_level_kbps``):
+    ``band_levels_low_rate`` under the full share, when it is set."""
+    low = config.band_levels_low_rate
+    if share_kbps is None or share_kbps >= config.band_level_kbps or not low:
+        return config.band_levels
+    return low
+
+
+def grid_for(config: ModelConfig, hop: int, target_lufs: float | None,
+             share_kbps: float | None = None) -> LevelGrid | None:
     """The grid a model of ``config`` (frames ``hop`` samples apart, trained on audio at
-    ``target_lufs``) measures levels on, or None when it sends none. The floor sits
-    under the loudness the encoder brings audio to."""
+    ``target_lufs``) measures levels on when they may take ``share_kbps`` of the bitrate
+    (None: their full share), or None when it sends none. The floor sits under the
+    loudness the encoder brings audio to."""
     if not config.band_levels:
         return None
     target = DEFAULT_TARGET_LUFS if target_lufs is None else target_lufs
     silence = config.band_level_silence_db
-    return LevelGrid(config.sample_rate, hop, config.band_levels, config.band_level_frames,
+    return LevelGrid(config.sample_rate, hop, bands_for(config, share_kbps),
+                     config.band_level_frames,
                      config.band_level_step_db, round(target + config.band_level_floor_db, 3),
                      None if silence is None else round(target + silence, 3))
 
@@ -126,6 +139,9 @@ def check_config(config: ModelConfig) -> str | None:
                 "codes frame by frame: model.band_levels must be 0 (none)")
     if not 1 <= bands <= MAX_BANDS:
         return f"model.band_levels must be 0 (none) or 1 to {MAX_BANDS} bands, got {bands}"
+    if not 0 <= config.band_levels_low_rate <= MAX_BANDS:
+        return (f"model.band_levels_low_rate must be 0 (band_levels) or 1 to {MAX_BANDS} "
+                f"bands, got {config.band_levels_low_rate}")
     if not 1 <= config.band_level_frames <= MAX_FRAMES:
         return (f"model.band_level_frames must be 1 to {MAX_FRAMES} codec frames, "
                 f"got {config.band_level_frames}")

@@ -126,9 +126,11 @@ def codebooks_for_kbps(network: Codec, kbps: float) -> int:
     return max(fitting)
 
 
-def level_grid(model: PretrainedModel) -> LevelGrid | None:
-    """The grid the model's encoder measures band levels on, or None when it sends none."""
-    return grid_for(model.config, model.network.hop_length, model.target_lufs)
+def level_grid(model: PretrainedModel, n_q: int | None = None) -> LevelGrid | None:
+    """The grid the model's encoder measures band levels on beside ``n_q`` codebooks
+    (None: at the levels' full share), or None when it sends none."""
+    share = None if n_q is None else level_kbps(model.network, n_q)
+    return grid_for(model.config, model.network.hop_length, model.target_lufs, share)
 
 
 # ---------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     with _chunk_bar(-(-frames // chunk), f"encode {source.name}", progress) as bar:
         resampler = StreamResampler(source.sample_rate, network.sample_rate, length=length)
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
-        grid = level_grid(model) if band_levels else None
+        grid = level_grid(model, n_q) if band_levels else None
         levels_meter = None
         input_energy = 0.0
         for block in _resampled(source, resampler):

@@ -69,12 +69,17 @@ class ModelConfig:
     band_level_silence_db: Optional[float] = -65.0
     # What a bitrate (--kbps) sets aside for the levels when it picks the codebook count.
     band_level_kbps: float = 1.5
+    # The band count where a bitrate leaves the levels less than band_level_kbps (a low
+    # bitrate is split evenly between codes and levels): fewer bands keep their spans
+    # short there. 0: band_levels at every bitrate.
+    band_levels_low_rate: int = 0
 
 
 # ModelConfig fields that only coding reads: they may change between a checkpoint and a
 # resumed run, and no model id counts them.
 CODING_FIELDS = ("postfilter", "band_levels", "band_level_frames", "band_level_step_db",
-                   "band_level_floor_db", "band_level_silence_db", "band_level_kbps")
+                   "band_level_floor_db", "band_level_silence_db", "band_level_kbps",
+                   "band_levels_low_rate")
 
 
 # Named starting points; a config's ``model:`` section overrides any field.

@@ -87,12 +87,13 @@ class PretrainedModel:
 
     def set_band_levels(self, bands: int) -> None:
         """Encode with the input's levels in ``bands`` bands beside the codes (0: none)
-        from now on, in place of the model's own ``model.band_levels``; CodecError for a
-        count it cannot take."""
+        at every bitrate from now on, in place of the model's own ``model.band_levels``
+        (and ``model.band_levels_low_rate``); CodecError for a count it cannot take."""
         problem = check_config(replace(self.config, band_levels=int(bands)))
         if problem:
             raise CodecError(problem)
         self.network.config.band_levels = int(bands)
+        self.network.config.band_levels_low_rate = 0
 
     def require_entropy_tables(self) -> EntropyTables:
         """The entropy tables, or CodecError saying how to make them."""

@@ -505,8 +505,9 @@ def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the model's model.postfilter)")
     parser.add_argument("--band-levels", type=int, metavar="BANDS",
                         help="send the input's level in BANDS bands beside the codes, 0 for "
-                             "none, as codec encode --band-levels does (default: the "
-                             "model's model.band_levels)")
+                             "none, at every bitrate, as codec encode --band-levels does "
+                             "(default: the model's model.band_levels, and "
+                             "model.band_levels_low_rate at low bitrates)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice)")
 

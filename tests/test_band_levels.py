@@ -193,6 +193,14 @@ def test_a_causal_model_refuses_band_levels():
         Codec(model_config("tiny", causal=True, band_levels=16))
 
 
+def test_a_bad_low_rate_band_count_is_refused():
+    from codec import Codec, model_config
+    from codec.config import ConfigError
+
+    with pytest.raises(ConfigError, match="band_levels_low_rate"):
+        Codec(model_config("tiny", band_levels=16, band_levels_low_rate=65))
+
+
 def test_levels_over_their_budget_take_coarser_steps():
     meter = LevelMeter(GRID, 1)
     meter.push(two_tones(seconds=3.0) * (1 + torch.randn(1, 3 * RATE).abs()))

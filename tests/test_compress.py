@@ -273,6 +273,23 @@ def test_a_bitrate_sets_aside_the_band_levels_share(trained_model):
         compress.codebooks(small, kbps=15)
 
 
+def test_levels_short_of_their_share_take_the_low_rate_band_count(trained_model):
+    # A 20 kbps share: one codebook (8 kbps) leaves the levels 8, three leave them 20.
+    model = with_band_levels(trained_model)
+    model.network.config = dataclasses.replace(model.config, band_level_kbps=20.0,
+                                               band_levels_low_rate=2)
+    audio = tones(1, MODEL_RATE, MODEL_RATE, seed=4)
+
+    def bands(n_q: int) -> int:
+        return bitstream.parse(compress.encode(model, audio, MODEL_RATE, n_q=n_q))[0] \
+            .band_levels["bands"]
+
+    assert (bands(1), bands(3)) == (2, 4)
+    # An explicit count (codec encode --band-levels) holds at every bitrate.
+    model.set_band_levels(3)
+    assert (bands(1), bands(3)) == (3, 3)
+
+
 def test_multichannel_model_layouts():
     model = PretrainedModel.from_network(small_model(channels=2))
     stereo = tones(2, 8000, 16000)

@@ -278,8 +278,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_rate_arguments(enc)
     enc.add_argument("--band-levels", type=int, metavar="BANDS",
                      help="send the input's level in BANDS bands beside the codes, which "
-                          "the decoded audio then follows; 0 for none (default: the "
-                          "model's model.band_levels)")
+                          "the decoded audio then follows, at every bitrate; 0 for none "
+                          "(default: the model's model.band_levels, and "
+                          "model.band_levels_low_rate at low bitrates)")
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
     enc.add_argument("--no-level-match", dest="level_match", action="store_false",
