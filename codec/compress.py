@@ -126,11 +126,11 @@ def codebooks_for_kbps(network: Codec, kbps: float) -> int:
     return max(fitting)
 
 
-def level_grid(model: PretrainedModel, n_q: int | None = None) -> LevelGrid | None:
-    """The grid the model's encoder measures band levels on beside ``n_q`` codebooks
-    (None: at the levels' full share), or None when it sends none."""
-    share = None if n_q is None else level_kbps(model.network, n_q)
-    return grid_for(model.config, model.network.hop_length, model.target_lufs, share)
+def level_grid(model: PretrainedModel, n_q: int) -> LevelGrid | None:
+    """The grid the model's encoder measures band levels on beside ``n_q`` codebooks,
+    or None when it sends none."""
+    return grid_for(model.config, model.network.hop_length, model.target_lufs,
+                    level_kbps(model.network, n_q))
 
 
 # ---------------------------------------------------------------------------
