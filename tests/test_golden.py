@@ -36,16 +36,22 @@ from codec.config import Config, DataConfig
 from codec.model import compute_model_id
 
 MODEL_ID = "1798d061f47d21aa"
+SPECTRAL_ID = "7cb53e54bd88b380"
 CASES = {  # name: (model, extra encode options)
     "run": ("run", ["--n-q", "3", "--chunk-seconds", "0.5"]),
     "run_full": ("run", []),
     "export": ("exported.safetensors", ["--kbps", "16"]),
+    # A spectral model whose coding sends band levels and decodes through the post-filter.
+    "spectral": ("spectral", ["--kbps", "2.4", "--chunk-seconds", "0.7"]),
+    "spectral_export": ("spectral.safetensors", ["--kbps", "3"]),
 }
 SUBTYPES = ("PCM_16", "FLOAT")
 BITSTREAMS = {
     "run": "70fedfac0ce59bbd666f4e73cce5efa7c2ba322bff5f83adff6430d30cb41398",
     "run_full": "cc022887bc2b5569c4d0376f70b1a5059926e29e34b0d114d7f745de6f2fb36f",
     "export": "20dfe6347561e422151fbcabe358d8f3f39c46980241dd8204a0532e9254f93f",
+    "spectral": "cb108894eb27b3ca2610ccfc2e088db48b7059670ab2110d1078bdf437f5ca8a",
+    "spectral_export": "9597731f82256f5bb1664281eaf722929cc98a414288f807cc1831a5fc85ef47",
 }
 FINGERPRINTS = {  # decoded file: projections (see fingerprint)
     "run.PCM_16": [0.023080861, -0.011241801, 0.008025963, -0.042719327,
@@ -60,6 +66,14 @@ FINGERPRINTS = {  # decoded file: projections (see fingerprint)
         0.195976185, 0.072180957, 0.055806388, 0.02093088],
     "export.FLOAT": [0.023679806, -0.010949369, 0.00792131, -0.043036584,
         0.195998369, 0.072191097, 0.055830781, 0.020931929],
+    "spectral.PCM_16": [0.074487708, 0.096726025, 0.192695936, 0.073728723,
+        -0.195488614, 0.315012233, -0.069391084, -0.110322897],
+    "spectral.FLOAT": [0.074488667, 0.096728702, 0.192691571, 0.073732988,
+        -0.195469129, 0.315019717, -0.069382973, -0.110340389],
+    "spectral_export.PCM_16": [0.076289143, 0.094057995, 0.197609665, 0.071066867,
+        -0.19397582, 0.312377092, -0.070341601, -0.110137387],
+    "spectral_export.FLOAT": [0.076284649, 0.094064443, 0.197603553, 0.071061285,
+        -0.193957704, 0.312370318, -0.070326134, -0.110134361],
 }
 N_PROJECTIONS = 8
 TOLERANCE = 1e-6
@@ -95,6 +109,23 @@ def without_hint(path) -> bytes:
     return bitstream.to_bytes(replace(header, model_hint=None), payload)
 
 
+def spectral_model(work) -> None:
+    """A seeded tiny spectral model with 8 band levels and post-filter 1.5, saved as a run
+    in ``work/spectral`` and exported beside it."""
+    torch.manual_seed(4321)
+    config = model_config("spectral", sample_rate=16000, strides=(160,), n_fft=320,
+                          widths=(32, 32), latent_dim=16, dilations=(1,), n_q=4,
+                          codebook_size=64)
+    coding = dict(postfilter=1.5, band_levels=8, band_level_kbps=0.5)
+    model = Codec(replace(config, **coding))
+    assert compute_model_id(model) == SPECTRAL_ID
+    save_checkpoint(work / "spectral" / "best", model_state=model.state_dict(),
+                    config=Config(model=replace(config, **coding)), step=0,
+                    model_id=SPECTRAL_ID)
+    assert main(["export", str(work / "spectral"), "-o",
+                 str(work / "spectral.safetensors")]) == 0
+
+
 def code_all(work) -> tuple[dict[str, str], dict[str, list[float]], dict[str, dict]]:
     """Encode and decode every case in ``work``: the bitstreams' hashes, the decoded
     samples' fingerprints, and the decoded files' formats."""
@@ -112,11 +143,14 @@ def code_all(work) -> tuple[dict[str, str], dict[str, list[float]], dict[str, di
     hashes, prints, formats = {}, {}, {}
     try:
         assert main(["export", str(work / "run"), "-o", str(work / "exported.safetensors")]) == 0
+        spectral_model(work)
         for name, (model_path, options) in CASES.items():
             qca = work / f"{name}.qca"
             assert main(["encode", str(work / "in.wav"), "-o", str(qca),
                          "--model", str(work / model_path), *options]) == 0
             hashes[name] = hashlib.sha256(without_hint(qca)).hexdigest()
+            levels = bitstream.read_file(qca)[0].band_levels
+            assert (levels is not None) == name.startswith("spectral")
             for subtype in SUBTYPES:
                 wav = work / f"{name}.{subtype}.wav"
                 assert main(["decode", str(qca), "-o", str(wav), "--subtype", subtype]) == 0
