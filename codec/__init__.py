@@ -16,9 +16,8 @@ import importlib
 from typing import Any
 
 from codec.config import ModelConfig, model_config
-from codec.model import Codec, CodecOutput
-
-__version__ = "0.1.0"
+from codec.network.model import Codec, CodecOutput
+from codec.version import __version__
 
 # Public name -> the module that holds it, imported when the name is first used.
 _LAZY = {"load": "codec.pretrained", "PretrainedModel": "codec.pretrained",

@@ -1,7 +1,7 @@
 """Reading, writing, resampling and loudness of audio: the one place that touches files.
 
 Audio in memory is float32 ``[C, T]``. Files are read with soundfile (torchaudio's
-loader needs extra codecs); resampling (``codec.resample``) and ITU-R BS.1770 loudness
+loader needs extra codecs); resampling (``codec.coding.resample``) and ITU-R BS.1770 loudness
 use torchaudio, and :class:`StreamingLoudness` measures the same loudness over a signal
 fed in blocks.
 """
@@ -17,8 +17,8 @@ import torch
 import torchaudio.functional as AF
 from scipy.signal import lfilter
 
+from codec.coding.resample import resample  # noqa: F401 (memory bounded for any pair of rates)
 from codec.errors import CodecError, require_regular_file
-from codec.resample import resample  # noqa: F401 (memory bounded for any pair of rates)
 
 # File names taken for audio when folders are walked (reading never looks at the name).
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",

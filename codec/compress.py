@@ -8,10 +8,10 @@ Encoding a file reads it twice, block by block:
 
 1. loudness (ITU-R BS.1770, streamed) and peak of the whole input -> one gain that
    brings it to the model's training level (``codec.audio.loudness_gain``, peak-limited);
-2. resample to the model rate (``codec.resample``, streamed, memory bounded) -> times
+2. resample to the model rate (``codec.coding.resample``, streamed, memory bounded) -> times
    the gain -> chunks of ``chunk_frames`` frames, each encoded with ``context_frames``
    frames of real audio on both sides, of which only the centre frames are kept
-   (``codec.chunking``): every frame is stored once;
+   (``codec.coding.chunking``): every frame is stored once;
 3. unless ``level_match`` is off, the codes are decoded as a decoder will, and the
    header's gain takes the ratio of the decoded level to the input's, so that the
    decoded file has the input's RMS (a model can come out a few per cent to a few dB
@@ -41,11 +41,11 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from codec import bitstream
 from codec.audio import StreamingLoudness, audio_info, loudness_gain
-from codec.band_levels import BandLevels, LevelGrid, LevelMeter, grid_for
-from codec.bitstream import BitstreamError, Header
-from codec.chunking import (
+from codec.coding import bitstream
+from codec.coding.band_levels import BandLevels, LevelGrid, LevelMeter, grid_for
+from codec.coding.bitstream import BitstreamError, Header
+from codec.coding.chunking import (
     ChunkEncoder,
     channels_from_items,
     chunk_frames_for,
@@ -53,12 +53,12 @@ from codec.chunking import (
     decode_chunks,
     items_from_channels,
 )
-from codec.entropy import EntropyTables
+from codec.coding.entropy import EntropyTables
+from codec.coding.resample import StreamResampler
 from codec.errors import CodecError, require_regular_file
-from codec.model import Codec
 from codec.model_name import is_machine_path, model_name
+from codec.network.model import Codec
 from codec.pretrained import PretrainedModel
-from codec.resample import StreamResampler
 
 READ_BLOCK = 1 << 16
 # The level match moves the decoded level by at most this much: further off, the
@@ -330,7 +330,7 @@ def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
     ``kbps`` (per channel) or ``n_q`` picks the codebooks (default: all, see
     :func:`codebooks`); ``entropy`` range-codes the codes with ``model.entropy_tables``
     instead of bit-packing them; ``chunk_seconds`` bounds memory (default: what fits
-    ``codec.chunking.WORK_MEMORY_BYTES``); ``model_hint`` names the model for ``codec
+    ``codec.coding.chunking.WORK_MEMORY_BYTES``); ``model_hint`` names the model for ``codec
     decode`` (default: :func:`codec.model_name.model_name` of where it was loaded from);
     ``level_match`` decodes the codes once more so that the decoded audio gets the
     input's RMS (off: a single pass, the level the model gives).

@@ -29,7 +29,7 @@ class ModelConfig:
     """
     preset: str = "base"
     # seanet: strided convs over the waveform; stft: a Fourier transform at each end
-    # and convs at the frame rate (codec/spectral.py; offline coding only).
+    # and convs at the frame rate (codec/network/spectral.py; offline coding only).
     arch: str = "seanet"
     sample_rate: int = 24000
     channels: int = 1
@@ -54,9 +54,9 @@ class ModelConfig:
     # arch stft only: the transform's window in samples (at least two hops).
     n_fft: int = 640
     # Decoding only: each decoded STFT magnitude to this power, the level kept
-    # (codec/postfilter.py); 1 is off. Not part of the model id.
+    # (codec/coding/postfilter.py); 1 is off. Not part of the model id.
     postfilter: float = 1.0
-    # Coding only (codec/band_levels.py): the input's level in this many bands, sent
+    # Coding only (codec/coding/band_levels.py): the input's level in this many bands, sent
     # beside the codes and followed by the decoded audio; 0 is off. Not part of the
     # model id: a file says whether it holds levels, and how they were measured.
     band_levels: int = 0
@@ -108,7 +108,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "base": dict(strides=(8, 5, 4, 2), widths=(16, 64, 128, 256, 512), dilations=(1, 3),
                  first_residual_stage=1),
     # About 9M parameters, all at the frame rate between a Fourier transform over two
-    # hops and its inverse (codec/spectral.py): no time-domain convs to learn the phase,
+    # hops and its inverse (codec/network/spectral.py): no time-domain convs to learn the phase,
     # so it learns far more per CPU-minute than small (recipes/cpu_hour/RESULTS.md).
     # It looks ahead 160 samples, so it codes offline only.
     "spectral": dict(arch="stft", strides=(320,), widths=(512, 512), dilations=(1, 3, 9),
@@ -278,6 +278,17 @@ def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ())
     except OmegaConfBaseException as error:
         raise ConfigError(f"bad config: {error}".splitlines()[0]
                           + f" (key: {getattr(error, 'full_key', '?')})") from None
+
+
+def config_from_arguments(items: Sequence[str]) -> Config:
+    """The config of a command line's ``CONFIG.yaml ... key=value ...`` arguments (the
+    files in order, then the overrides); ConfigError when no file is given."""
+    paths = [item for item in items if "=" not in item]
+    overrides = [item for item in items if "=" in item]
+    if not paths:
+        raise ConfigError("give a config file (e.g. recipes/base.yaml), then key=value "
+                          "overrides")
+    return load_config(paths, overrides)
 
 
 def to_dict(config: Any) -> dict:

@@ -6,12 +6,12 @@ The file is one safetensors file (no pickle) whose header metadata holds the for
 tag, its version, the toolkit version, the model config (JSON), the model id and the
 loudness the model was trained at. It holds only what ``encode``/``decode`` need:
 
-- weight norm folded away (``codec.nn.fold_weight_norm``): one plain weight per conv
+- weight norm folded away (``codec.network.nn.fold_weight_norm``): one plain weight per conv
   instead of a direction and a magnitude, and no re-normalisation at every call;
 - no training state: the quantisers' EMA statistics (``embed_sum``, ``cluster_size``)
   and their ``initialized`` flags are dropped; the codebooks (``embed``) stay;
 - with ``--half``, encoder and decoder tensors in float16 (half the size), while the
-  codebooks stay float32 so that ``codec.model.compute_model_id`` (config plus
+  codebooks stay float32 so that ``codec.network.model.compute_model_id`` (config plus
   codebooks) is unchanged and files compressed with the full model still decode.
   Loading turns everything back to float32 before computing.
 
@@ -31,9 +31,10 @@ from safetensors.torch import save_file
 
 from codec.config import to_dict
 from codec.errors import CodecError
-from codec.model import Codec, compute_model_id
-from codec.nn import fold_weight_norm
+from codec.network.model import Codec, compute_model_id
+from codec.network.nn import fold_weight_norm
 from codec.provenance import collect
+from codec.version import __version__
 
 FORMAT = "codec-export"
 FORMAT_VERSION = 1
@@ -90,7 +91,7 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "codec_version": _toolkit_version(),
+        "codec_version": __version__,
         "model_config": json.dumps(to_dict(model.config)),
         "model_id": compute_model_id(model),
         "dtype": "float16" if half else "float32",
@@ -110,7 +111,4 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
     return path
 
 
-def _toolkit_version() -> str:
-    from codec import __version__
 
-    return __version__

@@ -5,8 +5,8 @@
     codec stream-decode < talk.qcs | aplay -f S16_LE -r 24000 -c 1 -t raw
 
 stream-encode reads interleaved signed 16-bit little-endian PCM from stdin, codes it
-with a causal model's :class:`~codec.streaming.StreamingEncoder` and writes a packet
-stream (``.qcs``, codec.bitstream) to stdout, one packet per frame as soon as the
+with a causal model's :class:`~codec.coding.streaming.StreamingEncoder` and writes a packet
+stream (``.qcs``, codec.coding.bitstream) to stdout, one packet per frame as soon as the
 frame's last sample has arrived. stream-decode turns packets back into PCM as they
 arrive. The result equals offline coding with the same model; the latency is the
 model's, one frame (hop), plus what the pipes buffer.
@@ -25,11 +25,11 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import torch
 
-from codec.bitstream import PacketReader, PacketWriter, StreamHeader
-from codec.chunking import channels_from_items, items_from_channels
+from codec.coding.bitstream import PacketReader, PacketWriter, StreamHeader
+from codec.coding.chunking import channels_from_items, items_from_channels
+from codec.coding.streaming import StreamingDecoder, StreamingEncoder
 from codec.compress import check_model
 from codec.pretrained import PretrainedModel
-from codec.streaming import StreamingDecoder, StreamingEncoder
 
 PCM_SCALE = 32768.0  # s16 full scale, as soundfile reads it
 SAMPLE_BYTES = 2

@@ -10,7 +10,7 @@
 and returns a :class:`PretrainedModel`: the network in eval mode, its id, the loudness
 its training data was normalised to, the entropy tables saved for it (if any) and where
 it came from. Everything that codes audio takes this object; the network itself stays a
-plain :class:`codec.model.Codec`.
+plain :class:`codec.network.model.Codec`.
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from safetensors import SafetensorError, safe_open
 
 from codec import checkpoint as ckpt
 from codec import export
-from codec.band_levels import check_config
+from codec.coding.band_levels import check_config
+from codec.coding.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
+from codec.coding.postfilter import check_exponent
 from codec.config import DEFAULT_TARGET_LUFS, ModelConfig, from_dict
-from codec.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
 from codec.errors import CodecError
-from codec.model import Codec, check_model_size, compute_model_id
-from codec.nn import fold_weight_norm
-from codec.postfilter import check_exponent
+from codec.network.model import Codec, check_model_size, compute_model_id
+from codec.network.nn import fold_weight_norm
 
 SOURCE_KINDS = ("run", "checkpoint", "export", "memory")
 
@@ -49,7 +49,7 @@ class PretrainedModel:
     """A trained model ready to code audio.
 
     network: the :class:`Codec`, in eval mode.
-    model_id: :func:`codec.model.compute_model_id` of the network (compressed files name it).
+    model_id: :func:`codec.network.model.compute_model_id` of the network (files name it).
     target_lufs: the loudness its training data was normalised to, which encoding
         brings input to; None when it was trained on audio at its recorded level.
     entropy_tables: the code frequency tables measured for it (``codec entropy-tables``),

@@ -41,7 +41,7 @@ def git_state(root: Path = SOURCE_ROOT) -> dict[str, Any] | None:
 
 def package_versions() -> dict[str, str | None]:
     """Python, the toolkit and ``PACKAGES``, read without importing them."""
-    from codec import __version__
+    from codec.version import __version__
 
     versions: dict[str, str | None] = {"python": platform.python_version(), "codec": __version__}
     for name in PACKAGES:

@@ -35,8 +35,8 @@ from typing import Iterator, Optional, Sequence
 
 from tqdm import tqdm
 
-from codec.data import MANIFEST_FIELDS
 from codec.errors import CodecError
+from codec.train.data import MANIFEST_FIELDS
 from data_prep.probe import REASONS, Measured, Rejected, probe
 from data_prep.split import SPLITS, SplitSizes, assign_splits, group_of, stratum_of
 

@@ -21,7 +21,7 @@ For each codec it measures, after a warm-up call, the median of ``--repeats`` ru
   includes everything loaded (the other codec too).
 
 With ``--streaming`` (a causal model: ``--causal`` makes the preset causal) it also
-codes the same audio frame by frame (codec.streaming), encoder then decoder for each
+codes the same audio frame by frame (codec.coding.streaming), encoder then decoder for each
 frame as a live call would, and reports the compute time per frame (median and 99th
 percentile) against the frame's duration, the algorithmic latency, and the real-time
 factor of streamed coding beside that of offline coding (encode + decode) of the same
@@ -59,11 +59,11 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
+from codec.coding.streaming import StreamingDecoder, StreamingEncoder
 from codec.config import PRESETS, Config, ModelConfig, TrainConfig, model_config
 from codec.errors import CodecError
-from codec.model import Codec, CodecOutput
-from codec.nn import fold_weight_norm
-from codec.streaming import StreamingDecoder, StreamingEncoder
+from codec.network.model import Codec, CodecOutput
+from codec.network.nn import fold_weight_norm
 
 PEERS = ("encodec",)
 PEER_KBPS = 6.0
@@ -76,7 +76,7 @@ class Subject:
     encode: audio ``[1, C, T]`` -> codes (any form decode takes).
     decode: codes -> audio ``[1, C, T']``.
     trainable: what the trainer trains, seen as it sees a Codec: ``forward(audio [B, C, T])``
-        gives a :class:`codec.model.CodecOutput` (audio, ``losses["commit"]``), and its
+        gives a :class:`codec.network.model.CodecOutput` (audio, ``losses["commit"]``), and its
         ``quantizer``'s buffers are the codebooks a skipped step puts back.
     """
     name: str
@@ -392,9 +392,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     disc_names = tuple(args.disc)
     if disc_names:
         try:
-            import codec.discriminators  # noqa: F401
+            import codec.network.discriminators  # noqa: F401
         except ImportError:
-            warnings.warn("codec.discriminators is missing; skipping the step with "
+            warnings.warn("codec.network.discriminators is missing; skipping the step with "
                           "discriminators", stacklevel=1)
             disc_names = ()
     results = benchmark(subjects, device=device, seconds=args.seconds, repeats=args.repeats,

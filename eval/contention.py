@@ -6,7 +6,7 @@
 Times the trainer's own ``train_step`` (median seconds per step over ``--steps`` steps
 after a warm-up) on the config's batch in four set-ups: 1 thread; 2 threads; 2 threads
 whose OpenMP waits sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``); and 2
-threads under ``codec.threads.ThreadTuner``, as training runs by default (timed after
+threads under ``codec.train.threads.ThreadTuner``, as training runs by default (timed after
 enough steps for the tuner to have chosen). Each runs first on an otherwise idle machine
 and then beside a competing CPU-bound job of ``--competitor-threads`` threads (a
 matrix-multiply loop). Each measurement runs in its own process, because OpenMP reads
@@ -37,7 +37,7 @@ _STEP_TIMER = """
 import statistics, sys, time, torch
 from codec.config import load_config
 from codec.train import build_trainer, train_step
-from codec.threads import TRIAL, WINDOW, ThreadTuner
+from codec.train.threads import TRIAL, WINDOW, ThreadTuner
 config_path, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 adaptive = sys.argv[4] == "1"
 torch.set_num_threads(threads)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codec.audio import AUDIO_SUFFIXES
-from codec.data import read_manifest
 from codec.errors import CodecError
+from codec.train.data import read_manifest
 
 KINDS = ("auto", "speech", "music")
 _SPEECH_WORD = re.compile(r"(^|[^a-z])speech([^a-z]|$)")

@@ -4,10 +4,10 @@
 
 For every checkpoint of a run, on the same fixed crops (the run's validation
 manifest unless ``--data`` names another), this measures the latent diagnostics of
-``codec.latents`` (variance and PCA spectrum of the latents, Gaussian entropy and
+``codec.train.latents`` (variance and PCA spectrum of the latents, Gaussian entropy and
 rate, code usage entropy, relevance to the log-mel spectrum), draws each against the
 step, and writes diagnostics.json, one PNG per figure and an HTML page. Training logs
-the same figures at validation time (``codec.monitor``).
+the same figures at validation time (``codec.train.monitor``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from codec.errors import CodecError
-from codec.latents import diagnostic_figures, latent_diagnostics
+from codec.train.latents import diagnostic_figures, latent_diagnostics
 
 # ---------------------------------------------------------------------------
 # Over a run's checkpoints
@@ -31,7 +31,7 @@ def load_crops(data: str | Path, model, count: int, seconds: float,
     training. A manifest gives the same crops validation uses; a folder, the loudest
     stretch of each of its first files."""
     from codec.audio import loudness, loudness_gain, peak, read_audio, resample, to_channels
-    from codec.data import ValidCrops
+    from codec.train.data import ValidCrops
     from eval.dataset import list_items
     from eval.evaluate import loudest_window
 
@@ -104,7 +104,7 @@ def write_page(out_dir: Path, history: list[dict], images: dict[str, Path], run_
              "latent/relevance_r2"]
     rows = [[h["step"]] + [h["scalars"][n] for n in names] for h in history]
     sections = [f'<p class="note">Run {run_dir}; crops from {data}. See the docstring of '
-                "codec/latents.py for what each figure measures.</p>",
+                "codec/train/latents.py for what each figure measures.</p>",
                 table_html(["step"] + [n.split("/", 1)[1] for n in names], rows),
                 '<div class="plots">' + "".join(image_tag(p, n) for n, p in images.items())
                 + "</div>"]

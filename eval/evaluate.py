@@ -35,9 +35,10 @@ import torch
 from tqdm import tqdm
 
 import codec
-from codec import bitstream, checkpoint, compress, metrics
+from codec import checkpoint, compress, metrics
 from codec.audio import read_audio, resample, to_channels
-from codec.entropy import EntropyTables
+from codec.coding import bitstream
+from codec.coding.entropy import EntropyTables
 from codec.errors import CodecError
 from codec.pretrained import PretrainedModel, load, read_metadata
 from eval import breakdown, opus, rate_distortion, report, spectrograms

@@ -17,7 +17,7 @@ from codec.checkpoint import (
 )
 from codec.config import Config, model_config
 from codec.errors import CodecError
-from codec.model import Codec, compute_model_id
+from codec.network.model import Codec, compute_model_id
 
 TINY = dict(strides=(2, 4, 5), widths=(8, 16, 32, 64))
 

@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec import Codec, bitstream, compress, entropy, model_config
+from codec import Codec, compress, model_config
 from codec.audio import loudness
-from codec.bitstream import BitstreamError
 from codec.cli import main
+from codec.coding import bitstream, entropy
+from codec.coding.bitstream import BitstreamError
 from codec.config import Config
 from codec.errors import CodecError
 from codec.metrics import rms_ratio, snr
@@ -228,7 +229,7 @@ def with_band_levels(model: PretrainedModel, bands: int = 4) -> PretrainedModel:
 
 def band_level_error(audio: torch.Tensor, decoded: torch.Tensor, rate: int) -> float:
     """Mean absolute dB difference of the two signals' levels in 8 bands over 20 ms."""
-    from codec.band_levels import LevelGrid, LevelMeter, quantise
+    from codec.coding.band_levels import LevelGrid, LevelMeter, quantise
 
     grid = LevelGrid(rate, 160, 8, 2, 0.5, -90.0)
     levels = []

@@ -12,7 +12,7 @@ from codec.cli import main as cli_main
 from codec.config import DEFAULT_TARGET_LUFS, Config, DataConfig
 from codec.errors import CodecError
 from codec.export import ExportError, export_model
-from codec.model import compute_model_id
+from codec.network.model import compute_model_id
 from codec.pretrained import is_exported, load, read_metadata
 
 

@@ -29,11 +29,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec import Codec, bitstream, model_config
+from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
 from codec.cli import main
+from codec.coding import bitstream
 from codec.config import Config, DataConfig
-from codec.model import compute_model_id
+from codec.network.model import compute_model_id
 
 MODEL_ID = "1798d061f47d21aa"
 SPECTRAL_ID = "7cb53e54bd88b380"

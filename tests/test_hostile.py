@@ -20,7 +20,8 @@ MAX_PEAK_MB = 1500
 PEAK_MEMORY_SCRIPT = """
 import dataclasses, json, resource, struct, sys, zlib
 import torch
-from codec import Codec, PretrainedModel, bitstream, compress, model_config
+from codec import Codec, PretrainedModel, compress, model_config
+from codec.coding import bitstream
 
 torch.manual_seed(0)
 model = PretrainedModel.from_network(Codec(model_config("tiny")))
@@ -67,7 +68,7 @@ def run_dir(tmp_path_factory) -> Path:
     from codec import Codec, model_config
     from codec.checkpoint import save_checkpoint
     from codec.config import Config
-    from codec.model import compute_model_id
+    from codec.network.model import compute_model_id
 
     torch.manual_seed(0)
     network = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
@@ -288,7 +289,7 @@ def write_nan_wav(path: Path, rate: int = 16000, nan_every: int = 1) -> Path:
 def test_non_finite_crops_are_replaced_counted_and_named_once(tmp_path):
     import torch
 
-    from codec.data import DataWarning, TrainCrops
+    from codec.train.data import DataWarning, TrainCrops
 
     good = write_tone(tmp_path / "good.wav", rate=16000, seconds=1.0)
     bad = write_nan_wav(tmp_path / "nan.wav", nan_every=1000)  # one NaN sample in a crop
@@ -302,8 +303,8 @@ def test_non_finite_crops_are_replaced_counted_and_named_once(tmp_path):
 
 
 def test_a_manifest_of_only_bad_files_is_one_line(tmp_path):
-    from codec.data import TrainCrops
     from codec.errors import CodecError
+    from codec.train.data import TrainCrops
 
     bad = write_nan_wav(tmp_path / "nan.wav")
     crops = TrainCrops([write_manifest(tmp_path / "m.jsonl", [bad])], 16000, 1)

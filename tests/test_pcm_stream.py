@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from codec.bitstream import PacketReader
 from codec.checkpoint import save_checkpoint
+from codec.coding.bitstream import PacketReader
 from codec.config import Config, model_config
-from codec.model import Codec, compute_model_id
+from codec.network.model import Codec, compute_model_id
 from codec.pcm_stream import decode_pcm_stream, encode_pcm_stream, float_to_pcm, pcm_to_float
 from codec.pretrained import load
 

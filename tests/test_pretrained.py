@@ -5,7 +5,7 @@ from test_checkpoint import _config, _save, _trained_model
 from codec.checkpoint import read_checkpoint, save_checkpoint
 from codec.errors import CodecError
 from codec.export import export_model
-from codec.model import compute_model_id
+from codec.network.model import compute_model_id
 from codec.pretrained import load
 
 

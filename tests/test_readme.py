@@ -10,7 +10,7 @@ import torch
 from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
 from codec.config import Config
-from codec.model import compute_model_id
+from codec.network.model import compute_model_id
 
 README = Path(__file__).parents[1] / "README.md"
 

@@ -10,7 +10,7 @@ import soundfile
 from omegaconf import OmegaConf
 
 from codec.config import PRESETS, load_config, model_config, to_dict
-from codec.model import Codec
+from codec.network.model import Codec
 
 ROOT = Path(__file__).parents[1]
 RECIPES = ROOT / "recipes"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codec import __version__
 from codec.cli import coding, config, export, info, streaming, train
 from codec.errors import CodecError
+from codec.version import __version__
 
 COMMAND_GROUPS = (train, config, coding, streaming, export, info)
 

@@ -1,5 +1,5 @@
 """``codec encode``, ``codec decode`` and ``codec entropy-tables``: folder plans, messages
-and exit codes around ``codec.compress`` (the coding itself) and ``codec.entropy``."""
+and exit codes around ``codec.compress`` (the coding itself) and ``codec.coding.entropy``."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from codec.bitstream import SUFFIX as QCA_SUFFIX
-from codec.chunking import WORK_MEMORY_BYTES
 from codec.cli.batch import check_plan, failure_line, files_under
+from codec.coding.bitstream import SUFFIX as QCA_SUFFIX
+from codec.coding.chunking import WORK_MEMORY_BYTES
 from codec.errors import CodecError
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def print_summary(source: Path, target: Path, *, compressed: Path, seconds: floa
     and the time taken."""
     from tqdm import tqdm
 
-    from codec.bitstream import describe
+    from codec.coding.bitstream import describe
 
     facts = describe(compressed)
     duration = facts["duration_seconds"]
@@ -188,7 +188,7 @@ def run_decode(args: argparse.Namespace) -> int:
 def _recorded_model(source: Path) -> str:
     """The model a compressed file names, found near it (``codec.model_name``), or a
     CodecError asking for ``--model``."""
-    from codec import bitstream
+    from codec.coding import bitstream
     from codec.model_name import find_model
 
     header = bitstream.read_file(source)[0]
@@ -204,7 +204,7 @@ def _training_files(data: list[str]) -> list[Path]:
     """Audio files named by JSONL manifests (a ``path`` per line), folders (walked) or
     audio files."""
     from codec.audio import AUDIO_SUFFIXES
-    from codec.data import read_manifest
+    from codec.train.data import read_manifest
 
     files: list[Path] = []
     for entry in map(Path, data):
@@ -223,8 +223,8 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from codec import entropy
     from codec.audio import audio_info
+    from codec.coding import entropy
     from codec.compress import encode_codes, file_source, named_error
 
     model = _load(args.model, args.device)

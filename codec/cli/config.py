@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from codec.cli.train import split_config_arguments
-
 
 def run(args: argparse.Namespace) -> int:
-    from codec.config import load_config, to_yaml
+    from codec.config import config_from_arguments, to_yaml
 
-    print(to_yaml(load_config(*split_config_arguments(args.config))), end="")
+    print(to_yaml(config_from_arguments(args.config)), end="")
     return 0
 
 

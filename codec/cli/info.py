@@ -11,7 +11,7 @@ from codec.errors import CodecError
 
 def preset_summary(name: str) -> dict:
     """Parameter counts, hop, frame rate and bitrates of a named preset."""
-    from codec.model import Codec
+    from codec.network.model import Codec
 
     model = Codec(model_config(name))
     return {
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.file:
         raise CodecError("give a compressed FILE or --preset NAME")
-    from codec import bitstream
+    from codec.coding import bitstream
 
     path = Path(args.file)
     if not path.is_file():

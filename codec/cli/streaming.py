@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from codec.bitstream import MAX_CHANNELS
 from codec.cli.coding import _load, _n_q, add_rate_arguments
+from codec.coding.bitstream import MAX_CHANNELS
 from codec.errors import CodecError
 
 
@@ -41,7 +41,7 @@ def run_stream_encode(args: argparse.Namespace) -> int:
 
 
 def run_stream_decode(args: argparse.Namespace) -> int:
-    from codec.bitstream import PacketReader
+    from codec.coding.bitstream import PacketReader
     from codec.pcm_stream import decode_pcm_stream
 
     sink = _binary_stdout()

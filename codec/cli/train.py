@@ -3,23 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from codec.errors import CodecError
-
-
-def split_config_arguments(items: list[str]) -> tuple[list[str], list[str]]:
-    """(config files, key=value overrides); CodecError when no file is given."""
-    paths = [item for item in items if "=" not in item]
-    overrides = [item for item in items if "=" in item]
-    if not paths:
-        raise CodecError("give a config file (e.g. recipes/base.yaml), then key=value overrides")
-    return paths, overrides
-
 
 def run(args: argparse.Namespace) -> int:
-    from codec.config import load_config
+    from codec.config import config_from_arguments
     from codec.train import fit
 
-    fit(load_config(*split_config_arguments(args.config)))
+    fit(config_from_arguments(args.config))
     return 0
 
 

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from codec.audio import loudness
-from codec.data import MANIFEST_FIELDS, read_manifest
+from codec.train.data import MANIFEST_FIELDS, read_manifest
 from data_prep import manifest, probe
 from data_prep.split import SplitSizes, assign_splits, group_of, stratum_of
 

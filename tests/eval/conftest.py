@@ -13,7 +13,7 @@ import torch
 from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
 from codec.config import Config
-from codec.model import compute_model_id
+from codec.network.model import compute_model_id
 from codec.provenance import collect
 
 

@@ -3,8 +3,8 @@ import torch
 from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
 from codec.config import Config
-from codec.latents import FIGURES
-from codec.model import compute_model_id
+from codec.network.model import compute_model_id
+from codec.train.latents import FIGURES
 from eval import diagnostics
 from eval.results import read_json
 

@@ -1,0 +1,671 @@
+"""The compressed file container (``.qca``): versioned, checksummed, pickle-free.
+
+Layout (integers little-endian)::
+
+    offset  size  field
+    0       4     magic  b"\\x89QCA"  (a non-ASCII first byte: no text file starts so)
+    4       1     format version (1)
+    5       4     header length H, at most MAX_HEADER_BYTES
+    9       H     header: UTF-8 JSON object, the fields of :class:`Header`
+    9+H     P     payload: P = header["payload_bytes"]
+    9+H+P   4     CRC-32 (zlib) of every byte before it
+
+The payload holds codes ``[items, n_q, frames]`` in that (C) order, either
+bit-packed at ``log2(codebook_size)`` bits each, most significant bit first,
+or, when ``header.entropy`` is set, as one range-coded stream (codec.coding.entropy);
+then, when ``header.band_levels`` is set, the range-coded band levels
+(codec.coding.band_levels), ``header.band_levels["bytes"]`` of them.
+
+``codec stream-encode`` writes a second form, a packet stream (``.qcs``, its own
+magic), for pipes: a header, then packets written as their frames are coded, each
+with its own CRC-32, so that a stream cut off anywhere decodes up to its last whole
+packet. Its layout is at :class:`PacketWriter`.
+
+A file from anywhere may be hostile: every header field is type- and
+range-checked, and the payload size is checked against the frame count,
+before anything is allocated from them. All problems raise
+:class:`BitstreamError` with a message that says what is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+import numpy as np
+
+from codec.errors import CodecError, require_regular_file
+
+MAGIC = b"\x89QCA"
+VERSION = 1
+SUFFIX = ".qca"
+MAX_HEADER_BYTES = 1 << 16
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
+MAX_N_Q = 64
+MAX_CODEBOOK_SIZE = 1 << 16
+MAX_HOP = 1 << 20
+# About 88 days at 768 kHz; far beyond any real file, small enough to keep integers sane.
+MAX_LENGTH = 1 << 42
+# Encoding brings audio to a training loudness; real gains lie within about +-50 dB.
+# Far outside, dividing by the gain on decoding would give infinities or silence.
+MIN_GAIN = 1e-12
+MAX_GAIN = 1e12
+_PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+_CRC = struct.Struct("<I")
+_MODEL_ID = re.compile(r"^[0-9a-f]{1,64}$")
+# Codes are packed in runs of this many (a multiple of 8, so each run ends on a byte).
+_PACK_RUN = 1 << 20
+
+
+class BitstreamError(CodecError):
+    """A compressed file that cannot be decoded: truncated, damaged, foreign or too new."""
+
+
+class _CodesLayout:
+    """What a header with ``codebook_size``, ``channels`` and ``coded_channels`` implies."""
+    codebook_size: int
+    channels: int
+    coded_channels: int
+
+    @property
+    def bits_per_code(self) -> int:
+        return self.codebook_size.bit_length() - 1
+
+    @property
+    def items(self) -> int:
+        """Independent code streams: one per channel for a mono model, else one."""
+        return self.channels if self.coded_channels == 1 else 1
+
+
+@dataclass(frozen=True)
+class Header(_CodesLayout):
+    """What a compressed file says about itself.
+
+    ``channels``/``length``/``source_rate`` describe the original audio;
+    ``coded_channels``/``sample_rate``/``hop_length`` the model that coded it.
+    A mono model codes each original channel as its own item; otherwise one item
+    holds all channels. ``gain`` was applied before encoding and is undone after
+    decoding. ``chunk_frames``/``context_frames`` record how the encoder was run
+    (each frame is stored once). ``entropy`` is None for bit-packed codes, else
+    ``{"tables_id": ...}`` naming the frequency tables of the range coder.
+    ``band_levels`` is None, or how the payload's last ``bytes`` bytes code the input's
+    band levels (codec/coding/band_levels.py): ``bands``, ``frames`` per level, ``step_db``,
+    ``floor_db``, each band's coding spread, ``scales``, and when the spans at the floor
+    are flagged, ``silence_db`` and the flags' ``silent_share``.
+    ``model_hint`` is the name of the model that wrote the file
+    (:func:`codec.model_name.model_name`: run folder or file name, never a path of
+    the machine), which ``codec decode`` looks for when no ``--model`` is given.
+    Files from earlier versions may hold an absolute path there; they still read.
+    """
+    model_id: str
+    sample_rate: int
+    hop_length: int
+    coded_channels: int
+    source_rate: int
+    channels: int
+    length: int
+    n_q: int
+    codebook_size: int
+    frames: int
+    gain: float
+    chunk_frames: int
+    context_frames: int
+    payload_bytes: int
+    entropy: dict | None = None
+    model_hint: str | None = None
+    band_levels: dict | None = None
+
+    @property
+    def level_bytes(self) -> int:
+        return 0 if self.band_levels is None else self.band_levels["bytes"]
+
+    @property
+    def codes_bytes(self) -> int:
+        return self.payload_bytes - self.level_bytes
+
+    @property
+    def num_codes(self) -> int:
+        return self.items * self.n_q * self.frames
+
+    @property
+    def model_length(self) -> int:
+        """Samples at the model rate (what resampling ``length`` samples yields)."""
+        return model_length(self.length, self.source_rate, self.sample_rate)
+
+    @property
+    def duration(self) -> float:
+        return self.length / self.source_rate
+
+    @property
+    def nominal_bps(self) -> float:
+        """Bits per second of the bit-packed codes of all items."""
+        return self.items * self.n_q * self.bits_per_code * self.sample_rate / self.hop_length
+
+
+def model_length(length: int, source_rate: int, sample_rate: int) -> int:
+    """Samples after resampling ``length`` samples (torchaudio rounds up)."""
+    return -(-length * sample_rate // source_rate)
+
+
+def frame_count(length: int, source_rate: int, sample_rate: int, hop_length: int) -> int:
+    return -(-model_length(length, source_rate, sample_rate) // hop_length)
+
+
+def packed_bytes(num_codes: int, bits: int) -> int:
+    return -(-num_codes * bits // 8)
+
+
+# ---------------------------------------------------------------------------
+# Bit packing
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """Integer codes (any shape, each < 2**bits, bits <= 16) -> bytes, ``bits`` per code,
+    most significant bit first. Vectorised: each code becomes 16 bits by numpy, and
+    the top ``16 - bits`` (always zero) are dropped before repacking."""
+    flat = np.ascontiguousarray(codes, dtype=np.int64).reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= 1 << bits):
+        raise ValueError(f"codes must lie in [0, {1 << bits}) to pack at {bits} bits")
+    out = []
+    for start in range(0, flat.size, _PACK_RUN):
+        run = flat[start:start + _PACK_RUN].astype(">u2")
+        bit_rows = np.unpackbits(run.view(np.uint8)).reshape(-1, 16)[:, 16 - bits:]
+        out.append(np.packbits(bit_rows.reshape(-1)).tobytes())
+    return b"".join(out)
+
+
+def unpack_codes(data: bytes, num_codes: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: ``num_codes`` codes as a flat uint16 array."""
+    if len(data) != packed_bytes(num_codes, bits):
+        raise BitstreamError(f"payload holds {len(data)} bytes; {num_codes} codes of {bits} "
+                             f"bits need {packed_bytes(num_codes, bits)}")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    codes = np.empty(num_codes, dtype=np.uint16)
+    run_bytes = _PACK_RUN * bits // 8
+    for index, start in enumerate(range(0, num_codes, _PACK_RUN)):
+        count = min(_PACK_RUN, num_codes - start)
+        chunk = buffer[index * run_bytes:index * run_bytes + packed_bytes(count, bits)]
+        bit_rows = np.unpackbits(chunk)[:count * bits].reshape(count, bits)
+        wide = np.zeros((count, 16), dtype=np.uint8)
+        wide[:, 16 - bits:] = bit_rows
+        codes[start:start + count] = np.packbits(wide, axis=1).view(">u2").reshape(-1)
+    return codes
+
+
+# ---------------------------------------------------------------------------
+# Header validation
+
+
+def _int_field(raw: dict, name: str, low: int, high: int) -> int:
+    value = raw[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BitstreamError(f"header field {name!r} must be an integer, got {value!r:.40}")
+    if not low <= value <= high:
+        raise BitstreamError(f"header field {name!r} = {value} is outside [{low}, {high}]")
+    return value
+
+
+# The ranges of the integer fields that both headers have.
+_MODEL_LIMITS = {"sample_rate": (1, MAX_SAMPLE_RATE), "hop_length": (1, MAX_HOP),
+                 "coded_channels": (1, MAX_CHANNELS), "channels": (1, MAX_CHANNELS),
+                 "n_q": (1, MAX_N_Q), "codebook_size": (2, MAX_CODEBOOK_SIZE)}
+
+
+def _model_id_field(raw: dict) -> str:
+    model_id = raw["model_id"]
+    if not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
+        raise BitstreamError(f"header field 'model_id' is not a hex id: {model_id!r:.80}")
+    return model_id
+
+
+def _gain_field(raw: dict) -> float:
+    gain = raw["gain"]
+    if (isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain)
+            or not MIN_GAIN <= gain <= MAX_GAIN):
+        raise BitstreamError(f"header field 'gain' must be a number in [{MIN_GAIN:g}, "
+                             f"{MAX_GAIN:g}], got {gain!r:.40}")
+    return float(gain)
+
+
+def _model_hint_field(raw: dict) -> str | None:
+    hint = raw.get("model_hint")
+    if hint is not None and (not isinstance(hint, str) or len(hint) > 4096):
+        raise BitstreamError("header field 'model_hint' must be a path string")
+    return hint
+
+
+def _check_field_names(raw: Any, cls: type) -> None:
+    if not isinstance(raw, dict):
+        raise BitstreamError("header is not a JSON object")
+    names = [f.name for f in dataclasses.fields(cls)]
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+    missing = [n for n in required if n not in raw]
+    unknown = sorted(set(raw) - set(names))
+    if missing or unknown:
+        raise BitstreamError(f"header fields missing {missing} / unknown {unknown}")
+
+
+def header_from_dict(raw: Any) -> Header:
+    """Check every field's type and range, and their consistency; BitstreamError if not."""
+    _check_field_names(raw, Header)
+    values = dict(
+        model_id=_model_id_field(raw),
+        **{name: _int_field(raw, name, *limits) for name, limits in _MODEL_LIMITS.items()},
+        source_rate=_int_field(raw, "source_rate", 1, MAX_SAMPLE_RATE),
+        length=_int_field(raw, "length", 1, MAX_LENGTH),
+        frames=_int_field(raw, "frames", 1, MAX_LENGTH),
+        chunk_frames=_int_field(raw, "chunk_frames", 1, MAX_LENGTH),
+        context_frames=_int_field(raw, "context_frames", 0, MAX_LENGTH),
+        payload_bytes=_int_field(raw, "payload_bytes", 0, MAX_LENGTH),
+    )
+    values["gain"] = _gain_field(raw)
+    values["entropy"] = _check_entropy(raw.get("entropy"))
+    values["model_hint"] = _model_hint_field(raw)
+    values["band_levels"] = _check_band_levels(raw.get("band_levels"))
+    header = Header(**values)
+    _check_consistency(header)
+    return header
+
+
+def _check_entropy(entropy: Any) -> dict | None:
+    if entropy is None:
+        return None
+    if (not isinstance(entropy, dict) or set(entropy) != {"tables_id"}
+            or not isinstance(entropy["tables_id"], str)
+            or not _MODEL_ID.match(entropy["tables_id"])):
+        raise BitstreamError("header field 'entropy' must be null or {\"tables_id\": hex id}")
+    return dict(entropy)
+
+
+_LEVEL_FIELDS = {"bands", "frames", "step_db", "floor_db", "scales", "bytes"}
+_SILENCE_FIELDS = {"silence_db", "silent_share"}
+
+
+def _number(value: Any, low: float, high: float) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and low <= value <= high)
+
+
+def _check_band_levels(levels: Any) -> dict | None:
+    if levels is None:
+        return None
+    if not isinstance(levels, dict) or set(levels) not in (_LEVEL_FIELDS,
+                                                           _LEVEL_FIELDS | _SILENCE_FIELDS):
+        raise BitstreamError(f"header field 'band_levels' must be null or an object with "
+                             f"{sorted(_LEVEL_FIELDS)}, and optionally {sorted(_SILENCE_FIELDS)}")
+    bands = _int_field(levels, "bands", 1, 64)  # codec.coding.band_levels's limits
+    _int_field(levels, "frames", 1, 1024)
+    checks = {"bytes": _int_field(levels, "bytes", 0, MAX_LENGTH) % 4 == 0,
+              "step_db": _number(levels["step_db"], 0.1, 24),
+              "floor_db": _number(levels["floor_db"], -400, 100),
+              "silence_db": "silence_db" not in levels or _number(levels["silence_db"], -500, 100),
+              "silent_share": "silent_share" not in levels
+              or _number(levels["silent_share"], 0.01, 0.99),  # band_levels.MIN_SHARE
+              "scales": isinstance(levels["scales"], list) and len(levels["scales"]) == bands
+              and all(_number(s, 0.01, 100) for s in levels["scales"])}
+    wrong = [name for name, ok in checks.items() if not ok]
+    if wrong:
+        raise BitstreamError(f"header field 'band_levels' has bad {wrong}")
+    return dict(levels)
+
+
+def _check_layout(header: _CodesLayout) -> None:
+    size = header.codebook_size
+    if size & (size - 1):
+        raise BitstreamError(f"header field 'codebook_size' = {size} is not a power of two")
+    if header.coded_channels not in (1, header.channels) and header.channels != 1:
+        raise BitstreamError(f"header says {header.channels} channels coded by a "
+                             f"{header.coded_channels}-channel model, which cannot be")
+
+
+def _check_consistency(header: Header) -> None:
+    _check_layout(header)
+    expected = frame_count(header.length, header.source_rate, header.sample_rate,
+                           header.hop_length)
+    if header.frames != expected:
+        raise BitstreamError(f"header says {header.frames} frames; {header.length} samples "
+                             f"at {header.source_rate} Hz make {expected}")
+    if header.level_bytes > header.payload_bytes:
+        raise BitstreamError(f"header says {header.level_bytes} bytes of band levels in a "
+                             f"payload of {header.payload_bytes}")
+    if header.entropy is None:
+        need = packed_bytes(header.num_codes, header.bits_per_code)
+        if header.codes_bytes != need:
+            raise BitstreamError(f"header says {header.codes_bytes} payload bytes for codes; "
+                                 f"{header.num_codes} codes of {header.bits_per_code} bits "
+                                 f"need {need}")
+    elif header.codes_bytes % 4:
+        raise BitstreamError("an entropy-coded payload must be whole 32-bit words")
+
+
+# ---------------------------------------------------------------------------
+# Writing and reading
+
+
+def to_bytes(header: Header, payload: bytes) -> bytes:
+    """The complete file: prefix, JSON header, payload, CRC-32."""
+    if len(payload) != header.payload_bytes:
+        raise ValueError(f"payload has {len(payload)} bytes, header says "
+                         f"{header.payload_bytes}")
+    fields = dataclasses.asdict(header)
+    if fields["band_levels"] is None:  # files without levels stay as they always were
+        del fields["band_levels"]
+    header_from_dict(fields)  # never write what we would refuse to read
+    text = json.dumps(fields, separators=(",", ":")).encode()
+    if len(text) > MAX_HEADER_BYTES:
+        raise ValueError(f"header of {len(text)} bytes exceeds {MAX_HEADER_BYTES}")
+    body = _PREFIX.pack(MAGIC, VERSION, len(text)) + text + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _read_prefix(data: bytes) -> int:
+    """Check magic and version; the header length."""
+    if data[:len(MAGIC)] != MAGIC[:len(data)]:
+        raise BitstreamError("not a compressed audio file (wrong magic bytes)")
+    if len(data) < _PREFIX.size:
+        raise BitstreamError(f"truncated ({len(data)} bytes, shorter than the file prefix)")
+    _, version, header_bytes = _PREFIX.unpack_from(data)
+    _check_prefix_fields(version, header_bytes, VERSION)
+    return header_bytes
+
+
+def _check_prefix_fields(version: int, header_bytes: int, expected_version: int) -> None:
+    """The version and header length of a file's or a stream's prefix, before any of the
+    header is read or allocated."""
+    if version != expected_version:
+        raise BitstreamError(f"unknown format version {version} (this toolkit reads "
+                             f"version {expected_version}; a newer toolkit may read it)")
+    if header_bytes > MAX_HEADER_BYTES:
+        raise BitstreamError(f"header length {header_bytes} exceeds the limit of "
+                             f"{MAX_HEADER_BYTES} bytes")
+
+
+def _checksum_ok(data: bytes) -> bool:
+    return len(data) >= _CRC.size and \
+        zlib.crc32(data[:-_CRC.size]) == _CRC.unpack_from(data, len(data) - _CRC.size)[0]
+
+
+def parse(data: bytes) -> tuple[Header, bytes]:
+    """A whole file's bytes -> (checked header, payload bytes); BitstreamError if bad."""
+    header_bytes = _read_prefix(data)
+    start = _PREFIX.size
+    if len(data) < start + header_bytes + _CRC.size:
+        raise BitstreamError(f"truncated ({len(data)} bytes; the header alone needs "
+                             f"{start + header_bytes + _CRC.size})")
+    try:
+        raw = json.loads(data[start:start + header_bytes].decode("utf-8"))
+    # ValueError also covers an integer too long to convert (Python's digit limit).
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        if not _checksum_ok(data):
+            raise BitstreamError("bad checksum (the header is damaged)") from None
+        raise BitstreamError("header is not valid JSON") from None
+    payload_bytes = raw.get("payload_bytes") if isinstance(raw, dict) else None
+    if isinstance(payload_bytes, int) and not isinstance(payload_bytes, bool):
+        expected = start + header_bytes + payload_bytes + _CRC.size
+        if len(data) < expected:
+            raise BitstreamError(f"truncated ({len(data)} bytes of {expected})")
+    if not _checksum_ok(data):
+        raise BitstreamError("bad checksum (the file is damaged)")
+    header = header_from_dict(raw)
+    payload_start = start + header_bytes
+    if len(data) != payload_start + header.payload_bytes + _CRC.size:
+        raise BitstreamError(f"{len(data)} bytes, but the header describes "
+                             f"{payload_start + header.payload_bytes + _CRC.size}")
+    return header, data[payload_start:payload_start + header.payload_bytes]
+
+
+def read_file(path: str | Path) -> tuple[Header, bytes]:
+    """Parse a compressed file; errors name the file."""
+    path = Path(path)
+    try:
+        require_regular_file(path)
+        data = path.read_bytes()
+    except CodecError as error:
+        raise BitstreamError(str(error)) from None
+    except OSError as error:
+        raise BitstreamError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        return parse(data)
+    except BitstreamError as error:
+        raise BitstreamError(f"{path}: {error}") from None
+
+
+def describe(path: str | Path) -> dict:
+    """What ``codec info FILE`` prints: model, audio, and rates nominal and actual."""
+    path = Path(path)
+    header, payload = read_file(path)
+    file_bytes = path.stat().st_size
+    nominal_bits = header.num_codes * header.bits_per_code
+    result = {
+        "file": str(path),
+        "format_version": VERSION,
+        "model_id": header.model_id,
+        "model_hint": header.model_hint,
+        "sample_rate": header.source_rate,
+        "model_sample_rate": header.sample_rate,
+        "channels": header.channels,
+        "duration_seconds": round(header.duration, 6),
+        "samples": header.length,
+        "codebooks_used": header.n_q,
+        "codebook_size": header.codebook_size,
+        "frames": header.frames,
+        "gain_db": round(20 * math.log10(header.gain), 3),
+        "entropy_coded": header.entropy is not None,
+        "nominal_kbps": round(header.nominal_bps / 1000, 4),
+        "file_bytes": file_bytes,
+        "file_kbps": round(file_bytes * 8 / header.duration / 1000, 4),
+    }
+    if header.entropy is not None:
+        result["payload_saving_percent"] = round(
+            100 * (1 - header.codes_bytes * 8 / nominal_bits), 2)
+    if header.band_levels is not None:
+        result["band_levels"] = header.band_levels["bands"]
+        result["band_levels_kbps"] = round(header.level_bytes * 8 / header.duration / 1000, 4)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Packet streams (.qcs)
+
+STREAM_MAGIC = b"\x89QCS"
+STREAM_VERSION = 1
+STREAM_SUFFIX = ".qcs"
+MAX_PACKET_FRAMES = (1 << 16) - 1
+MAX_PACKET_BYTES = 1 << 24
+CODES_PACKET, LAST_PACKET = b"C", b"L"
+_PACKET = struct.Struct("<cH")  # kind, frames
+_LENGTH = struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class StreamHeader(_CodesLayout):
+    """What a packet stream says about itself: the fields of :class:`Header` that are
+    known before the audio ends. The stream is at the model rate (``sample_rate``);
+    ``gain`` was applied before encoding and is undone after decoding."""
+    model_id: str
+    sample_rate: int
+    hop_length: int
+    coded_channels: int
+    channels: int
+    n_q: int
+    codebook_size: int
+    gain: float
+    model_hint: str | None = None
+
+    def packet_bytes(self, frames: int) -> int:
+        """Bytes of the codes of ``frames`` frames in a packet."""
+        return packed_bytes(self.items * self.n_q * frames, self.bits_per_code)
+
+
+def stream_header_from_dict(raw: Any) -> StreamHeader:
+    """Check a stream header's fields as :func:`header_from_dict` does a file's."""
+    _check_field_names(raw, StreamHeader)
+    header = StreamHeader(
+        model_id=_model_id_field(raw),
+        **{name: _int_field(raw, name, *limits) for name, limits in _MODEL_LIMITS.items()},
+        gain=_gain_field(raw), model_hint=_model_hint_field(raw))
+    _check_layout(header)
+    if header.packet_bytes(MAX_PACKET_FRAMES) > MAX_PACKET_BYTES:
+        raise BitstreamError("header describes packets too large to read")
+    return header
+
+
+class PacketWriter:
+    """Writes a packet stream to a binary file object, flushing after every write.
+
+    Layout (integers little-endian)::
+
+        0    4  magic b"\\x89QCS"
+        4    1  stream format version (1)
+        5    4  header length H, at most MAX_HEADER_BYTES
+        9    H  header: UTF-8 JSON object, the fields of :class:`StreamHeader`
+        9+H  4  CRC-32 of every byte before it
+
+    then packets, each one as soon as its frames are coded::
+
+        0    1  kind: b"C" codes, b"L" the last packet (codes, then the stream's length)
+        1    2  F: frames in the packet (0 to 65535; 0 only in the last packet)
+        3    8  last packet only: the stream's length in samples (cuts the padding)
+        .    P  codes [items, n_q, F], bit-packed as in ``.qca``
+        .    4  CRC-32 of the packet's bytes before it
+    """
+
+    def __init__(self, handle: BinaryIO, header: StreamHeader):
+        stream_header_from_dict(dataclasses.asdict(header))  # never write what we cannot read
+        self.handle, self.header = handle, header
+        text = json.dumps(dataclasses.asdict(header), separators=(",", ":")).encode()
+        self._write(_PREFIX.pack(STREAM_MAGIC, STREAM_VERSION, len(text)) + text)
+
+    def write_codes(self, codes: np.ndarray) -> None:
+        """Codes ``[items, n_q, F]``, in packets of at most MAX_PACKET_FRAMES frames."""
+        self._check(codes)
+        for start in range(0, codes.shape[-1], MAX_PACKET_FRAMES):
+            piece = codes[..., start:start + MAX_PACKET_FRAMES]
+            self._write(_PACKET.pack(CODES_PACKET, piece.shape[-1])
+                        + pack_codes(piece, self.header.bits_per_code))
+
+    def end(self, codes: np.ndarray, length: int) -> None:
+        """The last codes ``[items, n_q, F]`` (F may be 0) and the stream's length in
+        samples, which tells the decoder how much of the last frame is padding."""
+        self._check(codes)
+        split = max(0, codes.shape[-1] - MAX_PACKET_FRAMES)
+        self.write_codes(codes[..., :split])
+        piece = codes[..., split:]
+        self._write(_PACKET.pack(LAST_PACKET, piece.shape[-1]) + _LENGTH.pack(length)
+                    + pack_codes(piece, self.header.bits_per_code))
+
+    def _check(self, codes: np.ndarray) -> None:
+        expected = (self.header.items, self.header.n_q)
+        if codes.ndim != 3 or tuple(codes.shape[:2]) != expected:
+            raise ValueError(f"codes of shape {codes.shape}; this stream takes "
+                             f"[{expected[0]}, {expected[1]}, frames]")
+
+    def _write(self, body: bytes) -> None:
+        self.handle.write(body + _CRC.pack(zlib.crc32(body)))
+        self.handle.flush()
+
+
+class PacketReader:
+    """Reads a packet stream from a binary file object as it arrives.
+
+    The header must be whole and sound (BitstreamError if not). Iterating yields the
+    codes ``[items, n_q, F]`` (uint16) of each packet in turn, and stops after the last
+    packet, or at the first packet that is cut off or damaged. Then ``length`` holds
+    the stream's length in samples if it ended properly; otherwise ``problem`` says
+    what went wrong and ``stopped_at`` the byte where the last whole packet ended.
+    """
+
+    def __init__(self, handle: BinaryIO):
+        self.handle = handle
+        self.offset = 0  # bytes read
+        self.frames = 0  # frames in the whole packets read
+        self.length: int | None = None
+        self.problem: str | None = None
+        self.damaged = False  # a packet failed its check (not merely cut off)
+        self.stopped_at: int | None = None
+        self.header = self._read_header()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while self.length is None and self.problem is None:
+            codes = self._next_packet()
+            if codes is not None:
+                yield codes
+
+    def _read(self, size: int) -> bytes:
+        """Up to ``size`` bytes: fewer only at the end of the stream."""
+        chunks, got = [], 0
+        while got < size:
+            chunk = self.handle.read(size - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        self.offset += got
+        return b"".join(chunks)
+
+    def _read_header(self) -> StreamHeader:
+        prefix = self._read(_PREFIX.size)
+        if prefix[:len(MAGIC)] == MAGIC[:len(prefix)] and prefix:
+            raise BitstreamError("a .qca file, not a packet stream: decode it with codec decode")
+        if prefix[:len(STREAM_MAGIC)] != STREAM_MAGIC[:len(prefix)] or not prefix:
+            raise BitstreamError("not a packet stream (wrong magic bytes)")
+        if len(prefix) < _PREFIX.size:
+            raise BitstreamError(f"stream cut off in its prefix ({len(prefix)} bytes)")
+        _, version, size = _PREFIX.unpack(prefix)
+        _check_prefix_fields(version, size, STREAM_VERSION)
+        text, check = self._read(size), self._read(_CRC.size)
+        if len(check) < _CRC.size:
+            raise BitstreamError(f"stream cut off in its header (at byte {self.offset})")
+        if zlib.crc32(prefix + text) != _CRC.unpack(check)[0]:
+            raise BitstreamError("bad checksum (the stream header is damaged)")
+        try:
+            return stream_header_from_dict(json.loads(text.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise BitstreamError("stream header is not valid JSON") from None
+
+    def _stop(self, start: int, problem: str, damaged: bool = False) -> None:
+        self.stopped_at, self.problem, self.damaged = start, problem, damaged
+
+    def _next_packet(self) -> np.ndarray | None:
+        start = self.offset
+        head = self._read(_PACKET.size)
+        if not head:
+            self._stop(start, f"the stream ends at byte {start} without its last packet")
+            return None
+        kind, frames = _PACKET.unpack(head) if len(head) == _PACKET.size else (None, 0)
+        if kind is not None and kind not in (CODES_PACKET, LAST_PACKET):
+            self._stop(start, f"unknown packet kind {kind!r} at byte {start}", damaged=True)
+            return None
+        extra = self._read(_LENGTH.size) if kind == LAST_PACKET else b""
+        body = self._read(self.header.packet_bytes(frames))
+        check = self._read(_CRC.size)
+        if kind is None or len(check) < _CRC.size:
+            self._stop(start, f"the stream is cut off at byte {self.offset}, inside the "
+                              f"packet that starts at byte {start}")
+            return None
+        if zlib.crc32(head + extra + body) != _CRC.unpack(check)[0]:
+            self._stop(start, f"bad checksum in the packet at byte {start}", damaged=True)
+            return None
+        if kind == LAST_PACKET and not self._finish(start, frames, _LENGTH.unpack(extra)[0]):
+            return None
+        self.frames += frames
+        codes = unpack_codes(body, self.header.items * self.header.n_q * frames,
+                             self.header.bits_per_code)
+        return codes.reshape(self.header.items, self.header.n_q, frames)
+
+    def _finish(self, start: int, frames: int, length: int) -> bool:
+        """Take the stream's length from its last packet, if the frames can hold it."""
+        total, hop = self.frames + frames, self.header.hop_length
+        if not (total - 1) * hop < length <= total * hop:
+            self._stop(start, f"the last packet gives a length of {length} samples, which "
+                              f"{total} frames cannot hold", damaged=True)
+            return False
+        self.length = length
+        return True

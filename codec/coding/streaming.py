@@ -1,0 +1,203 @@
+"""Stateful frame-by-frame coding with a causal model, equal to offline coding.
+
+:class:`StreamingEncoder` takes audio ``[B, C, n]`` in blocks of any size and returns
+the codes ``[B, n_q, f]`` of every frame completed so far; :class:`StreamingDecoder`
+takes codes ``[B, n_q, f]`` and returns their audio ``[B, C, f * hop]`` at once. The
+concatenated results equal ``Codec.encode`` (the same codes) and ``Codec.decode`` (the
+same audio up to float rounding) of the whole signal.
+
+How: every layer of a causal model looks only backwards, so each one can be run on
+the new input alone once it is given the left context it kept from the last call.
+A conv keeps the input it has not used up (at the start: the zeros it pads with); a
+transposed conv keeps the partial sums its last frames spilled into the next
+frames' samples (overlap-add); a residual unit and an activation keep nothing of
+their own. The layer wrappers (codec.network.nn) define the geometry; this module alone
+holds the state.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from codec.errors import CodecError
+from codec.network.model import Codec
+from codec.network.nn import Conv1d, ConvTranspose1d, Snake
+from codec.network.seanet import ResidualUnit
+
+# Layers that act on each sample alone, and so stream as they are.
+POINTWISE = (Snake, nn.ELU, nn.GELU, nn.Identity)
+
+Step = Callable[[torch.Tensor], torch.Tensor]
+
+
+class StreamingError(CodecError, ValueError):
+    """A model or an input that cannot be coded frame by frame."""
+
+
+class _ConvStep:
+    """A causal :class:`Conv1d` fed in pieces ``[B, C, n]``: returns every output frame
+    its input so far completes, and keeps the input that later frames still need."""
+
+    def __init__(self, layer: Conv1d):
+        left, right = layer.padding
+        if right:
+            raise StreamingError("a conv pads on the right (looks ahead): not causal")
+        self.conv = layer.conv
+        self.stride = self.conv.stride[0]
+        self.span = (self.conv.kernel_size[0] - 1) * self.conv.dilation[0] + 1
+        self.left = left
+        self.pending: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pending is None:  # the zeros offline coding pads the start with
+            self.pending = x.new_zeros(*x.shape[:-1], self.left)
+        x = torch.cat([self.pending, x], dim=-1)
+        frames = max(0, (x.shape[-1] - self.span) // self.stride + 1)
+        self.pending = x[..., frames * self.stride:]
+        if frames == 0:
+            return x.new_zeros(x.shape[0], self.conv.out_channels, 0)
+        return self.conv(x[..., :(frames - 1) * self.stride + self.span])
+
+
+class _ConvTransposeStep:
+    """A causal :class:`ConvTranspose1d` fed frames ``[B, C, n]``: returns their
+    ``n * stride`` samples, which no later frame touches, and keeps the partial sums
+    (without bias) that the last frames add to the next ``kernel - stride`` samples."""
+
+    def __init__(self, layer: ConvTranspose1d):
+        self.conv = layer.conv
+        self.stride = self.conv.stride[0]
+        overlap = self.conv.kernel_size[0] - self.stride
+        if layer.trim != (0, overlap):
+            raise StreamingError("a transposed conv keeps samples of later frames: "
+                                 "not causal")
+        self.carry: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == 0:
+            return x.new_zeros(x.shape[0], self.conv.out_channels, 0)
+        y = self.conv(x)
+        if self.carry is not None:
+            overlap = self.carry.shape[-1]
+            y = torch.cat([y[..., :overlap] + self.carry, y[..., overlap:]], dim=-1)
+        ready = x.shape[-1] * self.stride
+        self.carry = y[..., ready:]
+        if self.conv.bias is not None:  # the next call's output brings the bias again
+            self.carry = self.carry - self.conv.bias[:, None]
+        return y[..., :ready]
+
+
+def _chain(steps: list[Step]) -> Step:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            x = step(x)
+        return x
+    return run
+
+
+def _residual(unit: ResidualUnit) -> Step:
+    # Its convs have stride 1, so the block returns as many samples as it is given.
+    block = streaming_step(unit.block)
+    return lambda x: x + block(x)
+
+
+def streaming_step(module: nn.Module) -> Step:
+    """A stateful function that runs ``module`` on its input piece by piece, giving
+    the same output as one call on the whole input. StreamingError for a layer that
+    looks ahead or that this module does not know."""
+    if isinstance(module, Conv1d):
+        return _ConvStep(module)
+    if isinstance(module, ConvTranspose1d):
+        return _ConvTransposeStep(module)
+    if isinstance(module, ResidualUnit):
+        return _residual(module)
+    if isinstance(module, nn.Sequential):
+        return _chain([streaming_step(layer) for layer in module])
+    if isinstance(module, POINTWISE):
+        return module
+    raise StreamingError(f"cannot stream a {type(module).__name__} layer")
+
+
+def _check_causal(model: Codec) -> None:
+    if not model.config.causal:
+        raise StreamingError("streaming needs a causal model (model.causal: true); this "
+                             "one looks ahead and codes offline only")
+
+
+class StreamingEncoder:
+    """Audio ``[B, C, n]`` in blocks of any size -> codes ``[B, n_q, f]`` of the frames
+    completed so far. A frame's code is ready with its last sample: the latency is one
+    hop. :meth:`flush` ends the stream."""
+
+    def __init__(self, model: Codec, n_q: int | None = None):
+        _check_causal(model)
+        self.model = model
+        self.n_q = model.quantizer.check_n_q(n_q)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream so far: the next push starts a new one."""
+        self._step = streaming_step(self.model.encoder.layers)
+        self.samples = 0
+        self._shape: tuple[int, int] | None = None
+
+    @torch.no_grad()
+    def push(self, audio: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, n_q, f]`` (int64) of the frames this block completes (f may be 0)."""
+        self._check(audio)
+        self.samples += audio.shape[-1]
+        latents = self._step(audio)
+        if latents.shape[-1] == 0:
+            return torch.zeros(audio.shape[0], self.n_q, 0, dtype=torch.long,
+                               device=audio.device)
+        return self.model.quantizer.encode(latents, self.n_q)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """Codes of the last, partial frame, padded with zeros as ``Codec.encode`` pads
+        it (``[B, n_q, 0]`` if the stream ended on a frame boundary); then reset."""
+        batch, channels = self._shape or (1, self.model.config.channels)
+        missing = -self.samples % self.model.hop_length
+        device = next(self.model.parameters()).device
+        codes = self.push(torch.zeros(batch, channels, missing, device=device))
+        self.reset()
+        return codes
+
+    def _check(self, audio: torch.Tensor) -> None:
+        if not isinstance(audio, torch.Tensor) or audio.dim() != 3:
+            raise StreamingError(f"audio blocks must be [batch, channels, samples] tensors, "
+                                 f"got {getattr(audio, 'shape', type(audio).__name__)}")
+        shape = (audio.shape[0], audio.shape[1])
+        if self._shape is not None and shape != self._shape:
+            raise StreamingError(f"a block of {shape[0]} item(s) x {shape[1]} channel(s) in "
+                                 f"a stream of {self._shape[0]} x {self._shape[1]}")
+        if audio.shape[1] != self.model.config.channels:
+            raise StreamingError(f"audio has {audio.shape[1]} channel(s); this model codes "
+                                 f"{self.model.config.channels}")
+        if not audio.is_floating_point() or not torch.isfinite(audio).all():
+            raise StreamingError("audio must be finite floating-point samples")
+        self._shape = shape
+
+
+class StreamingDecoder:
+    """Codes ``[B, n_q, f]`` -> their audio ``[B, C, f * hop]`` at once: a causal
+    decoder needs no later frame to finish a frame's samples."""
+
+    def __init__(self, model: Codec):
+        _check_causal(model)
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream so far: the next push starts a new one."""
+        self._step = streaming_step(self.model.decoder.layers)
+
+    @torch.no_grad()
+    def push(self, codes: torch.Tensor) -> torch.Tensor:
+        try:
+            latents = self.model.quantizer.decode(codes)
+        except ValueError as error:
+            raise StreamingError(str(error)) from None
+        return self._step(latents)

@@ -1,6 +1,0 @@
-"""Small building blocks shared by the encoder, decoder and discriminators."""
-from codec.nn.activations import ACTIVATIONS, Snake, make_activation
-from codec.nn.conv import Conv1d, ConvTranspose1d, fold_weight_norm
-
-__all__ = ["ACTIVATIONS", "Snake", "make_activation", "Conv1d", "ConvTranspose1d",
-           "fold_weight_norm"]

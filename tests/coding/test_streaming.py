@@ -1,0 +1,168 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codec.coding.streaming import StreamingDecoder, StreamingEncoder, StreamingError
+from codec.config import PRESETS, model_config
+from codec.network.model import Codec
+
+# Every time-domain preset can be made causal (the spectral one looks ahead by its
+# window); the large one is slow, so it gets fewer frames.
+STREAMABLE = [name for name, preset in PRESETS.items() if preset.get("arch") != "stft"]
+FRAMES = {"tiny": 8, "small": 8, "base": 8, "large": 5}
+
+
+def causal_model(preset: str) -> Codec:
+    torch.manual_seed(0)
+    return Codec(model_config(preset, causal=True)).eval()
+
+
+def noise(samples: int, seed: int = 1) -> torch.Tensor:
+    return 0.1 * torch.randn(1, 1, samples, generator=torch.Generator().manual_seed(seed))
+
+
+def assert_same(a: torch.Tensor, b: torch.Tensor) -> None:
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def split(total: int, sizes: list[int]) -> list[tuple[int, int]]:
+    """(start, stop) pieces of ``range(total)`` of the given sizes, cycled."""
+    pieces, start = [], 0
+    while start < total:
+        stop = min(total, start + sizes[len(pieces) % len(sizes)])
+        pieces.append((start, stop))
+        start = stop
+    return pieces
+
+
+# --- causality -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", STREAMABLE)
+def test_encoder_never_looks_ahead(preset):
+    model, hop = causal_model(preset), 320
+    frames = FRAMES[preset]
+    audio = noise(frames * hop)
+    t = (frames // 2) * hop + hop // 3  # inside frame frames // 2
+    changed = audio.clone()
+    changed[..., t:] += 0.5 * torch.randn(changed[..., t:].shape)
+    with torch.no_grad():
+        before, after = model.encoder(audio), model.encoder(changed)
+    done = t // hop  # frames that end at or before sample t
+    assert_same(before[..., :done], after[..., :done])
+    assert not torch.allclose(before[..., done], after[..., done])  # its own frame: it sees t
+    assert torch.equal(model.encode(audio)[..., :done], model.encode(changed)[..., :done])
+
+
+@pytest.mark.parametrize("preset", STREAMABLE)
+def test_decoder_never_looks_ahead(preset):
+    model, hop = causal_model(preset), 320
+    frames = FRAMES[preset]
+    latents = torch.randn(1, model.config.latent_dim, frames)
+    f = frames // 2
+    changed = latents.clone()
+    changed[..., f:] += torch.randn(changed[..., f:].shape)
+    with torch.no_grad():
+        before, after = model.decoder(latents), model.decoder(changed)
+    assert_same(before[..., :f * hop], after[..., :f * hop])
+    # The frame's own audio changes at once: decoding adds no delay.
+    assert not torch.allclose(before[..., f * hop:(f + 1) * hop],
+                              after[..., f * hop:(f + 1) * hop])
+
+
+@pytest.mark.parametrize("preset", STREAMABLE)
+def test_latency_is_one_frame(preset):
+    causal = Codec(model_config(preset, causal=True))
+    assert causal.latency_samples == causal.hop_length == 320
+    assert Codec(model_config(preset)).latency_samples is None
+
+
+def test_a_frame_is_coded_when_its_last_sample_arrives():
+    model = causal_model("tiny")
+    encoder, audio = StreamingEncoder(model), noise(3 * 320)
+    assert encoder.push(audio[..., :319]).shape[-1] == 0
+    assert encoder.push(audio[..., 319:320]).shape[-1] == 1
+    assert encoder.push(audio[..., 320:959]).shape[-1] == 1
+    assert encoder.push(audio[..., 959:]).shape[-1] == 1
+
+
+# --- streaming equals offline ----------------------------------------------------------------
+
+
+def stream_encode(model: Codec, audio: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    encoder = StreamingEncoder(model)
+    codes = [encoder.push(audio[..., a:b]) for a, b in split(audio.shape[-1], sizes)]
+    return torch.cat(codes + [encoder.flush()], dim=-1)
+
+
+def stream_decode(model: Codec, codes: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    decoder = StreamingDecoder(model)
+    return torch.cat([decoder.push(codes[..., a:b]) for a, b in split(codes.shape[-1], sizes)],
+                     dim=-1)
+
+
+@pytest.mark.parametrize("preset", STREAMABLE)
+def test_frame_by_frame_equals_offline(preset):
+    model = causal_model(preset)
+    audio = noise(FRAMES[preset] * 320 - 77)  # ends inside a frame: flush pads it
+    codes = model.encode(audio)
+    assert torch.equal(stream_encode(model, audio, [320]), codes)
+    assert_same(stream_decode(model, codes, [1]), model.decode(codes))
+
+
+@settings(max_examples=20, deadline=None)
+@given(length=st.integers(1, 3000),
+       audio_blocks=st.lists(st.integers(0, 1000), min_size=1, max_size=6).filter(any),
+       code_blocks=st.lists(st.integers(0, 4), min_size=1, max_size=4).filter(any),
+       n_q=st.integers(1, 4))
+def test_any_blocks_equal_offline(length, audio_blocks, code_blocks, n_q):
+    model = causal_model("tiny")
+    audio = noise(length, seed=length)
+    codes = model.encode(audio, n_q)
+    encoder = StreamingEncoder(model, n_q)
+    pieces = [encoder.push(audio[..., a:b]) for a, b in split(length, audio_blocks)]
+    assert torch.equal(torch.cat(pieces + [encoder.flush()], dim=-1), codes)
+    assert_same(stream_decode(model, codes, code_blocks), model.decode(codes))
+
+
+def test_batches_stream_like_single_items():
+    model = causal_model("tiny")
+    audio = torch.cat([noise(1000, seed=1), noise(1000, seed=2)])
+    codes = stream_encode(model, audio, [123, 400])
+    assert torch.equal(codes, model.encode(audio))
+    assert_same(stream_decode(model, codes, [2]), model.decode(codes))
+
+
+def test_reset_starts_a_new_stream():
+    model = causal_model("tiny")
+    first, second = noise(900, seed=1), noise(700, seed=2)
+    encoder = StreamingEncoder(model)
+    encoder.push(first)
+    encoder.flush()
+    again = torch.cat([encoder.push(second), encoder.flush()], dim=-1)
+    assert torch.equal(again, model.encode(second))
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+def test_non_causal_models_are_refused():
+    model = Codec(model_config("tiny"))
+    for make in (StreamingEncoder, StreamingDecoder):
+        with pytest.raises(StreamingError, match="causal"):
+            make(model)
+
+
+def test_bad_blocks_are_refused():
+    model = causal_model("tiny")
+    encoder = StreamingEncoder(model)
+    with pytest.raises(StreamingError, match="channel"):
+        encoder.push(torch.zeros(1, 2, 100))
+    with pytest.raises(StreamingError, match=r"\[batch, channels, samples\]"):
+        encoder.push(torch.zeros(100))
+    encoder.push(torch.zeros(1, 1, 100))
+    with pytest.raises(StreamingError, match="stream of 1"):
+        encoder.push(torch.zeros(2, 1, 100))
+    with pytest.raises(StreamingError, match="codes must lie"):
+        StreamingDecoder(model).push(torch.full((1, 2, 3), 10_000))

@@ -1,0 +1,69 @@
+"""``torchrun --nproc_per_node 2`` on CPU (gloo): both processes end with the same model."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_corpus import make_corpus, tiny_overrides
+
+# Each process trains, then writes its own copy of the model for comparison.
+DRIVER = """
+import os, sys
+import torch
+from safetensors.torch import save_file
+from codec.config import load_config
+from codec.train import fit
+
+torch.set_num_threads(1)
+result = fit(load_config([], sys.argv[2:]))
+state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
+save_file(state, os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.safetensors"))
+"""
+
+
+def _run_group(command: list[str], env: dict, timeout: float) -> tuple[int, str]:
+    """Run ``command`` in its own process group; on timeout kill the whole group, so
+    that no worker of torchrun outlives the test."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        return -1, output
+    return process.returncode, output
+
+
+TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun not installed beside this python")
+def test_two_processes_end_with_identical_weights_and_codebooks(tmp_path):
+    manifests = make_corpus(tmp_path)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    # The discriminator and the balancer make the hardest case: two models, and a
+    # backward pass that runs through the balancer.
+    overrides = tiny_overrides(tmp_path, manifests, **{
+        "train.steps": 3, "train.disc": "[mpd]", "train.balancer": "true"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    returncode, output = _run_group(
+        [TORCHRUN, "--standalone", "--nproc_per_node", "2", str(tmp_path / "driver.py"),
+         str(tmp_path), *overrides], env, timeout=180)
+    assert returncode == 0, output[-3000:]
+    ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for name in ranks[0]:
+        assert torch.equal(ranks[0][name], ranks[1][name]), name
+    codebook = "quantizer.layers.0.embed"
+    assert bool(ranks[0]["quantizer.layers.0.initialized"])
+    assert not torch.equal(ranks[0][codebook], torch.zeros_like(ranks[0][codebook]))
+    # Only rank 0 saved: one set of checkpoints and one TensorBoard event file.
+    assert (tmp_path / "run" / "checkpoints" / "step-000003").is_dir()
+    assert len(list((tmp_path / "run" / "tb").iterdir())) == 1
