@@ -45,7 +45,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from codec.config import CODING_FIELDS, ModelConfig, from_dict, to_dict
+from codec.config import CodingConfig, ModelConfig, from_dict, split_saved_model, to_dict
 from codec.errors import CodecError
 
 FORMAT = "codec-checkpoint"
@@ -160,13 +160,16 @@ def _file_record(path: Path) -> dict:
 
 
 def model_metadata(model_config: ModelConfig, model_id: str | None,
-                   target_lufs: float | None = None) -> dict[str, str]:
+                   target_lufs: float | None = None,
+                   coding: CodingConfig | None = None) -> dict[str, str]:
     """The safetensors header metadata that makes model.safetensors self-describing:
-    the model config, its id, and the loudness its training data was normalised to
-    (which ``codec encode`` normalises input to)."""
+    the model config, its id, the loudness its training data was normalised to (which
+    ``codec encode`` normalises input to) and the coding config (band levels,
+    post-filter)."""
     return {"format": FORMAT, "format_version": str(FORMAT_VERSION),
             "model_config": json.dumps(to_dict(model_config)), "model_id": model_id or "",
-            "target_lufs": json.dumps(target_lufs)}
+            "target_lufs": json.dumps(target_lufs),
+            "coding_config": json.dumps(to_dict(coding or CodingConfig()))}
 
 
 def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tensor],
@@ -192,7 +195,8 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
     files = {}
     model_state = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
     save_file(model_state, tmp / MODEL_FILE,
-              metadata=model_metadata(config.model, model_id, config.data.target_lufs))
+              metadata=model_metadata(config.model, model_id, config.data.target_lufs,
+                                      config.coding))
     files[MODEL_FILE] = tmp / MODEL_FILE
     state_json = None
     if train_state is not None:
@@ -400,20 +404,19 @@ def recover_best(run_dir: str | Path) -> None:
 
 
 def config_differences(expected: ModelConfig, found: ModelConfig) -> list[str]:
-    """``'field: a != b'`` for each ModelConfig field that differs, those only decoding
-    reads aside."""
+    """``'field: a != b'`` for each ModelConfig field that differs."""
     return [f"{f.name}: {getattr(found, f.name)!r} != {getattr(expected, f.name)!r}"
             for f in dataclasses.fields(ModelConfig)
-            if f.name not in CODING_FIELDS
-            and getattr(found, f.name) != getattr(expected, f.name)]
+            if getattr(found, f.name) != getattr(expected, f.name)]
 
 
 def check_model_config(expected: ModelConfig, checkpoint: Checkpoint) -> None:
     """Raise ConfigMismatchError naming every field where the checkpoint's model differs
     (CheckpointError when its config cannot be read)."""
     try:
-        found = from_dict(ModelConfig, checkpoint.meta["config"]["model"])
-    except (KeyError, TypeError, CodecError) as error:
+        # The coding settings may change between runs (and sat under model once).
+        found = from_dict(ModelConfig, split_saved_model(checkpoint.meta["config"]["model"])[0])
+    except (KeyError, TypeError, AttributeError, CodecError) as error:
         raise CheckpointError(f"{checkpoint.path}: damaged model config ({error})") from None
     differences = config_differences(expected, found)
     if differences:

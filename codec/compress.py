@@ -43,7 +43,8 @@ from tqdm import tqdm
 
 from codec.audio import StreamingLoudness, audio_info, loudness_gain
 from codec.coding import bitstream
-from codec.coding.band_levels import BandLevels, LevelGrid, LevelMeter, grid_for
+from codec.coding.band_levels import BandLevels, LevelMeter
+from codec.coding.bitrate import codebooks_for_kbps, level_grid, level_kbps
 from codec.coding.bitstream import BitstreamError, Header
 from codec.coding.chunking import (
     ChunkEncoder,
@@ -57,7 +58,6 @@ from codec.coding.entropy import EntropyTables
 from codec.coding.resample import StreamResampler
 from codec.errors import CodecError, require_regular_file
 from codec.model_name import is_machine_path, model_name
-from codec.network.model import Codec
 from codec.pretrained import PretrainedModel
 
 READ_BLOCK = 1 << 16
@@ -91,46 +91,11 @@ def codebooks(model: PretrainedModel, *, kbps: float | None = None,
     """How many codebooks to code with: the most that fit ``kbps`` (per channel), else
     ``n_q``, else all. CodecError for a rate or count the model cannot give."""
     if kbps is not None:
-        return codebooks_for_kbps(model.network, kbps)
+        return codebooks_for_kbps(model.network, model.coding, kbps)
     try:
         return model.network.quantizer.check_n_q(n_q)
     except ValueError as error:
         raise CodecError(str(error)) from None
-
-
-def level_kbps(network: Codec, n_q: int) -> float:
-    """The share of the bitrate the band levels may take beside ``n_q`` codebooks:
-    ``model.band_level_kbps``, or as much as the codebooks take when that is less (so
-    that a low bitrate is split evenly); 0 for a model that sends none."""
-    if not network.config.band_levels:
-        return 0.0
-    return min(network.config.band_level_kbps, network.bitrate(n_q) / 1000)
-
-
-def coded_kbps(network: Codec, n_q: int) -> float:
-    """The nominal bitrate of ``n_q`` codebooks and the band levels beside them."""
-    return network.bitrate(n_q) / 1000 + level_kbps(network, n_q)
-
-
-def codebooks_for_kbps(network: Codec, kbps: float) -> int:
-    """The most codebooks whose :func:`coded_kbps` is within ``kbps``; CodecError when
-    even one is not."""
-    if not math.isfinite(kbps):
-        raise CodecError(f"the bitrate must be a finite number of kbps, got {kbps}")
-    fitting = [n_q for n_q in range(1, network.config.n_q + 1)
-               if coded_kbps(network, n_q) <= kbps + 1e-9]
-    if not fitting:
-        levels = " and its band levels" if network.config.band_levels else ""
-        raise CodecError(f"{kbps} kbps is below this model's lowest bitrate "
-                         f"({coded_kbps(network, 1):g} kbps with one codebook{levels})")
-    return max(fitting)
-
-
-def level_grid(model: PretrainedModel, n_q: int) -> LevelGrid | None:
-    """The grid the model's encoder measures band levels on beside ``n_q`` codebooks,
-    or None when it sends none."""
-    return grid_for(model.config, model.network.hop_length, model.target_lufs,
-                    level_kbps(model.network, n_q))
 
 
 # ---------------------------------------------------------------------------
@@ -218,14 +183,15 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     if meter.frames == 0:
         raise CodecError("empty audio (0 samples)")
     gain = 1.0 if target is None else loudness_gain(meter.loudness(), target, meter.peak)
-    chunk, context = chunk_frames_for(network, chunk_seconds), context_frames(network)
+    chunk = chunk_frames_for(network, chunk_seconds)
+    context = context_frames(network, model.coding.postfilter)
     frames = bitstream.frame_count(meter.frames, source.sample_rate, network.sample_rate,
                                    network.hop_length)
     length = bitstream.model_length(meter.frames, source.sample_rate, network.sample_rate)
     with _chunk_bar(-(-frames // chunk), f"encode {source.name}", progress) as bar:
         resampler = StreamResampler(source.sample_rate, network.sample_rate, length=length)
         encoder = ChunkEncoder(network, n_q, chunk, context, bar)
-        grid = level_grid(model, n_q) if band_levels else None
+        grid = level_grid(network, model.coding, target, n_q) if band_levels else None
         levels_meter = None
         input_energy = 0.0
         for block in _resampled(source, resampler):
@@ -245,12 +211,14 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     levels = None
     if levels_meter is not None:
         seconds = length / network.sample_rate
-        budget = level_kbps(network, n_q) * 1000 / 8 * seconds * levels_meter.rows or None
+        share = level_kbps(network, model.coding, n_q)
+        budget = share * 1000 / 8 * seconds * levels_meter.rows or None
         # None when even the coarsest levels pass their share: the codes go alone.
         levels = BandLevels.fitted(levels_meter.finish(frames), grid, budget)
     if level_match:
         with _chunk_bar(-(-frames // chunk), f"level {source.name}", progress) as bar:
-            decoded = decode_chunks(network, codes, length, chunk, context, bar, levels)
+            decoded = decode_chunks(network, codes, length, chunk, context, bar, levels,
+                                    model.coding.postfilter)
             decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
         gain = matched_gain(gain, input_energy, decoded_energy)
     return EncodedCodes(codes, gain, meter.frames, chunk, context, levels)
@@ -422,8 +390,10 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
         resampler = StreamResampler(header.sample_rate, header.source_rate,
                                     length=header.length)
         with _chunk_bar(-(-header.frames // chunk), "decode", progress) as bar:
+            exponent = model.coding.postfilter
             for piece in decode_chunks(network, codes, header.model_length, chunk,
-                                       context_frames(network), bar, levels):
+                                       context_frames(network, exponent), bar, levels,
+                                       exponent):
                 yield resampler.push(channels_from_items(piece, header.channels) / header.gain)
             rest = resampler.flush()
             if rest.numel():

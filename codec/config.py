@@ -8,6 +8,7 @@ Unknown keys are errors, reported with their full dotted name.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -53,12 +54,19 @@ class ModelConfig:
     quantizer_dropout: float = 1.0
     # arch stft only: the transform's window in samples (at least two hops).
     n_fft: int = 640
-    # Decoding only: each decoded STFT magnitude to this power, the level kept
-    # (codec/coding/postfilter.py); 1 is off. Not part of the model id.
+
+
+@dataclass(frozen=True)
+class CodingConfig:
+    """What coding reads besides the network (codec/coding/): the band levels sent beside
+    the codes and the post-filter decoding runs. None of it shapes the network or enters
+    the model id: a file says whether it holds levels and how they were measured, and the
+    codes do not depend on the post-filter, so a file decodes with any exponent."""
+    # Each decoded STFT magnitude to this power, the level kept (codec/coding/postfilter.py);
+    # 1 is off.
     postfilter: float = 1.0
-    # Coding only (codec/coding/band_levels.py): the input's level in this many bands, sent
-    # beside the codes and followed by the decoded audio; 0 is off. Not part of the
-    # model id: a file says whether it holds levels, and how they were measured.
+    # The input's level in this many bands, sent beside the codes and followed by the
+    # decoded audio (codec/coding/band_levels.py); 0 is off.
     band_levels: int = 0
     band_level_frames: int = 2          # codec frames per level
     # The levels' resolution; a file whose levels pass band_level_kbps takes coarser steps.
@@ -75,11 +83,17 @@ class ModelConfig:
     band_levels_low_rate: int = 0
 
 
-# ModelConfig fields that only coding reads: they may change between a checkpoint and a
-# resumed run, and no model id counts them.
-CODING_FIELDS = ("postfilter", "band_levels", "band_level_frames", "band_level_step_db",
-                   "band_level_floor_db", "band_level_silence_db", "band_level_kbps",
-                   "band_levels_low_rate")
+# The coding fields, which a model section saved before they had a section of their own
+# still holds (split_saved_model moves them out).
+CODING_FIELDS = tuple(f.name for f in dataclasses.fields(CodingConfig))
+
+
+def split_saved_model(model: dict) -> tuple[dict, dict]:
+    """A saved model section -> (its network fields, the coding fields it held): model
+    files and checkpoints written before coding had a section of their own kept both
+    under ``model``."""
+    network = {k: v for k, v in model.items() if k not in CODING_FIELDS}
+    return network, {k: v for k, v in model.items() if k in CODING_FIELDS}
 
 
 # Named starting points; a config's ``model:`` section overrides any field.
@@ -216,6 +230,7 @@ class TrainConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
+    coding: CodingConfig = field(default_factory=CodingConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -266,6 +281,8 @@ def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ())
     if bad:
         raise ConfigError(f"overrides must look like key=value, got {bad}")
     layers.append(OmegaConf.from_dotlist(list(overrides)))
+    for layer in layers:
+        _move_coding_keys(layer)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), *layers)
         # Presets sit under the user's settings: rebuild with the preset's values first.
@@ -278,6 +295,24 @@ def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ())
     except OmegaConfBaseException as error:
         raise ConfigError(f"bad config: {error}".splitlines()[0]
                           + f" (key: {getattr(error, 'full_key', '?')})") from None
+
+
+def _move_coding_keys(layer: DictConfig) -> None:
+    """Move coding settings a config still gives under ``model`` (where they were before
+    they had a section of their own) to ``coding``, with a warning naming the new keys."""
+    model = layer.get("model")
+    if not isinstance(model, DictConfig):
+        return
+    moved = [key for key in list(model.keys()) if key in CODING_FIELDS]
+    if not moved:
+        return
+    if "coding" not in layer:
+        layer.coding = {}
+    for key in moved:
+        layer.coding[key] = model.pop(key)
+    warnings.warn(f"model.{', model.'.join(moved)}: coding settings now live in the coding "
+                  f"section (coding.{', coding.'.join(moved)}); read them from there",
+                  stacklevel=3)
 
 
 def config_from_arguments(items: Sequence[str]) -> Config:

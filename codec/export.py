@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 from safetensors.torch import save_file
 
-from codec.config import to_dict
+from codec.config import CodingConfig, to_dict
 from codec.errors import CodecError
 from codec.network.model import Codec, compute_model_id
 from codec.network.nn import fold_weight_norm
@@ -73,7 +73,8 @@ _UNKNOWN = object()
 
 def export_model(model: Codec, path: str | Path, *, half: bool = False,
                  target_lufs: Optional[float] | object = _UNKNOWN,
-                 training: Optional[dict] = None) -> Path:
+                 training: Optional[dict] = None,
+                 coding: Optional[CodingConfig] = None) -> Path:
     """Write ``model`` as an inference-only safetensors file at ``path`` (atomically).
 
     ``target_lufs``: the loudness the model's training data was normalised to
@@ -93,6 +94,7 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
         "format_version": str(FORMAT_VERSION),
         "codec_version": __version__,
         "model_config": json.dumps(to_dict(model.config)),
+        "coding_config": json.dumps(to_dict(coding or CodingConfig())),
         "model_id": compute_model_id(model),
         "dtype": "float16" if half else "float32",
         "provenance": json.dumps(collect()),

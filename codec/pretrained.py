@@ -15,7 +15,7 @@ plain :class:`codec.network.model.Codec`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -24,10 +24,15 @@ from safetensors import SafetensorError, safe_open
 
 from codec import checkpoint as ckpt
 from codec import export
-from codec.coding.band_levels import check_config
 from codec.coding.entropy import TABLES_FILE, EntropyTables, find_tables, tables_dir
-from codec.coding.postfilter import check_exponent
-from codec.config import DEFAULT_TARGET_LUFS, ModelConfig, from_dict
+from codec.coding.settings import check_coding
+from codec.config import (
+    DEFAULT_TARGET_LUFS,
+    CodingConfig,
+    ModelConfig,
+    from_dict,
+    split_saved_model,
+)
 from codec.errors import CodecError
 from codec.network.model import Codec, check_model_size, compute_model_id
 from codec.network.nn import fold_weight_norm
@@ -55,19 +60,28 @@ class PretrainedModel:
     entropy_tables: the code frequency tables measured for it (``codec entropy-tables``),
         or None.
     source: where it came from.
+    coding: what coding reads besides the network (band levels, post-filter); a
+        different choice is a new value (:meth:`with_postfilter`, :meth:`with_band_levels`).
     """
     network: Codec
     model_id: str
     target_lufs: Optional[float] = DEFAULT_TARGET_LUFS
     entropy_tables: Optional[EntropyTables] = None
     source: ModelSource = ModelSource("memory")
+    coding: CodingConfig = field(default_factory=CodingConfig)
 
     @classmethod
     def from_network(cls, network: Codec, *,
                      target_lufs: Optional[float] = DEFAULT_TARGET_LUFS,
-                     entropy_tables: Optional[EntropyTables] = None) -> PretrainedModel:
-        """A model built or trained in memory (put in eval mode; its id computed here)."""
-        return cls(network.eval(), compute_model_id(network), target_lufs, entropy_tables)
+                     entropy_tables: Optional[EntropyTables] = None,
+                     coding: CodingConfig | None = None) -> PretrainedModel:
+        """A model built or trained in memory (put in eval mode; its id computed here),
+        coding with ``coding`` (default: no band levels, no post-filter); ConfigError for
+        coding settings the network cannot take."""
+        coding = CodingConfig() if coding is None else coding
+        check_coding(coding, network.config.causal)
+        return cls(network.eval(), compute_model_id(network), target_lufs, entropy_tables,
+                   coding=coding)
 
     @property
     def config(self) -> ModelConfig:
@@ -77,23 +91,21 @@ class PretrainedModel:
     def sample_rate(self) -> int:
         return self.network.sample_rate
 
-    def set_postfilter(self, exponent: float) -> None:
-        """Decode through the post-filter with ``exponent`` (1: off) from now on, in place
-        of the model's own ``model.postfilter``; CodecError for one it cannot take."""
-        problem = check_exponent(exponent, self.config.causal)
-        if problem:
-            raise CodecError(problem)
-        self.network.config.postfilter = float(exponent)
+    def with_postfilter(self, exponent: float) -> PretrainedModel:
+        """This model decoding through the post-filter with ``exponent`` (1: off) in
+        place of its own ``coding.postfilter``; CodecError for one it cannot take."""
+        return self._with_coding(postfilter=float(exponent))
 
-    def set_band_levels(self, bands: int) -> None:
-        """Encode with the input's levels in ``bands`` bands beside the codes (0: none)
-        at every bitrate from now on, in place of the model's own ``model.band_levels``
-        (and ``model.band_levels_low_rate``); CodecError for a count it cannot take."""
-        problem = check_config(replace(self.config, band_levels=int(bands)))
-        if problem:
-            raise CodecError(problem)
-        self.network.config.band_levels = int(bands)
-        self.network.config.band_levels_low_rate = 0
+    def with_band_levels(self, bands: int) -> PretrainedModel:
+        """This model encoding with the input's levels in ``bands`` bands beside the codes
+        (0: none) at every bitrate, in place of its own ``coding.band_levels`` (and
+        ``coding.band_levels_low_rate``); CodecError for a count it cannot take."""
+        return self._with_coding(band_levels=int(bands), band_levels_low_rate=0)
+
+    def _with_coding(self, **changes) -> PretrainedModel:
+        coding = replace(self.coding, **changes)
+        check_coding(coding, self.config.causal)  # a ConfigError is a CodecError
+        return replace(self, coding=coding)
 
     def require_entropy_tables(self) -> EntropyTables:
         """The entropy tables, or CodecError saying how to make them."""
@@ -114,17 +126,18 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> PretrainedMode
     path = Path(path)
     model_file, kind = resolve_model_path(path)
     metadata = _model_metadata(model_file)
+    meta = None
     if metadata.get("format") == export.FORMAT:
-        network, model_id = _exported_network(model_file, metadata)
+        network, coding, model_id = _exported_network(model_file, metadata)
         kind = "export"
     else:
-        _verify_beside_meta(model_file)
-        network, model_id = _checkpoint_network(model_file, metadata)
+        meta = _verified_meta(model_file)
+        network, coding, model_id = _checkpoint_network(model_file, metadata)
     return PretrainedModel(
         network=network.to(device).eval(), model_id=model_id,
-        target_lufs=_training_loudness(model_file, metadata),
+        target_lufs=_training_loudness(metadata, meta),
         entropy_tables=find_tables(path, model_id),
-        source=ModelSource(kind, path, model_file))
+        source=ModelSource(kind, path, model_file), coding=coding)
 
 
 def resolve_model_path(path: Path) -> tuple[Path, str]:
@@ -178,20 +191,26 @@ def _model_metadata(path: Path) -> dict[str, str]:
     return metadata
 
 
-def _verify_beside_meta(model_file: Path) -> None:
-    """Check a checkpoint's model file against the size and hash in its meta.json."""
+def _verified_meta(model_file: Path) -> dict | None:
+    """The meta.json beside a checkpoint's model file (None without one), the model file
+    checked against the size and hash it records."""
     if not (model_file.parent / ckpt.META_FILE).is_file():
-        return
-    record = ckpt.read_meta(model_file.parent).get("files", {}).get(ckpt.MODEL_FILE)
+        return None
+    meta = ckpt.read_meta(model_file.parent)
+    record = meta.get("files", {}).get(ckpt.MODEL_FILE)
     if record is not None:
         ckpt.verify_file(model_file.parent, ckpt.MODEL_FILE, record)
+    return meta
 
 
-def _checkpoint_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]:
-    """The Codec of a checkpoint's model.safetensors, whose header names its config."""
+def _checkpoint_network(path: Path,
+                        metadata: dict[str, str]) -> tuple[Codec, CodingConfig, str]:
+    """The Codec of a checkpoint's model.safetensors, whose header names its config, the
+    coding config beside it, and its (checked) id."""
     if metadata.get("format") != ckpt.FORMAT or "model_config" not in metadata:
         raise ckpt.CheckpointError(f"{path}: a safetensors file without a codec model config")
-    network = Codec(_bounded_config(path, metadata))
+    config, coding = _bounded_config(path, metadata)
+    network = Codec(config)
     try:
         network.load_state_dict(ckpt.load_tensors(path))
     except RuntimeError as error:
@@ -203,22 +222,32 @@ def _checkpoint_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, st
     if claimed and claimed != model_id:
         raise ckpt.CheckpointError(f"{path}: its weights are model {model_id}, but its header "
                                    f"says {claimed}; damaged or altered file?")
-    return network, model_id
+    return network, coding, model_id
 
 
-def _bounded_config(path: Path, metadata: dict[str, str]) -> ModelConfig:
-    """The model config in a file's header, checked to describe a model of sane size
-    before anything is built from it (the file may come from anywhere)."""
+def _bounded_config(path: Path, metadata: dict[str, str]) -> tuple[ModelConfig, CodingConfig]:
+    """The model and coding configs in a file's header, checked to describe a model of
+    sane size, and coding it can do, before anything is built from them (the file may
+    come from anywhere). A file from before coding had a section of its own keeps the
+    coding settings in its model config."""
     try:
-        config = from_dict(ModelConfig, json.loads(metadata["model_config"]))
+        network, coding = split_saved_model(json.loads(metadata["model_config"]))
+        if "coding_config" in metadata:
+            coding = json.loads(metadata["coding_config"])
+        config = from_dict(ModelConfig, network)
         check_model_size(config)
-    except (ValueError, RecursionError, TypeError) as error:  # ConfigError is a ValueError
+        coding = from_dict(CodingConfig, coding)
+        check_coding(coding, config.causal)
+    except (ValueError, RecursionError, TypeError, AttributeError) as error:
+        # ConfigError is a ValueError
         raise ckpt.CheckpointError(f"{path}: unusable model config ({error})") from None
-    return config
+    return config, coding
 
 
-def _exported_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]:
-    """The Codec of an exported file, computing in float32, and its (checked) id.
+def _exported_network(path: Path,
+                      metadata: dict[str, str]) -> tuple[Codec, CodingConfig, str]:
+    """The Codec of an exported file, computing in float32, its coding config and its
+    (checked) id.
     ExportError for a file newer than this toolkit, or whose weights or codebooks do
     not match its header."""
     version = int(metadata.get("format_version", "0"))
@@ -227,7 +256,8 @@ def _exported_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]
                                  f"this toolkit reads ({export.FORMAT_VERSION}); upgrade it")
     # Build the architecture, then fold its (random) weight norm so that the parameter
     # names match the folded file.
-    network = fold_weight_norm(Codec(_bounded_config(path, metadata)))
+    config, coding = _bounded_config(path, metadata)
+    network = fold_weight_norm(Codec(config))
     state = {name: tensor.float() if tensor.is_floating_point() else tensor
              for name, tensor in ckpt.load_tensors(path).items()}
     missing, unexpected = network.load_state_dict(state, strict=False)
@@ -239,16 +269,15 @@ def _exported_network(path: Path, metadata: dict[str, str]) -> tuple[Codec, str]
     if metadata.get("model_id") and metadata["model_id"] != model_id:
         raise export.ExportError(f"{path}: codebooks do not match the model id in its header "
                                  f"({model_id} != {metadata['model_id']}); damaged file?")
-    return network, model_id
+    return network, coding, model_id
 
 
-def _training_loudness(model_file: Path, metadata: dict[str, str]) -> Optional[float]:
+def _training_loudness(metadata: dict[str, str], meta: dict | None) -> Optional[float]:
     """The loudness the model's training data was normalised to: from the model file's
-    header, else from the run config in the meta.json beside it, else the default."""
+    header, else from the run config in the checkpoint's meta.json, else the default."""
     if "target_lufs" in metadata:
         return json.loads(metadata["target_lufs"])
     try:
-        meta = json.loads((model_file.parent / ckpt.META_FILE).read_text())
         return meta["config"]["data"]["target_lufs"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return DEFAULT_TARGET_LUFS

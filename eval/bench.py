@@ -189,7 +189,8 @@ def make_train_step(subject: Subject, batch: torch.Tensor, device: torch.device,
                     disc_names: tuple[str, ...]) -> Callable[[], None]:
     """One step of the trainer's own ``codec.train.train_step`` on ``subject.trainable``
     (a discriminator update first when ``disc_names``), with the default config."""
-    from codec.train import build_trainer, train_step
+    from codec.train.step import train_step
+    from codec.train.trainer import build_trainer
 
     model = dataclasses.replace(ModelConfig(), sample_rate=subject.sample_rate,
                                 channels=subject.channels)  # what the losses need to know

@@ -36,7 +36,8 @@ SETUPS = {
 _STEP_TIMER = """
 import statistics, sys, time, torch
 from codec.config import load_config
-from codec.train import build_trainer, train_step
+from codec.train.trainer import build_trainer
+from codec.train.step import train_step
 from codec.train.threads import TRIAL, WINDOW, ThreadTuner
 config_path, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 adaptive = sys.argv[4] == "1"

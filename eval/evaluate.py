@@ -38,6 +38,7 @@ import codec
 from codec import checkpoint, compress, metrics
 from codec.audio import read_audio, resample, to_channels
 from codec.coding import bitstream
+from codec.coding.bitrate import codebooks_for_kbps, coded_kbps
 from codec.coding.entropy import EntropyTables
 from codec.errors import CodecError
 from codec.pretrained import PretrainedModel, load, read_metadata
@@ -84,7 +85,7 @@ class Coded:
 # Which systems to run
 
 
-def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
+def plan_systems(model: PretrainedModel, kbps: tuple[float, ...], *, rd: bool,
                  with_opus: bool) -> tuple[list[System], list[System]]:
     """``(headline, all)``: the systems at the asked bitrates (plus the Opus reference
     row), and every system to run (adding each codebook count for the RD curves).
@@ -93,10 +94,11 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
     model that sends band levels sets aside for them), so the two are compared at the
     same target.
     """
-    counts = [compress.codebooks_for_kbps(model, k) for k in kbps]
+    network, coding = model.network, model.coding
+    counts = [codebooks_for_kbps(network, coding, k) for k in kbps]
     headline: list[System] = []
     for n_q in dict.fromkeys(counts):
-        rate = compress.coded_kbps(model, n_q)
+        rate = coded_kbps(network, coding, n_q)
         headline.append(System("codec", rate, n_q))
         if with_opus:
             headline.append(System("opus", rate))
@@ -105,7 +107,7 @@ def plan_systems(model: codec.Codec, kbps: tuple[float, ...], *, rd: bool,
     every = list(headline)
     if rd:
         for n_q in range(1, model.config.n_q + 1):
-            rate = compress.coded_kbps(model, n_q)
+            rate = coded_kbps(network, coding, n_q)
             every.append(System("codec", rate, n_q))
             if with_opus:
                 every.append(System("opus", rate))
@@ -253,8 +255,8 @@ def model_facts(model: PretrainedModel) -> dict:
             "sample_rate": network.sample_rate, "channels": config.channels,
             "n_q": config.n_q, "codebook_size": config.codebook_size,
             "frame_rate": network.frame_rate, "kbps_per_codebook": network.bitrate(1) / 1000,
-            "parameters": network.num_parameters(), "postfilter": config.postfilter,
-            "band_levels": config.band_levels}
+            "parameters": network.num_parameters(), "postfilter": model.coding.postfilter,
+            "band_levels": model.coding.band_levels}
 
 
 def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path, *,
@@ -274,7 +276,7 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
     if with_opus and not opus.available():
         notes.append("Opus baseline skipped: opusenc/opusdec not found (install opus-tools).")
         with_opus = False
-    headline, systems = plan_systems(network, kbps, rd=rd, with_opus=with_opus)
+    headline, systems = plan_systems(model, kbps, rd=rd, with_opus=with_opus)
     listened = {s.key for s in headline}
     clip_items = {i.name for i in pick_clip_items(list(items), clips)}
     rows: dict[str, list[dict]] = {s.key: [] for s in systems}
@@ -463,14 +465,14 @@ def load_for_coding(path: str, device: str = "cpu", entropy: bool = False,
     model = load(path, device)
     if band_levels is not None:
         try:
-            model.set_band_levels(band_levels)
+            model = model.with_band_levels(band_levels)
         except CodecError as error:
             raise CodecError(f"--band-levels: {error}") from None
     if entropy:
         model.require_entropy_tables()
     if postfilter is not None:
         try:
-            model.set_postfilter(postfilter)
+            model = model.with_postfilter(postfilter)
         except CodecError as error:
             raise CodecError(f"--postfilter: {error}") from None
     return model
@@ -503,12 +505,12 @@ def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--postfilter", type=float, metavar="EXPONENT",
                         help="decode through the spectral-expansion post-filter with this "
                              "exponent, 1 for none, as codec decode --postfilter does "
-                             "(default: the model's model.postfilter)")
+                             "(default: the model's coding.postfilter)")
     parser.add_argument("--band-levels", type=int, metavar="BANDS",
                         help="send the input's level in BANDS bands beside the codes, 0 for "
                              "none, at every bitrate, as codec encode --band-levels does "
-                             "(default: the model's model.band_levels, and "
-                             "model.band_levels_low_rate at low bitrates)")
+                             "(default: the model's coding.band_levels, and "
+                             "coding.band_levels_low_rate at low bitrates)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice)")
 

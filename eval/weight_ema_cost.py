@@ -22,7 +22,8 @@ import torch
 
 from codec.config import load_config
 from codec.errors import CodecError
-from codec.train import build_trainer, train_step
+from codec.train.step import train_step
+from codec.train.trainer import build_trainer
 from codec.train.weight_average import WeightAverage
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "recipes" / "quickstart" / "conf" / "quickstart.yaml"

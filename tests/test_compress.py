@@ -1,4 +1,3 @@
-import copy
 import dataclasses
 import math
 import re
@@ -12,8 +11,9 @@ from codec import Codec, compress, model_config
 from codec.audio import loudness
 from codec.cli import main
 from codec.coding import bitstream, entropy
+from codec.coding.bitrate import coded_kbps
 from codec.coding.bitstream import BitstreamError
-from codec.config import Config
+from codec.config import CodingConfig, Config
 from codec.errors import CodecError
 from codec.metrics import rms_ratio, snr
 from codec.pretrained import PretrainedModel
@@ -97,7 +97,7 @@ def test_context_is_what_makes_chunks_exact(untrained_model, monkeypatch):
     audio = tones(1, MODEL_RATE * 2, MODEL_RATE)
     source = compress.tensor_source(audio, MODEL_RATE)
     whole = compress.encode_codes(untrained_model, source, 4, chunk_seconds=100).codes
-    monkeypatch.setattr(compress, "context_frames", lambda model: 0)
+    monkeypatch.setattr(compress, "context_frames", lambda model, exponent: 0)
     naive = compress.encode_codes(untrained_model, source, 4, chunk_seconds=SMALL_CHUNK).codes
     assert (whole != naive).any()  # without context the seams show up in the codes
 
@@ -219,12 +219,11 @@ def test_file_size_matches_nominal_bitrate(trained_model):
     assert overhead < 600
 
 
-def with_band_levels(model: PretrainedModel, bands: int = 4) -> PretrainedModel:
-    """A copy of ``model`` that sends ``bands`` band levels, one per 20 frames (20 ms)."""
-    network = copy.deepcopy(model.network)
-    network.config = dataclasses.replace(model.config, band_levels=bands,
-                                         band_level_frames=20)
-    return PretrainedModel.from_network(network)
+def with_band_levels(model: PretrainedModel, bands: int = 4, **coding) -> PretrainedModel:
+    """``model`` sending ``bands`` band levels, one per 20 frames (20 ms), with any other
+    ``coding`` settings."""
+    return dataclasses.replace(model, coding=CodingConfig(band_levels=bands,
+                                                          band_level_frames=20, **coding))
 
 
 def band_level_error(audio: torch.Tensor, decoded: torch.Tensor, rate: int) -> float:
@@ -265,20 +264,17 @@ def test_a_bitrate_sets_aside_the_band_levels_share(trained_model):
     assert compress.codebooks(trained_model, kbps=16) == 2
     model = with_band_levels(trained_model)
     assert compress.codebooks(model, kbps=16) == 1
-    assert compress.coded_kbps(model.network, 2) == 17.5
+    assert coded_kbps(model.network, model.coding, 2) == 17.5
     # Under the share, a bitrate is split evenly: 8 kbps of levels beside one codebook.
-    small = with_band_levels(trained_model)
-    small.network.config = dataclasses.replace(small.config, band_level_kbps=20.0)
-    assert compress.coded_kbps(small.network, 1) == 16
+    small = with_band_levels(trained_model, band_level_kbps=20.0)
+    assert coded_kbps(small.network, small.coding, 1) == 16
     with pytest.raises(CodecError, match="lowest bitrate.*band levels"):
         compress.codebooks(small, kbps=15)
 
 
 def test_levels_short_of_their_share_take_the_low_rate_band_count(trained_model):
     # A 20 kbps share: one codebook (8 kbps) leaves the levels 8, three leave them 20.
-    model = with_band_levels(trained_model)
-    model.network.config = dataclasses.replace(model.config, band_level_kbps=20.0,
-                                               band_levels_low_rate=2)
+    model = with_band_levels(trained_model, band_level_kbps=20.0, band_levels_low_rate=2)
     audio = tones(1, MODEL_RATE, MODEL_RATE, seed=4)
 
     def bands(n_q: int) -> int:
@@ -287,7 +283,7 @@ def test_levels_short_of_their_share_take_the_low_rate_band_count(trained_model)
 
     assert (bands(1), bands(3)) == (2, 4)
     # An explicit count (codec encode --band-levels) holds at every bitrate.
-    model.set_band_levels(3)
+    model = model.with_band_levels(3)
     assert (bands(1), bands(3)) == (3, 3)
 
 

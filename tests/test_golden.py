@@ -22,19 +22,22 @@ samples by about 1e-7; a click, a seam or a gain change of a thousandth moves th
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file, save_file
 
 from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
 from codec.cli import main
 from codec.coding import bitstream
-from codec.config import Config, DataConfig
+from codec.config import CodingConfig, Config, DataConfig
 from codec.network.model import compute_model_id
+from codec.pretrained import read_metadata
 
 MODEL_ID = "1798d061f47d21aa"
 SPECTRAL_ID = "7cb53e54bd88b380"
@@ -112,19 +115,37 @@ def without_hint(path) -> bytes:
 
 def spectral_model(work) -> None:
     """A seeded tiny spectral model with 8 band levels and post-filter 1.5, saved as a run
-    in ``work/spectral`` and exported beside it."""
+    in ``work/spectral`` in the layout of files written before coding had a config
+    section of its own (so an old checkpoint must code as it did), and exported beside
+    it by today's ``codec export``."""
     torch.manual_seed(4321)
     config = model_config("spectral", sample_rate=16000, strides=(160,), n_fft=320,
                           widths=(32, 32), latent_dim=16, dilations=(1,), n_q=4,
                           codebook_size=64)
-    coding = dict(postfilter=1.5, band_levels=8, band_level_kbps=0.5)
-    model = Codec(replace(config, **coding))
+    coding = CodingConfig(postfilter=1.5, band_levels=8, band_level_kbps=0.5)
+    model = Codec(config)
     assert compute_model_id(model) == SPECTRAL_ID
-    save_checkpoint(work / "spectral" / "best", model_state=model.state_dict(),
-                    config=Config(model=replace(config, **coding)), step=0,
-                    model_id=SPECTRAL_ID)
+    best = save_checkpoint(work / "spectral" / "best", model_state=model.state_dict(),
+                           config=Config(model=config, coding=coding), step=0,
+                           model_id=SPECTRAL_ID)
+    written_before_coding_config(best)
     assert main(["export", str(work / "spectral"), "-o",
                  str(work / "spectral.safetensors")]) == 0
+
+
+def written_before_coding_config(directory) -> None:
+    """Rewrite a checkpoint as one from before the coding section: the coding settings
+    inside the model config of its header and meta.json, no coding config of their own."""
+    weights = directory / "model.safetensors"
+    header = read_metadata(weights)
+    model = {**json.loads(header.pop("model_config")), **json.loads(header.pop("coding_config"))}
+    save_file(load_file(weights), weights, metadata={**header, "model_config": json.dumps(model)})
+    meta = json.loads((directory / "meta.json").read_text())
+    meta["config"]["model"] |= meta["config"].pop("coding")
+    meta["files"]["model.safetensors"] = {
+        "bytes": weights.stat().st_size,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    (directory / "meta.json").write_text(json.dumps(meta))
 
 
 def code_all(work) -> tuple[dict[str, str], dict[str, list[float]], dict[str, dict]]:

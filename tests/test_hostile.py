@@ -317,7 +317,7 @@ def test_training_on_a_missing_file_gives_one_line_not_a_worker_traceback(tmp_pa
     from train_corpus import make_corpus, tiny_config
 
     from codec.errors import CodecError
-    from codec.train import fit
+    from codec.train.loop import fit
 
     manifests = make_corpus(tmp_path / "corpus", files=2, seconds=1.0)
     manifests["train"] = write_manifest(tmp_path / "gone.jsonl", [tmp_path / "gone.wav"])
@@ -339,7 +339,7 @@ def trained_run(tmp_path_factory) -> tuple[Path, object]:
     sys.path.insert(0, str(ROOT / "tests"))
     from train_corpus import make_corpus, tiny_config
 
-    from codec.train import fit
+    from codec.train.loop import fit
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("trained")
@@ -405,7 +405,8 @@ def test_resume_falls_back_past_a_damaged_checkpoint(trained_run, tmp_path, how)
     import shutil
     from functools import partial
 
-    from codec.train import build_trainer, resume
+    from codec.train.state import resume
+    from codec.train.trainer import build_trainer
 
     run, config = trained_run
     shutil.copytree(run, tmp_path / "run")
@@ -453,7 +454,7 @@ def test_rejected_config_leaves_config_yaml_as_it_was(trained_run, tmp_path):
     from train_corpus import tiny_config
 
     from codec.errors import CodecError
-    from codec.train import fit
+    from codec.train.loop import fit
 
     run, config = trained_run
     shutil.copytree(run, tmp_path / "run")

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 from omegaconf import OmegaConf
 
+from codec.coding.bitrate import codebooks_for_kbps, coded_kbps
 from codec.config import PRESETS, load_config, model_config, to_dict
 from codec.network.model import Codec
 
@@ -63,8 +64,10 @@ def test_recipe_codes_24khz_at_6kbps_and_validates_down_to_1_5kbps(conf):
     assert config.model.sample_rate == 24000
     assert model.bitrate() == 6000
     assert config.model.quantizer_dropout > 0
-    assert [model.bitrate(model.n_q_for_kbps(k)) for k in config.train.valid_kbps] == [
-        1500, 3000, 6000]
+    # The codebooks (and band levels) codec encode --kbps sends fill each validated rate.
+    coding = config.coding
+    assert [coded_kbps(model, coding, codebooks_for_kbps(model, coding, k))
+            for k in config.train.valid_kbps] == [1.5, 3.0, 6.0]
 
 
 @pytest.mark.parametrize("conf", [c for c in CONFS

@@ -129,7 +129,7 @@ def run_encode(args: argparse.Namespace) -> int:
     _check_chunk(args)
     model = _load(args.model, args.device)
     if args.band_levels is not None:
-        model.set_band_levels(args.band_levels)
+        model = model.with_band_levels(args.band_levels)
     n_q = _n_q(model, args)
     if args.entropy:
         try:
@@ -167,9 +167,10 @@ def run_decode(args: argparse.Namespace) -> int:
     def model_for(source: Path) -> PretrainedModel:
         path = args.model or _recorded_model(source)
         if path not in models:
-            models[path] = _load(path, args.device)
+            model = _load(path, args.device)
             if args.postfilter is not None:
-                models[path].set_postfilter(args.postfilter)
+                model = model.with_postfilter(args.postfilter)
+            models[path] = model
         return models[path]
 
     def work(source: Path, target: Path) -> None:
@@ -279,8 +280,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--band-levels", type=int, metavar="BANDS",
                      help="send the input's level in BANDS bands beside the codes, which "
                           "the decoded audio then follows, at every bitrate; 0 for none "
-                          "(default: the model's model.band_levels, and "
-                          "model.band_levels_low_rate at low bitrates)")
+                          "(default: the model's coding.band_levels, and "
+                          "coding.band_levels_low_rate at low bitrates)")
     enc.add_argument("--entropy", action="store_true",
                      help="range-code the codes with the model's entropy tables")
     enc.add_argument("--no-level-match", dest="level_match", action="store_false",
@@ -304,7 +305,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "(default: %(default)s)")
     dec.add_argument("--postfilter", type=float, metavar="EXPONENT",
                      help="decode through the spectral-expansion post-filter with this "
-                          "exponent, 1 for none (default: the model's model.postfilter)")
+                          "exponent, 1 for none (default: the model's coding.postfilter)")
     _add_running_arguments(dec, "decoded")
     dec.set_defaults(run=run_decode)
 

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     out = export_model(model.network.float(), args.output, half=args.half,
-                       target_lufs=model.target_lufs, training=training_facts(model))
+                       target_lufs=model.target_lufs, training=training_facts(model),
+                       coding=model.coding)
     values = sum(t.numel() for t in load_file(out).values())
     precision = "float16 convs, float32 codebooks" if args.half else "float32"
     print(f"{out}: {_size(out.stat().st_size)} ({precision}, {values:,} values, weight norm "

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from codec.coding import postfilter
 from codec.coding.bitstream import BitstreamError
-from codec.config import DEFAULT_TARGET_LUFS, ModelConfig
+from codec.config import DEFAULT_TARGET_LUFS, CodingConfig
 
 # Levels span this far above the floor; a band louder than that is sent at the top.
 RANGE_DB = 120.0
@@ -101,62 +101,63 @@ class LevelGrid:
         return -(-codec_frames // self.frames)
 
 
-def bands_for(config: ModelConfig, share_kbps: float | None = None) -> int:
-    """How many bands a model of ``config`` measures levels in when they may take
-    ``share_kbps`` of the bitrate (None: their full share, ``band_level_kbps``):
-    ``band_levels_low_rate`` under the full share, when it is set."""
-    low = config.band_levels_low_rate
-    if share_kbps is None or share_kbps >= config.band_level_kbps or not low:
-        return config.band_levels
+def bands_for(coding: CodingConfig, share_kbps: float | None = None) -> int:
+    """How many bands ``coding`` measures levels in when they may take ``share_kbps`` of
+    the bitrate (None: their full share, ``band_level_kbps``): ``band_levels_low_rate``
+    under the full share, when it is set."""
+    low = coding.band_levels_low_rate
+    if share_kbps is None or share_kbps >= coding.band_level_kbps or not low:
+        return coding.band_levels
     return low
 
 
-def grid_for(config: ModelConfig, hop: int, target_lufs: float | None,
+def grid_for(coding: CodingConfig, sample_rate: int, hop: int, target_lufs: float | None,
              share_kbps: float | None = None) -> LevelGrid | None:
-    """The grid a model of ``config`` (frames ``hop`` samples apart, trained on audio at
-    ``target_lufs``) measures levels on when they may take ``share_kbps`` of the bitrate
-    (None: their full share), or None when it sends none. The floor sits under the
-    loudness the encoder brings audio to."""
-    if not config.band_levels:
+    """The grid ``coding`` measures levels on for a model at ``sample_rate`` (frames
+    ``hop`` samples apart, trained on audio at ``target_lufs``) when they may take
+    ``share_kbps`` of the bitrate (None: their full share), or None when it sends none.
+    The floor sits under the loudness the encoder brings audio to."""
+    if not coding.band_levels:
         return None
     target = DEFAULT_TARGET_LUFS if target_lufs is None else target_lufs
-    silence = config.band_level_silence_db
-    return LevelGrid(config.sample_rate, hop, bands_for(config, share_kbps),
-                     config.band_level_frames,
-                     config.band_level_step_db, round(target + config.band_level_floor_db, 3),
+    silence = coding.band_level_silence_db
+    return LevelGrid(sample_rate, hop, bands_for(coding, share_kbps),
+                     coding.band_level_frames,
+                     coding.band_level_step_db, round(target + coding.band_level_floor_db, 3),
                      None if silence is None else round(target + silence, 3))
 
 
-def check_config(config: ModelConfig) -> str | None:
-    """Why a model config's ``band_level*`` settings cannot be, or None."""
+def check_config(config: CodingConfig, causal: bool) -> str | None:
+    """Why the ``band_level*`` settings of ``config`` cannot be (for a causal model or
+    not), or None."""
     bands = config.band_levels
     if not (math.isfinite(config.band_level_kbps) and config.band_level_kbps >= 0):
-        return f"model.band_level_kbps must be 0 or more, got {config.band_level_kbps}"
+        return f"coding.band_level_kbps must be 0 or more, got {config.band_level_kbps}"
     if bands == 0:
         return None
-    if config.causal:
+    if causal:
         return ("band levels look ahead (a level covers several frames), and a causal model "
-                "codes frame by frame: model.band_levels must be 0 (none)")
+                "codes frame by frame: coding.band_levels must be 0 (none)")
     if not 1 <= bands <= MAX_BANDS:
-        return f"model.band_levels must be 0 (none) or 1 to {MAX_BANDS} bands, got {bands}"
+        return f"coding.band_levels must be 0 (none) or 1 to {MAX_BANDS} bands, got {bands}"
     if not 0 <= config.band_levels_low_rate <= MAX_BANDS:
-        return (f"model.band_levels_low_rate must be 0 (band_levels) or 1 to {MAX_BANDS} "
+        return (f"coding.band_levels_low_rate must be 0 (band_levels) or 1 to {MAX_BANDS} "
                 f"bands, got {config.band_levels_low_rate}")
     if not 1 <= config.band_level_frames <= MAX_FRAMES:
-        return (f"model.band_level_frames must be 1 to {MAX_FRAMES} codec frames, "
+        return (f"coding.band_level_frames must be 1 to {MAX_FRAMES} codec frames, "
                 f"got {config.band_level_frames}")
     if not (math.isfinite(config.band_level_step_db)
             and MIN_STEP_DB <= config.band_level_step_db <= MAX_STEP_DB):
-        return (f"model.band_level_step_db must be {MIN_STEP_DB} to {MAX_STEP_DB} dB, "
+        return (f"coding.band_level_step_db must be {MIN_STEP_DB} to {MAX_STEP_DB} dB, "
                 f"got {config.band_level_step_db}")
     if not (math.isfinite(config.band_level_floor_db) and -200 <= config.band_level_floor_db <= 0):
-        return (f"model.band_level_floor_db must be -200 to 0 dB under the loudness target, "
+        return (f"coding.band_level_floor_db must be -200 to 0 dB under the loudness target, "
                 f"got {config.band_level_floor_db}")
     silence = config.band_level_silence_db
     if silence is not None and not (math.isfinite(silence) and -300 <= silence
                                     < config.band_level_floor_db):
-        return (f"model.band_level_silence_db must be null (the floor) or -300 dB up to the "
-                f"floor (model.band_level_floor_db, {config.band_level_floor_db}), got {silence}")
+        return (f"coding.band_level_silence_db must be null (the floor) or -300 dB up to the "
+                f"floor (coding.band_level_floor_db, {config.band_level_floor_db}), got {silence}")
     return None
 
 

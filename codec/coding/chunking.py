@@ -45,10 +45,10 @@ def _window_of(module: nn.Module) -> tuple[int, int, int] | None:
     return None
 
 
-def context_frames(model: Codec) -> int:
+def context_frames(model: Codec, postfilter_exponent: float = 1.0) -> int:
     """Frames of context that cover the receptive field of encoder and decoder on each
     side (summed over every conv as if in series, so it errs on the generous side), and
-    the post-filter's reach."""
+    the reach of a post-filter with ``postfilter_exponent`` (1: none)."""
     hop = model.hop_length
     span, jump = 0, 1  # encoder, in samples
     for window in filter(None, map(_window_of, model.encoder.modules())):
@@ -67,7 +67,7 @@ def context_frames(model: Codec) -> int:
             jump /= stride
         else:
             span += (kernel - 1) * dilation * jump
-    span += math.ceil(postfilter.reach(model.sample_rate, model.config.postfilter) / hop)
+    span += math.ceil(postfilter.reach(model.sample_rate, postfilter_exponent) / hop)
     return max(encoder_frames, math.ceil(span)) + 1
 
 
@@ -147,10 +147,11 @@ class ChunkEncoder:
 
 
 def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: int, context: int,
-                  progress: tqdm | None = None,
-                  levels: BandLevels | None = None) -> Iterator[torch.Tensor]:
+                  progress: tqdm | None = None, levels: BandLevels | None = None,
+                  postfilter_exponent: float = 1.0) -> Iterator[torch.Tensor]:
     """Model-rate audio ``[items, model_channels, n]`` of codes ``[items, n_q, frames]``,
-    chunk by chunk, ``length`` samples in all, brought to ``levels`` if given."""
+    chunk by chunk, ``length`` samples in all, through the post-filter with
+    ``postfilter_exponent`` (1: off) and then brought to ``levels`` if given."""
     hop, frames, device = model.hop_length, codes.shape[-1], _device_of(model)
     if levels is not None:
         context += levels.grid.reach_frames
@@ -162,7 +163,8 @@ def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: in
         pieces = []
         for index, item in enumerate(codes[..., first:last]):  # one at a time, as encoding
             window = torch.from_numpy(item[None].astype(np.int64)).to(device)
-            decoded = model.decode(window, offset=first * hop)
+            decoded = postfilter.spectral_expansion(model.decode(window), model.sample_rate,
+                                                    postfilter_exponent, first * hop)
             if levels is not None:
                 decoded = levels.apply(decoded.cpu(), index, first)
             pieces.append(decoded[..., offset:offset + keep].float().cpu())

@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from codec.coding import band_levels
-from codec.coding.postfilter import check_exponent, spectral_expansion
-from codec.config import CODING_FIELDS, ConfigError, ModelConfig
+from codec.config import ConfigError, ModelConfig
 from codec.network.quantize import ResidualVQ
 from codec.network.seanet import SEANetDecoder, SEANetEncoder
 from codec.network.spectral import SpectralDecoder, SpectralEncoder, window_problem
@@ -59,12 +57,6 @@ def check_arch(config: ModelConfig) -> None:
     """ConfigError unless ``model.arch`` names an architecture that can take the rest."""
     if config.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown model.arch {config.arch!r}; choices: {sorted(ARCHITECTURES)}")
-    problem = check_exponent(config.postfilter, config.causal)
-    if problem:
-        raise ConfigError(f"model.postfilter: {problem}")
-    problem = band_levels.check_config(config)
-    if problem:
-        raise ConfigError(problem)
     if config.arch != "stft":
         return
     if config.causal:
@@ -170,16 +162,6 @@ class Codec(nn.Module):
         """Nominal bits per second with ``n_q`` codebooks (all of them by default)."""
         return self.frame_rate * self.quantizer.check_n_q(n_q) * self.bits_per_code
 
-    def n_q_for_kbps(self, kbps: float) -> int:
-        """The largest codebook count whose nominal bitrate is within ``kbps``."""
-        if not math.isfinite(kbps):
-            raise ValueError(f"the bitrate must be a finite number of kbps, got {kbps}")
-        n_q = int(kbps * 1000 / (self.frame_rate * self.bits_per_code) + 1e-9)
-        if n_q < 1:
-            raise ValueError(f"{kbps} kbps is below this model's lowest bitrate "
-                             f"({self.bitrate(1) / 1000:g} kbps with one codebook)")
-        return min(n_q, self.config.n_q)
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -219,28 +201,17 @@ class Codec(nn.Module):
         return self.quantizer.encode(self.encoder(self._pad_to_hop(audio)), n_q)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor, length: int | None = None,
-               offset: int = 0) -> torch.Tensor:
-        """Codes ``[B, n_q, F]`` -> audio ``[B, C, F * hop]``, cut to ``length`` if given,
-        through the post-filter (``model.postfilter``, codec/coding/postfilter.py). ``offset``:
-        the sample of a longer signal where these codes' audio starts (chunked decoding)."""
+    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Codes ``[B, n_q, F]`` -> audio ``[B, C, F * hop]``, cut to ``length`` if given."""
         audio = self.decoder(self.quantizer.decode(codes))
-        audio = spectral_expansion(audio, self.sample_rate, self.config.postfilter, offset)
         return audio if length is None else audio[..., :length]
-
-
-def build_model(config: ModelConfig) -> Codec:
-    return Codec(config)
 
 
 def _id_fields(config: ModelConfig) -> dict:
     """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
     and compressed files were in use; a time-domain model leaves both out, so its id,
-    and every file coded with it, stays what it was. The post-filter is left out of
-    every id: the codes do not depend on it, so a file decodes with any exponent."""
+    and every file coded with it, stays what it was."""
     fields = asdict(config)
-    for name in CODING_FIELDS:
-        del fields[name]
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
     return fields

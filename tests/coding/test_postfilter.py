@@ -1,6 +1,6 @@
-import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +13,8 @@ from codec.coding.postfilter import (
     reach,
     spectral_expansion,
 )
-from codec.config import ConfigError
+from codec.coding.settings import check_coding
+from codec.config import CodingConfig, ConfigError
 from codec.errors import CodecError
 from codec.metrics import snr
 from codec.network.model import compute_model_id
@@ -158,7 +159,7 @@ def test_exponents_that_cannot_be_used_are_refused(exponent, causal, problem):
     message = check_exponent(exponent, causal)
     assert message is not None
     with pytest.raises(ConfigError, match=problem):
-        Codec(model_config("tiny", causal=causal, postfilter=exponent))
+        check_coding(CodingConfig(postfilter=exponent), causal)
     assert check_exponent(1.0, True) is None and check_exponent(2.0, False) is None
 
 
@@ -167,18 +168,20 @@ def test_the_post_filter_changes_decoding_not_the_codes_or_the_model_id():
     network = Codec(model_config("tiny", sample_rate=RATE)).eval()
     model = PretrainedModel.from_network(network)
     audio = _harmonics_in_noise(seconds=1.0)
-    codes = network.encode(audio)
-    plain = network.decode(codes, audio.shape[-1])
-    model.set_postfilter(2.0)
-    assert torch.equal(network.encode(audio), codes)
-    assert not torch.allclose(network.decode(codes, audio.shape[-1]), plain)
-    assert compute_model_id(network) == model.model_id
-    other = Codec(dataclasses.replace(network.config, postfilter=1.0))
-    other.load_state_dict(network.state_dict())
-    assert compute_model_id(other) == model.model_id
+    plain_data = compress.encode(model, audio[0], RATE)
+    filtered = model.with_postfilter(2.0)
+    def codes(coding_model: PretrainedModel) -> np.ndarray:
+        source = compress.tensor_source(audio[0], RATE)
+        return compress.encode_codes(coding_model, source, 4, level_match=False).codes
+
+    assert np.array_equal(codes(filtered), codes(model))
+    plain, _ = compress.decode(model, plain_data)
+    assert not torch.allclose(compress.decode(filtered, plain_data)[0], plain)
+    assert filtered.model_id == model.model_id == compute_model_id(network)
+    assert model.coding.postfilter == 1.0  # a new value; the model it came from is as it was
     with pytest.raises(CodecError, match="in \\[1, 4\\]"):
-        model.set_postfilter(0.0)
-    assert network.config.postfilter == 2.0  # a refused exponent changes nothing
+        filtered.with_postfilter(0.0)
+    assert filtered.coding.postfilter == 2.0
 
 
 def test_a_piece_with_its_offset_and_reach_filters_as_the_whole_signal_does():
@@ -199,10 +202,10 @@ def test_chunked_decoding_through_the_post_filter_equals_whole_decoding():
     torch.manual_seed(0)
     network = Codec(model_config("spectral", sample_rate=RATE, strides=(80,), widths=(32, 32),
                                  n_fft=320, dilations=(1, 3), latent_dim=16, n_q=4,
-                                 codebook_size=64, postfilter=1.5))
+                                 codebook_size=64))
     network.train()
     network(torch.randn(4, 1, 8000))  # k-means codebooks
-    model = PretrainedModel.from_network(network.eval())
+    model = PretrainedModel.from_network(network.eval(), coding=CodingConfig(postfilter=1.5))
     data = compress.encode(model, _harmonics_in_noise(seconds=3.0)[0], RATE, n_q=4)
     _, whole = compress.decode_blocks(model, data, chunk_seconds=100)
     _, chunked = compress.decode_blocks(model, data, chunk_seconds=0.3)

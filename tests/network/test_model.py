@@ -4,6 +4,9 @@ import pytest
 import torch
 
 from codec import Codec, model_config
+from codec.coding.bitrate import codebooks_for_kbps
+from codec.config import CodingConfig
+from codec.errors import CodecError
 
 
 @pytest.mark.parametrize("length", [160, 161, 1000, 1237])
@@ -33,10 +36,10 @@ def test_bitrate_of_default_model():
     assert model.frame_rate == 75
     assert model.bitrate() == 6000
     assert model.bitrate(2) == 1500
-    assert model.n_q_for_kbps(3) == 4
-    assert model.n_q_for_kbps(100) == 8
-    with pytest.raises(ValueError, match="below this model's lowest bitrate"):
-        model.n_q_for_kbps(0.5)
+    assert codebooks_for_kbps(model, CodingConfig(), 3) == 4
+    assert codebooks_for_kbps(model, CodingConfig(), 100) == 8
+    with pytest.raises(CodecError, match="below this model's lowest bitrate"):
+        codebooks_for_kbps(model, CodingConfig(), 0.5)
 
 
 @pytest.mark.parametrize("audio, message", [

@@ -17,7 +17,7 @@ import os, sys
 import torch
 from safetensors.torch import save_file
 from codec.config import load_config
-from codec.train import fit
+from codec.train.loop import fit
 
 torch.set_num_threads(1)
 result = fit(load_config([], sys.argv[2:]))

@@ -11,8 +11,12 @@ from codec.errors import CodecError
 from codec.export import export_model
 from codec.network.model import Codec
 from codec.pretrained import load
-from codec.train import build_datasets, build_trainer, fit, start_from, train_step
 from codec.train.finetune import FREEZABLE, read_source, transfer
+from codec.train.inputs import build_datasets
+from codec.train.loop import fit
+from codec.train.state import start_from
+from codec.train.step import train_step
+from codec.train.trainer import build_trainer
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,18 @@ from safetensors.torch import load_file
 from train_corpus import tiny_config, tiny_overrides
 
 from codec import cli
-from codec import train as train_module
 from codec.checkpoint import latest_checkpoint, read_checkpoint, step_dir_name
 from codec.coding import band_levels
 from codec.errors import CodecError
 from codec.pretrained import load
-from codec.train import (
-    StepBatches,
-    advance,
-    at_band_levels,
-    build_datasets,
-    build_trainer,
-    fit,
-    lr_factor,
-    progress_bar,
-    train_step,
-)
+from codec.train import loop as train_loop
+from codec.train import state as train_state_module
+from codec.train.inputs import build_datasets
+from codec.train.loop import advance, fit, progress_bar
 from codec.train.monitor import Monitor
+from codec.train.schedule import StepBatches, lr_factor
+from codec.train.step import at_band_levels, train_step
+from codec.train.trainer import build_trainer
 
 # The run the module's tests share: a discriminator that starts at step 2, so that
 # resuming covers both optimisers and both schedules.
@@ -135,13 +130,14 @@ def test_late_loss_replaces_the_named_weights_from_its_share_of_the_run(corpus, 
 
 def test_losses_at_band_levels_score_the_output_brought_to_the_inputs_levels(corpus, tmp_path):
     _, manifests = corpus
-    overrides = {"model.band_levels": 8, "train.loss_at_band_levels": 1.0}
+    overrides = {"coding.band_levels": 8, "train.loss_at_band_levels": 1.0}
     config = tiny_config(tmp_path, manifests, **overrides)
     t = build_trainer(config)
     audio = _batch(config)
     decoded = t.codec(audio).audio.detach()
     matched = at_band_levels(t, decoded, audio)
-    grid = band_levels.grid_for(config.model, t.codec.hop_length, config.data.target_lufs)
+    grid = band_levels.grid_for(config.coding, t.codec.sample_rate, t.codec.hop_length,
+                                config.data.target_lufs)
     rows = audio.reshape(-1, audio.shape[-1])
     expected = band_levels.apply_levels(decoded.reshape(rows.shape),
                                         band_levels.measure(rows, grid), grid)
@@ -176,7 +172,7 @@ def test_best_holds_the_lowest_score_or_the_newest_model(corpus, tmp_path, monke
     def worse_every_time(t, clips, monitor, listening=()):  # scores that only get worse
         return {"valid/score": float(t.step), "valid/snr": 0.0, "valid/rms_ratio": 1.0}
 
-    monkeypatch.setattr(train_module, "validate", worse_every_time)
+    monkeypatch.setattr(train_loop, "validate", worse_every_time)
     _, manifests = corpus
     fit(tiny_config(tmp_path, manifests, **{"train.best": best, "train.steps": 9}))
     assert read_checkpoint(tmp_path / "run" / "best", train_state=False).step == step
@@ -419,7 +415,7 @@ def test_weight_average_survives_a_kill_and_resume(averaged_run, tmp_path, corpu
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000006")
     restored = build_trainer(tiny_config(tmp_path, manifests, **{"train.weight_ema": 0.9}))
     step3 = latest_checkpoint(tmp_path / "run")
-    train_module.restore(restored, step3)
+    train_state_module.restore(restored, step3)
     _assert_same(step3.model_state, restored.validated_model().state_dict())
     _assert_same(step3.train_state["weight_average"]["trained_model"], restored.codec.state_dict())
     assert restored.weight_average.updates == 3
