@@ -143,11 +143,13 @@ class LossWeights:
     rms: float = 1.0
     snr: float = 0.0
     band_snr: float = 0.0
-    excess: float = 0.0
     stoi: float = 0.0            # computed only when some phase of the run weighs it
     commit: float = 1.0
     adv: float = 1.0
     feat: float = 2.0
+    # Experimental (no recipe uses it; computed only when some phase of the run weighs
+    # it): the mean dB by which decoded STFT bins exceed the input's.
+    excess: float = 0.0
 
 
 # The loudness (LUFS, ITU-R BS.1770) training crops are normalised to, and so the level
@@ -192,15 +194,11 @@ class TrainConfig:
     # to learn the phase, then a spectral one to shape the noise.
     late_loss: Dict[str, float] = field(default_factory=dict)
     late_loss_from: float = 1.0
-    # snr, band_snr and rms count only frequencies below this; null: all.
-    waveform_max_hz: Optional[float] = None
     # The band_snr term's resolution: mel bands, and frame length in seconds.
     band_snr_bands: int = 32
     band_snr_seconds: float = 0.04
-    # The excess term counts bin powers down to this many dB under each item's mean.
-    excess_floor_db: float = 60.0
     # The share of items whose decoded audio the losses score with each band brought to
-    # the input's levels, as decoding with model.band_levels hands it out: the decoder
+    # the input's levels, as decoding with coding.band_levels hands it out: the decoder
     # then spends itself on what the levels do not carry. 0: none.
     loss_at_band_levels: float = 0.0
     best: str = "mel_distance"
@@ -225,6 +223,11 @@ class TrainConfig:
     # Decay of an average of the generator's weights that validation, best/ and the
     # checkpoints' model files hold (e.g. 0.999); null or 0: off.
     weight_ema: Optional[float] = None
+    # Experimental (no recipe uses them; each costs nothing at its default):
+    # snr, band_snr and rms count only frequencies below this; null: all.
+    waveform_max_hz: Optional[float] = None
+    # The loss.excess term counts bin powers down to this many dB under each item's mean.
+    excess_floor_db: float = 60.0
 
 
 @dataclass

@@ -122,3 +122,15 @@ def test_no_import_circles():
 def test_the_circle_check_finds_circles():
     with pytest.raises(AssertionError, match="codec.a -> codec.b -> codec.a"):
         check_circles({"codec.a": {"codec.b"}, "codec.b": {"codec.a"}})
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_longer_than_a_screen():
+    """A function a reader can hold at once: split longer ones along their concerns."""
+    long = [f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for name, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == []

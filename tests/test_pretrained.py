@@ -60,3 +60,28 @@ def test_load_rejects_other_paths(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(CodecError, match="not a model file"):
         load(tmp_path / "notes.txt")
+
+
+def test_a_checkpoint_from_before_the_coding_section_keeps_its_coding(tmp_path):
+    """Old model files held the coding settings in their model config; they load with
+    them, and an export made from them carries them in a section of their own."""
+    from dataclasses import replace
+
+    from test_golden import written_before_coding_config
+
+    from codec.config import CodingConfig
+
+    coding = CodingConfig(postfilter=1.3, band_levels=6)
+    config = replace(_config(), coding=coding)
+    model = _trained_model(config)
+    best = save_checkpoint(tmp_path / "run" / "best", model_state=model.state_dict(),
+                           config=config, step=1, model_id=compute_model_id(model))
+    written_before_coding_config(best)
+    loaded = load(tmp_path / "run")
+    assert loaded.coding == coding and loaded.model_id == compute_model_id(model)
+    export_model(loaded.network, tmp_path / "m.safetensors", coding=loaded.coding)
+    assert load(tmp_path / "m.safetensors").coding == coding
+    assert loaded.with_postfilter(1.0).coding.postfilter == 1.0
+    assert loaded.coding.postfilter == 1.3  # a new value; the loaded model is as it was
+    with pytest.raises(CodecError, match="causal|\\[1, 4\\]"):
+        loaded.with_postfilter(9.0)

@@ -159,8 +159,9 @@ class ReconstructionLoss(nn.Module):
     """Reconstruction terms between ``estimate`` and ``reference`` (``[B, C, T]``).
 
     ``forward`` returns scalar tensors under the keys ``mrstft``, ``mel``, ``l1``,
-    ``rms``, ``snr``, ``band_snr`` and ``excess`` (the last two on one STFT, of frames
-    ``band_snr_seconds`` long), and ``stoi`` when built with ``stoi=True``. Everything is
+    ``rms``, ``snr`` and ``band_snr`` (on an STFT of frames ``band_snr_seconds`` long),
+    ``excess`` (on the same STFT) when built with ``excess=True``, and ``stoi`` when built
+    with ``stoi=True``. Everything is
     computed in float32 with autocast off, because STFT magnitudes and their logs lose
     too much precision in half precision.
 
@@ -196,6 +197,8 @@ class ReconstructionLoss(nn.Module):
             the error's energy, which the loudest bands hold, and the spectral terms
             each frame on its own. Off by default, as it costs a resampling and two
             more STFTs a step.
+        excess: add the experimental ``excess`` term (:func:`excess_loss`); off, it
+            costs nothing.
     """
 
     def __init__(self, sample_rate: int, *,
@@ -204,9 +207,11 @@ class ReconstructionLoss(nn.Module):
                  n_mels: int | Sequence[int] = (20, 40, 80, 160),
                  band_snr_seconds: float = 0.04, band_snr_bands: int = 32,
                  waveform_max_hz: float | None = None,
-                 excess_floor_db: float = EXCESS_FLOOR_DB, stoi: bool = False):
+                 excess_floor_db: float = EXCESS_FLOOR_DB, stoi: bool = False,
+                 excess: bool = False):
         super().__init__()
         self.stoi = _stoi_loss(sample_rate) if stoi else None
+        self.excess = excess
         self.stoi_min_samples = math.ceil(STOI_MIN_SECONDS * sample_rate)
         if not excess_floor_db > 0:
             raise ValueError(f"excess_floor_db must be positive, got {excess_floor_db}")
@@ -295,9 +300,10 @@ class ReconstructionLoss(nn.Module):
                 "snr": snr_loss(estimate, reference, max_share=self.waveform_max_share),
                 "band_snr": band_snr_loss(self.band_power((est_spec - ref_spec).abs().pow(2)),
                                           self.band_power(ref_power), self.band_floor),
-                "excess": excess_loss(est_spec.abs().pow(2), ref_power, self.bin_floor,
-                                      self.excess_floor_db),
             }
+            if self.excess:
+                terms["excess"] = excess_loss(est_spec.abs().pow(2), ref_power,
+                                              self.bin_floor, self.excess_floor_db)
             if self.stoi is not None:
                 terms["stoi"] = self._stoi_term(estimate, reference)
             return terms

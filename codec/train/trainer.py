@@ -152,15 +152,17 @@ def _reconstruction_loss(config: Config) -> nn.Module:
                                   band_snr_seconds=train.band_snr_seconds,
                                   band_snr_bands=train.band_snr_bands,
                                   excess_floor_db=train.excess_floor_db,
-                                  stoi=_weighs_stoi(config))
+                                  stoi=_weighs(config, "stoi"),
+                                  excess=_weighs(config, "excess"))
     except ValueError as error:
         # Each of these messages starts with the argument's name, the train option's.
         raise ConfigError(f"train.{error}") from None
 
 
-def _weighs_stoi(config: Config) -> bool:
-    """Whether the stoi term has weight in the run's loss or its late phase."""
-    return bool(config.loss.stoi or config.train.late_loss.get("stoi", 0.0))
+def _weighs(config: Config, term: str) -> bool:
+    """Whether ``term`` has weight in the run's loss or its late phase (the terms that
+    cost a step a lot, or are experimental, are computed only then)."""
+    return bool(getattr(config.loss, term) or config.train.late_loss.get(term, 0.0))
 
 
 def check_train_options(config: Config) -> None:
