@@ -30,6 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from codec.metrics import hz_to_mel, mel_to_hz
+
 # Short-time Fourier frames of this length rounded to a power of two (2048 samples, 85 ms,
 # at 24 kHz), at a quarter-frame hop. 20 ms frames, 47 Hz bins, blur the harmonics of a
 # voice together.
@@ -88,8 +90,7 @@ def reach(sample_rate: int, exponent: float) -> int:
 def band_members(sample_rate: int, n_fft: int, bands: int = ENERGY_BANDS) -> torch.Tensor:
     """``[bins, bands]``: 1 where an STFT bin lies in one of ``bands`` bands equally wide
     on the mel scale (fewer when the lowest are narrower than a bin)."""
-    top_mel = 2595 * math.log10(1 + sample_rate / 2 / 700)
-    edges_hz = 700 * (10 ** (torch.linspace(0, top_mel, bands + 1) / 2595) - 1)
+    edges_hz = mel_to_hz(torch.linspace(0, hz_to_mel(sample_rate / 2), bands + 1))
     edges = (edges_hz / sample_rate * n_fft).round().long().unique()  # sorted, merged
     band = torch.bucketize(torch.arange(n_fft // 2 + 1), edges[1:-1], right=True)
     return F.one_hot(band, len(edges) - 1).float()

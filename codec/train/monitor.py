@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torchaudio
 
+from codec.metrics import hz_to_mel
 from codec.network.model import Codec
 from codec.train.latents import diagnostic_figures, latent_diagnostics
 
@@ -137,10 +138,7 @@ def mel_figure(audio: torch.Tensor, sample_rate: int,
 def _mel_row(hertz: float, sample_rate: int, n_mels: int) -> float:
     """Where ``hertz`` falls on the mel axis of ``n_mels`` bands up to ``sample_rate``/2
     (HTK mel scale, torchaudio's default)."""
-    def mel(f: float) -> float:
-        return 2595 * np.log10(1 + f / 700)
-
-    return n_mels * mel(hertz) / mel(sample_rate / 2)
+    return n_mels * hz_to_mel(hertz) / hz_to_mel(sample_rate / 2)
 
 
 def mel_image(audio: torch.Tensor, sample_rate: int,
