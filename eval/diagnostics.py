@@ -33,7 +33,7 @@ def load_crops(data: str | Path, model, count: int, seconds: float,
     from codec.audio import loudness, loudness_gain, peak, read_audio, resample, to_channels
     from codec.train.data import ValidCrops
     from eval.dataset import list_items
-    from eval.evaluate import loudest_window
+    from eval.excerpts import loudest_window
 
     data = Path(data)
     if data.suffix == ".jsonl":

@@ -27,23 +27,30 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 import codec
-from codec import checkpoint, compress, metrics
-from codec.audio import read_audio, resample, to_channels
-from codec.coding import bitstream
+from codec import checkpoint, metrics
+from codec.audio import read_audio
 from codec.coding.bitrate import codebooks_for_kbps, coded_kbps
-from codec.coding.entropy import EntropyTables
 from codec.errors import CodecError
-from codec.pretrained import PretrainedModel, load, read_metadata
+from codec.pretrained import PretrainedModel, read_metadata
 from eval import breakdown, opus, rate_distortion, report, spectrograms
-from eval.dataset import KINDS, EvalItem, list_items
+from eval.coding import (
+    Coded,
+    add_coding_arguments,
+    code_with_model,
+    code_with_opus,
+    load_for_coding,
+    matched,
+    run_coding_command,
+)
+from eval.dataset import EvalItem, list_items
+from eval.excerpts import pick_clip_items, start_excerpt
 from eval.results import text_table, write_csv, write_json
 
 DEFAULT_KBPS = (1.5, 3.0, 6.0)
@@ -67,18 +74,6 @@ class System:
             plural = "s" if self.n_q != 1 else ""
             return f"codec {self.nominal_kbps:g} kbps ({self.n_q} codebook{plural})"
         return f"Opus {self.nominal_kbps:g} kbps"
-
-
-@dataclass
-class Coded:
-    """Decoded audio ``[C, T]`` and what it took to get it."""
-    audio: torch.Tensor
-    sample_rate: int
-    file_bytes: int
-    encode_seconds: float
-    decode_seconds: float
-    payload_bytes: int | None = None
-    codes: torch.Tensor | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -114,55 +109,6 @@ def plan_systems(model: PretrainedModel, kbps: tuple[float, ...], *, rd: bool,
     unique = {s.key: s for s in reversed(every)}  # the headline copy wins (reference flag)
     every = sorted(unique.values(), key=lambda s: (s.kind != "codec", s.nominal_kbps))
     return headline, every
-
-
-# ---------------------------------------------------------------------------
-# Coding one file
-
-
-def code_with_model(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, n_q: int,
-                    workdir: Path, entropy: bool = False, level_match: bool = True) -> Coded:
-    """Encode to bytes, store them in a file, read them back and decode, as a user would
-    (range-coded with the model's entropy tables when ``entropy``, the level matched
-    unless ``level_match`` is off)."""
-    start = time.perf_counter()
-    data = compress.encode(model, audio, sample_rate, n_q=n_q, entropy=entropy,
-                           level_match=level_match)
-    encode_seconds = time.perf_counter() - start
-    path = workdir / f"nq{n_q}.qca"
-    path.write_bytes(data)
-    stored = path.read_bytes()
-    start = time.perf_counter()
-    decoded, rate = compress.decode(model, stored)
-    decode_seconds = time.perf_counter() - start
-    path.unlink()
-    header, _ = bitstream.parse(stored)
-    return Coded(decoded.detach().cpu().float(), rate, len(stored), encode_seconds,
-                 decode_seconds, payload_bytes=header.payload_bytes,
-                 codes=codes_in(stored, model.entropy_tables))
-
-
-def codes_in(data: bytes, tables: EntropyTables | None = None) -> torch.Tensor:
-    """The codes a compressed file carries, as ``[n_q, items * frames]``."""
-    header, payload = bitstream.parse(data)
-    codes = compress.payload_codes(header, payload[:header.codes_bytes], tables)
-    codes = torch.from_numpy(codes.astype("int64"))
-    return codes.transpose(0, 1).reshape(header.n_q, -1)
-
-
-def code_with_opus(audio: torch.Tensor, sample_rate: int, kbps: float, workdir: Path) -> Coded:
-    result = opus.encode_decode(audio, sample_rate, kbps, workdir)
-    return Coded(result.audio, result.sample_rate, result.file_bytes, result.encode_seconds,
-                 result.decode_seconds, payload_bytes=result.payload_bytes)
-
-
-def matched(original: torch.Tensor, rate: int, coded: Coded) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(reference, decoded)`` at the original's rate with the decoded channel count."""
-    decoded = resample(coded.audio, coded.sample_rate, rate)
-    reference = original
-    if reference.shape[0] != decoded.shape[0]:
-        reference = to_channels(reference, decoded.shape[0])
-    return reference, decoded
 
 
 # ---------------------------------------------------------------------------
@@ -207,42 +153,15 @@ def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values)
 
 
-TABLE_METRICS = report.TABLE_METRICS
-
-
 def summary_table(summaries: list[dict]) -> str:
+    """The headline systems as the text table the command prints."""
+    shown = report.TABLE_METRICS
     headers = ["system", "nominal kbps", "actual kbps", "payload kbps"] + \
-        [rate_distortion.SHORT_LABELS[m] for m in TABLE_METRICS] + ["enc RTF", "dec RTF"]
+        [rate_distortion.SHORT_LABELS[m] for m in shown] + ["enc RTF", "dec RTF"]
     rows = [[s["label"], s["nominal_kbps"], s["actual_kbps"], s.get("payload_kbps")]
-            + [s["mean"].get(m) for m in TABLE_METRICS] + [s["encode_rtf"], s["decode_rtf"]]
+            + [s["mean"].get(m) for m in shown] + [s["encode_rtf"], s["decode_rtf"]]
             for s in summaries]
     return text_table(headers, rows)
-
-
-# ---------------------------------------------------------------------------
-# Listening excerpts
-
-
-def pick_clip_items(items: list[EvalItem], count: int) -> list[EvalItem]:
-    """Up to ``count`` items, alternating speech and other material when both exist."""
-    speech = [i for i in items if i.speech]
-    other = [i for i in items if not i.speech]
-    picked = []
-    while len(picked) < count and (speech or other):
-        for pool in (speech, other):
-            if pool and len(picked) < count:
-                picked.append(pool.pop(0))
-    return picked
-
-
-def loudest_window(audio: torch.Tensor, length: int) -> int:
-    """Start of the ``length``-sample window of ``audio [C, T]`` with the most energy."""
-    if audio.shape[-1] <= length:
-        return 0
-    energy = torch.cumsum(audio.double().pow(2).sum(0), 0)
-    energy = torch.cat([energy.new_zeros(1), energy])
-    sums = energy[length:] - energy[:-length]
-    return int(sums.argmax())
 
 
 # ---------------------------------------------------------------------------
@@ -250,6 +169,7 @@ def loudest_window(audio: torch.Tensor, length: int) -> int:
 
 
 def model_facts(model: PretrainedModel) -> dict:
+    """What the summary records of the model: its id, shape, bitrate and coding settings."""
     network, config = model.network, model.config
     return {"model_id": model.model_id, "preset": config.preset,
             "sample_rate": network.sample_rate, "channels": config.channels,
@@ -277,54 +197,21 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
         notes.append("Opus baseline skipped: opusenc/opusdec not found (install opus-tools).")
         with_opus = False
     headline, systems = plan_systems(model, kbps, rd=rd, with_opus=with_opus)
-    listened = {s.key for s in headline}
-    clip_items = {i.name for i in pick_clip_items(list(items), clips)}
-    rows: dict[str, list[dict]] = {s.key: [] for s in systems}
-    codes: dict[str, list[torch.Tensor]] = {s.key: [] for s in systems}
-    excerpts: list[dict] = []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="codec-eval-") as scratch:
-        for item in tqdm(items, desc="evaluate", unit="file", disable=None):
-            original, rate = read_audio(item.path)
-            if original.shape[-1] == 0:
-                notes.append(f"{item.name}: empty file, skipped.")
-                continue
-            excerpt = _start_excerpt(item, original, rate, clip_seconds) \
-                if item.name in clip_items else None
-            for system in systems:
-                coded = _code(system, model, original, rate, Path(scratch), entropy,
-                              level_match)
-                reference, decoded = matched(original, rate, coded)
-                row = _file_row(item, rate, original.shape[-1], system, coded)
-                row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
-                rows[system.key].append(row)
-                if coded.codes is not None:
-                    codes[system.key].append(coded.codes.cpu())
-                if excerpt is not None and system.key in listened:
-                    start, length = excerpt["start"], excerpt["length"]
-                    excerpt["audio"][system.key] = decoded[..., start:start + length]
-            if excerpt is not None:
-                excerpts.append(excerpt)
-    if not any(rows.values()):
-        raise CodecError("no audio to evaluate: every file was empty")
-
-    summaries = {s.key: summarize(s, rows[s.key], network, codes[s.key]) for s in systems}
-    _write_results(out_dir, systems, rows, summaries)
+    measured = measure_set(model, items, systems, listened={s.key for s in headline},
+                           clips=clips, clip_seconds=clip_seconds, entropy=entropy,
+                           level_match=level_match)
+    notes += measured.notes
+    summaries = {s.key: summarize(s, measured.rows[s.key], network, measured.codes[s.key])
+                 for s in systems}
+    _write_results(out_dir, systems, measured.rows, summaries)
     notes += _notes(items, summaries, with_opus)
     summary = {
         "model": {"path": model_name, **model_facts(model),
                   "target_lufs": model.target_lufs, "entropy_coded": entropy,
                   "level_matched": level_match},
         "data": data_name,
-        "files": [i.name for i in items],
-        "speech_files": sum(i.speech for i in items),
-        "duration_seconds": next(iter(summaries.values()))["duration_seconds"],
-        "systems": [summaries[s.key] for s in headline],
-        "rate_distortion": rate_distortion.write(list(summaries.values()), out_dir / "rd"),
-        "clips": _write_clips(excerpts, [(s.key, s.label) for s in headline], out_dir),
-        "training": training_facts(model),
-        **_breakdown(rows, headline, [summaries[s.key] for s in headline],
-                     model.config.codebook_size),
+        **_set_sections(model, items, headline, summaries, measured, out_dir),
         "notes": notes,
         "environment": _environment(),
         "runtime_seconds": time.perf_counter() - started,
@@ -332,6 +219,70 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
     write_json(out_dir / "summary.json", summary)
     report.write_report(out_dir)
     return summary
+
+
+@dataclass
+class Measurements:
+    """What coding the set gave: per system key, one row per file and the codes of each
+    file; the listening excerpts; a note for each file left out."""
+    rows: dict[str, list[dict]]
+    codes: dict[str, list[torch.Tensor]]
+    excerpts: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def measure_set(model: PretrainedModel, items: list[EvalItem], systems: list[System], *,
+                listened: set[str], clips: int, clip_seconds: float, entropy: bool,
+                level_match: bool) -> Measurements:
+    """Code every file with every system and measure it against the original; keep
+    excerpts of ``clips`` files as decoded by the ``listened`` systems. CodecError when
+    every file is empty."""
+    clip_items = {i.name for i in pick_clip_items(list(items), clips)}
+    measured = Measurements({s.key: [] for s in systems}, {s.key: [] for s in systems})
+    with tempfile.TemporaryDirectory(prefix="codec-eval-") as scratch:
+        for item in tqdm(items, desc="evaluate", unit="file", disable=None):
+            original, rate = read_audio(item.path)
+            if original.shape[-1] == 0:
+                measured.notes.append(f"{item.name}: empty file, skipped.")
+                continue
+            excerpt = start_excerpt(item, original, rate, clip_seconds) \
+                if item.name in clip_items else None
+            for system in systems:
+                coded = _code(system, model, original, rate, Path(scratch), entropy,
+                              level_match)
+                reference, decoded = matched(original, rate, coded)
+                row = _file_row(item, rate, original.shape[-1], system, coded)
+                row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
+                measured.rows[system.key].append(row)
+                if coded.codes is not None:
+                    measured.codes[system.key].append(coded.codes.cpu())
+                if excerpt is not None and system.key in listened:
+                    start, length = excerpt["start"], excerpt["length"]
+                    excerpt["audio"][system.key] = decoded[..., start:start + length]
+            if excerpt is not None:
+                measured.excerpts.append(excerpt)
+    if not any(measured.rows.values()):
+        raise CodecError("no audio to evaluate: every file was empty")
+    return measured
+
+
+def _set_sections(model: PretrainedModel, items: list[EvalItem], headline: list[System],
+                  summaries: dict[str, dict], measured: Measurements, out_dir: Path) -> dict:
+    """The summary's figures of the set: its files, the headline systems, the
+    rate-distortion curves and listening clips (written under ``out_dir``), how the model
+    was trained, and the per-group breakdown with its flags."""
+    shown = [summaries[s.key] for s in headline]
+    return {
+        "files": [i.name for i in items],
+        "speech_files": sum(i.speech for i in items),
+        "duration_seconds": next(iter(summaries.values()))["duration_seconds"],
+        "systems": shown,
+        "rate_distortion": rate_distortion.write(list(summaries.values()), out_dir / "rd"),
+        "clips": _write_clips(measured.excerpts, [(s.key, s.label) for s in headline],
+                              out_dir),
+        "training": training_facts(model),
+        **_breakdown(measured.rows, headline, shown, model.config.codebook_size),
+    }
 
 
 def _write_clips(excerpts: list[dict], systems: list[tuple[str, str]],
@@ -401,14 +352,6 @@ def _environment() -> dict:
             "machine": platform.machine()}
 
 
-def _start_excerpt(item: EvalItem, original: torch.Tensor, rate: int, seconds: float) -> dict:
-    length = min(original.shape[-1], int(seconds * rate))
-    start = loudest_window(original, length)
-    return {"name": item.name, "speech": item.speech, "sample_rate": rate,
-            "start": start, "length": length,
-            "audio": {"original": original[..., start:start + length]}}
-
-
 def _file_row(item: EvalItem, rate: int, frames: int, system: System, coded: Coded) -> dict:
     duration = frames / rate
     row = {"file": item.name, "group": item.group, "speech": item.speech,
@@ -455,29 +398,6 @@ def _notes(items: list[EvalItem], summaries: dict[str, dict], with_opus: bool) -
 # Command line
 
 
-def load_for_coding(path: str, device: str = "cpu", entropy: bool = False,
-                    postfilter: float | None = None,
-                    band_levels: int | None = None) -> PretrainedModel:
-    """The model as ``codec encode`` loads it, decoding through ``postfilter`` when given
-    (``codec decode --postfilter``) and sending ``band_levels`` bands' levels when given
-    (``codec encode --band-levels``); CodecError when ``entropy`` is set and it has no
-    entropy tables."""
-    model = load(path, device)
-    if band_levels is not None:
-        try:
-            model = model.with_band_levels(band_levels)
-        except CodecError as error:
-            raise CodecError(f"--band-levels: {error}") from None
-    if entropy:
-        model.require_entropy_tables()
-    if postfilter is not None:
-        try:
-            model = model.with_postfilter(postfilter)
-        except CodecError as error:
-            raise CodecError(f"--postfilter: {error}") from None
-    return model
-
-
 def parse_kbps(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
@@ -486,33 +406,6 @@ def parse_kbps(text: str) -> tuple[float, ...]:
     if not values or any(v <= 0 for v in values):
         raise CodecError(f"--kbps needs positive numbers, got {text!r}")
     return values
-
-
-def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of every command that codes a set of files with a model: --model,
-    --data, --max-files, --kind, --no-level-match, --postfilter, --band-levels and
-    --threads."""
-    parser.add_argument("--model", required=True,
-                        help="run directory (uses best/), checkpoint directory or model file")
-    parser.add_argument("--data", required=True,
-                        help="JSONL manifest, folder of audio files, or one audio file")
-    parser.add_argument("--max-files", type=int, default=None, help="use the first N files")
-    parser.add_argument("--kind", choices=KINDS, default="auto",
-                        help="speech or music for every file (default: from group/folder)")
-    parser.add_argument("--no-level-match", dest="level_match", action="store_false",
-                        help="code without the decoding pass that matches the decoded level "
-                             "to the input's, as codec encode --no-level-match does")
-    parser.add_argument("--postfilter", type=float, metavar="EXPONENT",
-                        help="decode through the spectral-expansion post-filter with this "
-                             "exponent, 1 for none, as codec decode --postfilter does "
-                             "(default: the model's coding.postfilter)")
-    parser.add_argument("--band-levels", type=int, metavar="BANDS",
-                        help="send the input's level in BANDS bands beside the codes, 0 for "
-                             "none, at every bitrate, as codec encode --band-levels does "
-                             "(default: the model's coding.band_levels, and "
-                             "coding.band_levels_low_rate at low bitrates)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default: torch's choice)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -533,19 +426,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "--entropy does (made by codec entropy-tables)")
     parser.add_argument("--device", default="cpu")
     return parser
-
-
-def run_coding_command(prog: str, args: argparse.Namespace, work: Callable[[], None]) -> int:
-    """Run ``work`` for a command built with :func:`add_coding_arguments`: with the
-    asked-for torch threads, and a CodecError as one line on stderr and exit status 2."""
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        work()
-    except CodecError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,8 +40,7 @@ from codec.errors import CodecError
 from codec.metrics import MEL_SCALES, mel_frame_distances
 from eval import opus
 from eval.breakdown import group_of
-from eval.dataset import list_items
-from eval.evaluate import (
+from eval.coding import (
     add_coding_arguments,
     code_with_model,
     code_with_opus,
@@ -49,9 +48,11 @@ from eval.evaluate import (
     matched,
     run_coding_command,
 )
+from eval.dataset import list_items
+from eval.results import markdown_table
 
 # Upper edges of the bands (Hz); the last band ends at the Nyquist frequency.
-BAND_EDGES_HZ = (250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
+UPPER_BAND_EDGES_HZ = (250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
 # Lower edges of the frame-loudness classes (dBFS); the first class takes everything
 # quieter, digital silence included.
 LEVEL_CLASSES_DB = (-200.0, -80.0, -60.0, -45.0, -30.0, -15.0)
@@ -84,10 +85,10 @@ class Tally:
             [0.0] * len(LEVEL_CLASSES_DB) for _ in range(3))
 
 
-def bands_for(rate: int) -> list[tuple[float, float]]:
+def band_edges_hz(rate: int) -> list[tuple[float, float]]:
     """``(low, high)`` Hz of each band below the Nyquist frequency of ``rate``."""
     nyquist = rate / 2
-    highs = [edge for edge in BAND_EDGES_HZ if edge < nyquist] + [nyquist]
+    highs = [edge for edge in UPPER_BAND_EDGES_HZ if edge < nyquist] + [nyquist]
     return list(zip([0.0, *highs[:-1]], highs, strict=True))
 
 
@@ -176,25 +177,25 @@ def markdown(group: str, summaries: dict[str, dict]) -> str:
     """Both tables of one group, a column pair per system."""
     names = list(summaries)
     first = summaries[names[0]]
-    lines = [f"### {group}", "", "| band Hz | " + " | ".join(
-        f"{n} level dB | {n} SNR dB" for n in names) + " |",
-        "|---|" + "---|---|" * len(names)]
+    band_rows = []
     for i, band in enumerate(first["bands"]):
-        cells = []
+        row = [f"{band['low_hz']:.0f}-{band['high_hz']:.0f}"]
         for name in names:
-            row = summaries[name]["bands"][i]
-            cells += [f"{row['level_db']:.1f}", f"{row['snr_db']:.1f}"]
-        lines.append(f"| {band['low_hz']:.0f}-{band['high_hz']:.0f} | " + " | ".join(cells) + " |")
-    lines += ["", "| input frames from dBFS | share | input dB | " + " | ".join(
-        f"{n} dB | {n} mel" for n in names) + " |", "|---|---|---|" + "---|---|" * len(names)]
+            figures = summaries[name]["bands"][i]
+            row += [f"{figures['level_db']:.1f}", f"{figures['snr_db']:.1f}"]
+        band_rows.append(row)
+    level_rows = []
     for i, level in enumerate(first["frame_levels"]):
-        cells = []
+        row = [f"{level['from_db']:.0f}", f"{level['share']:.2f}", f"{level['input_db']:.1f}"]
         for name in names:
-            row = summaries[name]["frame_levels"][i]
-            cells += [f"{row['decoded_db']:.1f}", f"{row['mel_distance']:.3f}"]
-        lines.append(f"| {level['from_db']:.0f} | {level['share']:.2f} | "
-                     f"{level['input_db']:.1f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            figures = summaries[name]["frame_levels"][i]
+            row += [f"{figures['decoded_db']:.1f}", f"{figures['mel_distance']:.3f}"]
+        level_rows.append(row)
+    band_headers = ["band Hz"] + [f"{n} {c}" for n in names for c in ("level dB", "SNR dB")]
+    level_headers = ["input frames from dBFS", "share", "input dB"] + [
+        f"{n} {c}" for n in names for c in ("dB", "mel")]
+    return "\n".join([f"### {group}", "", markdown_table(band_headers, band_rows), "",
+                      markdown_table(level_headers, level_rows)])
 
 
 def measure(model_path: str, data: str, kbps: float, *, kind: str = "auto",
@@ -221,8 +222,8 @@ def measure(model_path: str, data: str, kbps: float, *, kind: str = "auto",
                                                  "speech": item.speech}), {})
             for system, result in coded.items():
                 reference, decoded = matched(original, rate, result)
-                tally = group.setdefault(system, Tally(bands_for(rate)))
-                if tally.bands != bands_for(rate):
+                tally = group.setdefault(system, Tally(band_edges_hz(rate)))
+                if tally.bands != band_edges_hz(rate):
                     raise CodecError(f"{item.name}: {rate} Hz gives other bands than the "
                                      f"group's first file; measure one rate at a time")
                 add_file(tally, reference, decoded, rate)

@@ -1,7 +1,7 @@
 """Opus as the baseline: the opus-tools command-line encoder and decoder.
 
 Audio goes through ``opusenc --bitrate K --hard-cbr`` and ``opusdec`` as files, the
-way a listener would get it. The bitrate we report is measured, never assumed:
+way a listener would get it. The bitrate reported is measured, never assumed:
 
 - ``file_kbps``: the .opus file's size over the clip's duration, Ogg container and
   headers included (what a user stores or sends);

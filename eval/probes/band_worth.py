@@ -1,6 +1,6 @@
 """What each frequency band of a codec's decoded speech is worth to PESQ and STOI.
 
-    python -m eval.band_worth --model RUN --data MANIFEST [--kbps 6]
+    python -m eval.probes.band_worth --model RUN --data MANIFEST [--kbps 6]
         [--cut-from 1500,2000,4000] [--boost-db 10,20] [--boost-band 1500-8000]
 
 ``eval.levels`` shows how loud each band comes out; it cannot say whether what is there
@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from eval.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
+from eval.probes.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
 
 
 def scale_band(audio: torch.Tensor, rate: int, low_hz: float, high_hz: float,
@@ -75,7 +75,7 @@ def _band(text: str) -> tuple[float, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = edit_parser("eval.band_worth", __doc__)
+    parser = edit_parser("eval.probes.band_worth", __doc__)
     parser.add_argument("--cut-from", type=_numbers, default=[1500.0, 2000.0, 4000.0],
                         help="comma-separated Hz: score without everything from each up "
                              "(default: 1500,2000,4000)")
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return print_edit_scores("eval.band_worth", args,
+    return print_edit_scores("eval.probes.band_worth", args,
                              band_edits(args.cut_from, args.boost_db, args.boost_band))
 
 if __name__ == "__main__":

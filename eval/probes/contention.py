@@ -1,6 +1,6 @@
 """Training speed when other programs share the cores.
 
-    python -m eval.contention [--config recipes/quickstart/conf/quickstart.yaml]
+    python -m eval.probes.contention [--config recipes/quickstart/conf/quickstart.yaml]
                               [--steps 10] [--json]
 
 Times the trainer's own ``train_step`` (median seconds per step over ``--steps`` steps
@@ -94,7 +94,7 @@ def measure(config: str, steps: int, competitor_threads: int) -> list[dict]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.contention", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m eval.probes.contention", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="recipes/quickstart/conf/quickstart.yaml")
     parser.add_argument("--steps", type=int, default=10)

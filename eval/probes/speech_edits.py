@@ -2,8 +2,8 @@
 
 The speech files of a manifest are coded as ``codec encode`` does; an *edit* turns each
 decoded file into named variants (``(reference, decoded, rate) -> {name: audio}``), and
-each variant's PESQ and STOI are averaged over the files. ``eval.band_worth`` and
-``eval.substitute`` are the edits; this module is what they share: the scoring, the
+each variant's PESQ and STOI are averaged over the files. ``eval.probes.band_worth`` and
+``eval.probes.substitute`` are the edits; this module is what they share: the scoring, the
 table, and the command-line options.
 """
 from __future__ import annotations
@@ -20,14 +20,15 @@ from codec.audio import read_audio
 from codec.compress import codebooks
 from codec.errors import CodecError
 from codec.metrics import missing_speech_packages, pesq_wb, stoi
-from eval.dataset import list_items
-from eval.evaluate import (
+from eval.coding import (
     add_coding_arguments,
     code_with_model,
     load_for_coding,
+    matched,
     run_coding_command,
 )
-from eval.levels import matched
+from eval.dataset import list_items
+from eval.results import markdown_table
 
 AS_DECODED = "as decoded"
 
@@ -63,10 +64,10 @@ def measure(model_path: str, data: str, kbps: float, edits: Edits, *, kind: str 
 
 
 def markdown(results: dict[str, dict]) -> str:
-    rows = ["| decoded speech | PESQ (wb) | STOI | files |", "|---|---|---|---|"]
-    rows += [f"| {name} | {r['pesq']:.3f} | {r['stoi']:.3f} | {r['files']} |"
-             for name, r in results.items()]
-    return "\n".join(rows)
+    """The scores as a Markdown table, one row per edit."""
+    return markdown_table(["decoded speech", "PESQ (wb)", "STOI", "files"],
+                          [[name, f"{r['pesq']:.3f}", f"{r['stoi']:.3f}", r["files"]]
+                           for name, r in results.items()])
 
 
 def edit_parser(module: str, doc: str) -> argparse.ArgumentParser:

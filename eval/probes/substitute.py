@@ -1,6 +1,6 @@
 """Where decoded speech loses its PESQ and STOI: the input put in place of one part.
 
-    python -m eval.substitute --model RUN --data MANIFEST [--kbps 6] [--split-hz 1500]
+    python -m eval.probes.substitute --model RUN --data MANIFEST [--kbps 6] [--split-hz 1500]
 
 Each row scores the decoded speech with one part of it taken from the input instead:
 each frame's level (in every frame, or only where the input is quieter, as a gate
@@ -23,7 +23,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from eval.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
+from eval.probes.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
 
 FRAME_SECONDS = 0.02
 # Magnitudes are floored before the log, far under any audible bin.
@@ -102,7 +102,7 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = edit_parser("eval.substitute", __doc__)
+    parser = edit_parser("eval.probes.substitute", __doc__)
     parser.add_argument("--split-hz", type=_positive, default=1500.0,
                         help="the boundary between the low and high bands (default: 1500)")
     parser.add_argument("--envelope-hz", type=_positive, default=250.0,
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return print_edit_scores("eval.substitute", args,
+    return print_edit_scores("eval.probes.substitute", args,
                              substitutions(args.split_hz, args.envelope_hz))
 
 

@@ -1,6 +1,6 @@
 """What ``train.weight_ema`` costs per training step.
 
-    python -m eval.weight_ema_cost [--config recipes/quickstart/conf/quickstart.yaml]
+    python -m eval.probes.weight_ema_cost [--config recipes/quickstart/conf/quickstart.yaml]
         [--steps 40] [--decay 0.999] [--threads 2] [key=value ...]
 
 One trainer, built from the config as ``codec train`` builds it, takes training steps
@@ -26,7 +26,7 @@ from codec.train.step import train_step
 from codec.train.trainer import build_trainer
 from codec.train.weight_average import WeightAverage
 
-DEFAULT_CONFIG = Path(__file__).parents[1] / "recipes" / "quickstart" / "conf" / "quickstart.yaml"
+DEFAULT_CONFIG = Path(__file__).parents[2] / "recipes" / "quickstart" / "conf" / "quickstart.yaml"
 BLOCK = 2
 
 
@@ -65,7 +65,7 @@ def measure(config_paths: list[str], overrides: list[str], *, steps: int, decay:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.weight_ema_cost",
+    parser = argparse.ArgumentParser(prog="python -m eval.probes.weight_ema_cost",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append",
                         help=f"config file (repeatable; default {DEFAULT_CONFIG.name})")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args.config or [str(DEFAULT_CONFIG)], args.overrides,
                          steps=args.steps, decay=args.decay)
     except CodecError as error:
-        print(f"eval.weight_ema_cost: error: {error}", file=sys.stderr)
+        print(f"eval.probes.weight_ema_cost: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=1))
     return 0

@@ -21,16 +21,16 @@ def _low_pass(audio: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
 
 
 def test_bands_end_at_the_nyquist_frequency():
-    assert levels.bands_for(24000)[-1] == (8000, 12000)
-    assert levels.bands_for(8000)[-1] == (3000, 4000)
-    for bands in (levels.bands_for(16000), levels.bands_for(48000)):
+    assert levels.band_edges_hz(24000)[-1] == (8000, 12000)
+    assert levels.band_edges_hz(8000)[-1] == (3000, 4000)
+    for bands in (levels.band_edges_hz(16000), levels.band_edges_hz(48000)):
         assert bands[0][0] == 0
         assert all(a[1] == b[0] for a, b in zip(bands, bands[1:], strict=False))
 
 
 def test_a_low_pass_shows_as_upper_bands_far_below_the_input():
     reference = _noise()
-    tally = levels.Tally(levels.bands_for(RATE))
+    tally = levels.Tally(levels.band_edges_hz(RATE))
     levels.add_file(tally, reference, _low_pass(reference, 1500), RATE)
     result = levels.summary(tally)
     for band in result["bands"]:
@@ -44,7 +44,7 @@ def test_noise_in_the_pauses_shows_in_the_quietest_class():
     reference = _noise(2.0)
     reference[:, RATE:] = 0  # a second of digital silence
     hiss = 1e-3 * torch.randn(reference.shape, generator=torch.Generator().manual_seed(1))
-    tally = levels.Tally(levels.bands_for(RATE))
+    tally = levels.Tally(levels.band_edges_hz(RATE))
     levels.add_file(tally, reference, reference + hiss, RATE)
     classes = levels.summary(tally)["frame_levels"]
     silent = classes[0]
@@ -62,7 +62,7 @@ def test_mel_parts_add_up_to_the_mel_distance_and_show_where_it_comes_from():
     reference[:, RATE:] = 0
     decoded = reference + 1e-3 * torch.randn(reference.shape,
                                              generator=torch.Generator().manual_seed(1))
-    tally = levels.Tally(levels.bands_for(RATE))
+    tally = levels.Tally(levels.band_edges_hz(RATE))
     levels.add_file(tally, reference, decoded, RATE)
     classes = levels.summary(tally)["frame_levels"]
     parts = [level["mel_distance"] for level in classes]
@@ -75,6 +75,21 @@ def test_level_classes_take_their_lower_edge_and_everything_quieter_goes_first()
     assert levels.level_class(-80.0) == 1
     assert levels.level_class(-15.0) == len(levels.LEVEL_CLASSES_DB) - 1
     assert levels.level_class(3.0) == len(levels.LEVEL_CLASSES_DB) - 1
+
+
+def test_markdown_gives_each_system_a_column_pair():
+    figures = {"bands": [{"low_hz": 0.0, "high_hz": 250.0, "level_db": -1.5, "snr_db": 3.0}],
+               "frame_levels": [{"from_db": -30.0, "share": 1.0, "input_db": -20.0,
+                                 "decoded_db": -21.0, "mel_distance": 0.5}]}
+    assert levels.markdown("speech", {"codec": figures, "opus": figures}).splitlines() == [
+        "### speech", "",
+        "| band Hz | codec level dB | codec SNR dB | opus level dB | opus SNR dB |",
+        "|---|---|---|---|---|",
+        "| 0-250 | -1.5 | 3.0 | -1.5 | 3.0 |", "",
+        "| input frames from dBFS | share | input dB | codec dB | codec mel | opus dB "
+        "| opus mel |",
+        "|---|---|---|---|---|---|---|",
+        "| -30 | 1.00 | -20.0 | -21.0 | 0.500 | -21.0 | 0.500 |"]
 
 
 def test_command_prints_tables_per_group_and_writes_json(eval_set, tiny_run, tmp_path, capsys):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from eval import band_worth
+from eval.probes import band_worth
 
 RATE = 16000
 

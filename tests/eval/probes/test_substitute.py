@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from eval import substitute
-from eval.speech_edits import AS_DECODED
+from eval.probes import substitute
+from eval.probes.speech_edits import AS_DECODED
 
 RATE = 16000
 FRAME_LEVELS = "the input's frame levels"
