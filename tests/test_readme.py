@@ -34,3 +34,34 @@ def test_python_api_example_runs_verbatim(tmp_path, monkeypatch):
     exec(compile(python_api_example(), str(README), "exec"), names)
     assert names["decoded"].shape == (2, 44100) and names["sample_rate"] == 44100
     assert sf.info(str(tmp_path / "decoded.wav")).frames == 22050
+
+
+def layout_paths() -> set[str]:
+    """The files and folders the README's Layout section names, as repository paths:
+    each line's first word, under the folders of the lines above it (two spaces a level)."""
+    section = README.read_text().split("## Layout", 1)[1]
+    block = section.split("```\n", 2)[1]
+    folders: list[str] = []
+    named = set()
+    for line in block.splitlines():
+        word = line.split()[0] if line.strip() else ""
+        if not word or not re.match(r"^[\w./]+$", word):
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        folders = folders[:depth]
+        path = "".join(folders) + word
+        named.add(path.rstrip("/"))
+        if word.endswith("/"):
+            folders.append(word)
+    return named
+
+
+def test_the_layout_names_every_module_and_nothing_else():
+    root = README.parent
+    modules = {str(p.relative_to(root)) for top in ("codec", "data_prep", "eval")
+               for p in (root / top).rglob("*.py")
+               if not (p.name == "__init__.py" and p.parent.name in ("data_prep", "eval",
+                                                                     "probes"))}
+    named = layout_paths()
+    assert sorted(modules - named) == []  # every module has its line
+    assert sorted(p for p in named if not (root / p).exists()) == []  # no stale line

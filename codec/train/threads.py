@@ -3,7 +3,7 @@
 On 2 idle cores a 2-thread step is about 1.5x faster than a 1-thread one. When another
 CPU-bound program shares the cores, the threads of each parallel region wait for the one
 that was descheduled, and the same 2-thread step became 4-6x slower, while a 1-thread
-step only shares its core (about 2x): ``python -m eval.contention`` measures both.
+step only shares its core (about 2x): ``python -m eval.probes.contention`` measures both.
 Letting OpenMP threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``) also
 avoids the collapse, but it made the idle step 1.5x slower, and idle is the usual case.
 

@@ -41,20 +41,8 @@ if in_stage 2; then
   mkdir -p "$out"
   clip=$(python -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["path"])' \
     "$data/test.jsonl")
-  if python -m codec encode --help > /dev/null 2>&1; then
-    python -m codec encode "$clip" -o "$out/clip.qca" --model "$exp" --kbps 6
-    python -m codec decode "$out/clip.qca" -o "$out/decoded.wav"
-  else  # without the compressed format: the model's own encode/decode
-    python - "$clip" "$out/decoded.wav" "$exp" <<'PY'
-import sys
-from codec.audio import read_audio, write_audio
-from codec.pretrained import load
-model = load(sys.argv[3]).network
-audio, rate = read_audio(sys.argv[1])
-codes = model.encode(audio[None], model.n_q_for_kbps(6))
-write_audio(sys.argv[2], model.decode(codes, audio.shape[-1])[0], rate)
-PY
-  fi
+  python -m codec encode "$clip" -o "$out/clip.qca" --model "$exp" --kbps 6
+  python -m codec decode "$out/clip.qca" -o "$out/decoded.wav"
   echo "original: $clip"
   echo "decoded:  $out/decoded.wav"
   python -m eval.compare "$clip" "$out/decoded.wav"
