@@ -46,16 +46,6 @@ def rms_ratio(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 _MEL_CACHE: dict[tuple, torchaudio.transforms.MelSpectrogram] = {}
 
 
-def hz_to_mel(hertz: float) -> float:
-    """The HTK mel scale, which torchaudio's mel transforms use by default."""
-    return 2595 * math.log10(1 + hertz / 700)
-
-
-def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`hz_to_mel`, for a tensor of mel values."""
-    return 700 * (10 ** (mel / 2595) - 1)
-
-
 def _mel(sample_rate: int, n_fft: int, n_mels: int) -> torchaudio.transforms.MelSpectrogram:
     key = (sample_rate, n_fft, n_mels)
     if key not in _MEL_CACHE:

@@ -30,7 +30,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from codec.metrics import hz_to_mel, mel_to_hz
+from codec.mel_scale import hz_to_mel, mel_to_hz
 
 # Short-time Fourier frames of this length rounded to a power of two (2048 samples, 85 ms,
 # at 24 kHz), at a quarter-frame hop. 20 ms frames, 47 Hz bins, blur the harmonics of a

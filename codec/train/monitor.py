@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from codec.metrics import hz_to_mel
+from codec.mel_scale import hz_to_mel
 from codec.network.model import Codec
 from codec.train.latents import diagnostic_figures, latent_diagnostics
 
