@@ -52,8 +52,12 @@ class ModelConfig:
     # A code used less than this share of the average code's use (EMA) is replaced.
     dead_code_threshold: float = 0.1
     quantizer_dropout: float = 1.0
-    # arch stft only: the transform's window in samples (at least two hops).
+    # arch stft only: the transform's window in samples (at least two hops; a causal
+    # model's analysis window, which looks back n_fft - hop samples).
     n_fft: int = 640
+    # arch stft with causal: the decoder's frames overlap by this many samples, which the
+    # decoded audio waits for: the whole delay is hop + synthesis_overlap samples.
+    synthesis_overlap: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # It looks ahead 160 samples, so it codes offline only.
     "spectral": dict(arch="stft", strides=(320,), widths=(512, 512), dilations=(1, 3, 9),
                      n_fft=640),
+    # The spectral preset made causal, for live coding: it looks back, never ahead (a
+    # frame's analysis window ends with its hop), and its decoder's frames crossfade over
+    # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz).
+    "live": dict(arch="stft", causal=True, strides=(320,), widths=(512, 512),
+                 dilations=(1, 3, 9), n_fft=640, synthesis_overlap=80),
     # GPU-scale (about 26M parameters): the original SEANet layout with residual units
     # at every rate, snake activations, 12 codebooks (up to 9 kbps). Slow on a CPU.
     "large": dict(strides=(2, 4, 5, 8), widths=(64, 128, 256, 512, 1024),

@@ -9,7 +9,8 @@ with a causal model's :class:`~codec.coding.streaming.StreamingEncoder` and writ
 stream (``.qcs``, codec.coding.bitstream) to stdout, one packet per frame as soon as the
 frame's last sample has arrived. stream-decode turns packets back into PCM as they
 arrive. The result equals offline coding with the same model; the latency is the
-model's, one frame (hop), plus what the pipes buffer.
+model's (``Codec.latency_samples``: a frame, and a causal spectral model's crossfade),
+plus what the pipes buffer.
 
 Rate: the PCM must be at the model's rate (resample before the pipe, e.g. with sox).
 Level: a stream cannot be measured before it is coded, so instead of the offline
@@ -127,14 +128,19 @@ def decode_pcm_stream(model: PretrainedModel, reader: PacketReader,
     decoder = StreamingDecoder(model.network)
     device = next(model.network.parameters()).device
     written = clipped = 0
-    for codes in reader:
-        audio = decoder.push(torch.from_numpy(codes.astype(np.int64)).to(device))
+
+    def emit(audio: torch.Tensor) -> None:
+        nonlocal written, clipped
         audio = channels_from_items(audio.float().cpu(), header.channels) / header.gain
-        if reader.length is not None:  # the last packet: cut the padding
-            audio = audio[:, :reader.length - written]
+        if reader.length is not None:  # the stream's end: cut the padding
+            audio = audio[:, :max(reader.length - written, 0)]
         data, over = float_to_pcm(audio)
         sink.write(data)
         sink.flush()
         written, clipped = written + audio.shape[-1], clipped + over
+
+    for codes in reader:
+        emit(decoder.push(torch.from_numpy(codes.astype(np.int64)).to(device)))
+    emit(decoder.flush())  # what waited for a frame after the last
     return DecodeSummary(written, reader.frames, clipped, reader.length is not None,
                          reader.problem, reader.stopped_at)

@@ -25,6 +25,10 @@ TINY = ("model.preset=tiny model.strides=[2,4,5] model.widths=[8,16,32,64] model
         "train.warmup_steps=1 train.log_every=1 train.valid_every=2 train.checkpoint_every=2 "
         "train.threads=1 train.device=cpu train.valid_audio_clips=1 train.valid_kbps=[7.2]")
 
+# The live preset made small: its architecture, causal, at a test's size.
+TINY_LIVE = ("model.widths=[16,16] model.latent_dim=16 model.dilations=[1] "
+             + TINY.split(" ", 3)[3])
+
 
 def _name(path: Path) -> str:
     return f"{path.parent.parent.name}/{path.stem}"
@@ -194,11 +198,12 @@ def test_causal_cpu_hour_recipe_trains_a_causal_model(tmp_path):
     done = subprocess.run(
         ["bash", str(RECIPES / "cpu_hour_causal" / "run.sh"), str(audio), "--stop-stage", "1",
          "--minutes", "0.5", "--manifests", str(tmp_path / "m"), "--exp", str(exp),
-         "--overrides", TINY], capture_output=True, text=True, env=_env(), timeout=300)
+         "--overrides", TINY_LIVE], capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "m" / "test.jsonl").is_file() and (exp / ".done").is_file()
     trained = load_config([exp / "config.yaml"])
-    assert trained.model.causal and trained.train.late_loss  # cpu_hour's, made causal
+    assert trained.model.preset == "live" and trained.model.causal  # the live model
+    assert trained.train.late_loss  # cpu_hour's training
 
     # cpu_hour's stage 3 scores a run on the validation split and on held-out voices
     # (here the validation files again, standing in for voices already built).

@@ -24,7 +24,12 @@ from codec.coding.band_levels import BandLevels
 from codec.errors import CodecError
 from codec.network.model import Codec
 from codec.network.nn import Conv1d, ConvTranspose1d
-from codec.network.spectral import ISTFTSynthesis, STFTAnalysis
+from codec.network.spectral import (
+    CausalSTFTAnalysis,
+    CrossfadeSynthesis,
+    ISTFTSynthesis,
+    STFTAnalysis,
+)
 
 # Audio coded at a time, by default: what fits this working-memory budget. One chunk
 # needs about 12 float32 tensors of the first layer's width at the model rate alive at
@@ -40,8 +45,10 @@ def _window_of(module: nn.Module) -> tuple[int, int, int] | None:
     if isinstance(module, (Conv1d, ConvTranspose1d)):
         conv = module.conv
         return conv.kernel_size[0], conv.stride[0], conv.dilation[0]
-    if isinstance(module, (STFTAnalysis, ISTFTSynthesis)):
+    if isinstance(module, (STFTAnalysis, ISTFTSynthesis, CausalSTFTAnalysis)):
         return module.n_fft, module.hop, 1
+    if isinstance(module, CrossfadeSynthesis):
+        return module.size, module.hop, 1
     return None
 
 
@@ -62,7 +69,7 @@ def context_frames(model: Codec, postfilter_exponent: float = 1.0) -> int:
         if window is None:
             continue
         kernel, stride, dilation = window
-        if isinstance(module, (ConvTranspose1d, ISTFTSynthesis)):  # frames to samples
+        if isinstance(module, (ConvTranspose1d, ISTFTSynthesis, CrossfadeSynthesis)):
             span += math.ceil(kernel / stride) * jump
             jump /= stride
         else:

@@ -11,8 +11,10 @@ the new input alone once it is given the left context it kept from the last call
 A conv keeps the input it has not used up (at the start: the zeros it pads with); a
 transposed conv keeps the partial sums its last frames spilled into the next
 frames' samples (overlap-add); a residual unit and an activation keep nothing of
-their own. The layer wrappers (codec.network.nn) define the geometry; this module alone
-holds the state.
+their own. A causal spectral model's analysis keeps the samples its next frames look
+back at, and its synthesis the crossfade of its last frame, which waits for the next
+frame (or for :meth:`StreamingDecoder.flush`). The layer wrappers (codec.network.nn,
+codec.network.spectral) define the geometry; this module alone holds the state.
 """
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ from codec.errors import CodecError
 from codec.network.model import Codec
 from codec.network.nn import Conv1d, ConvTranspose1d, Snake
 from codec.network.seanet import ResidualUnit
+from codec.network.spectral import (
+    CausalSTFTAnalysis,
+    CrossfadeSynthesis,
+    SpectralDecoder,
+    SpectralEncoder,
+)
 
 # Layers that act on each sample alone, and so stream as they are.
 POINTWISE = (Snake, nn.ELU, nn.GELU, nn.Identity)
@@ -89,6 +97,69 @@ class _ConvTransposeStep:
         return y[..., :ready]
 
 
+class _AnalysisStep:
+    """A :class:`CausalSTFTAnalysis` fed audio ``[B, C, n]``: the spectra ``[B, C, bins,
+    f]`` of every frame the input so far completes; it keeps the samples later frames
+    look back at (at the start, the zeros offline coding pads with)."""
+
+    def __init__(self, analysis: CausalSTFTAnalysis):
+        self.analysis = analysis
+        self.pending: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        hop, n_fft = self.analysis.hop, self.analysis.n_fft
+        if self.pending is None:
+            self.pending = x.new_zeros(*x.shape[:-1], n_fft - hop)
+        x = torch.cat([self.pending, x], dim=-1)
+        frames = max(0, (x.shape[-1] - n_fft) // hop + 1)
+        self.pending = x[..., frames * hop:]
+        batch, channels = x.shape[:2]
+        bins = n_fft // 2 + 1
+        if frames == 0:
+            return torch.zeros(batch, channels, bins, 0, dtype=torch.complex64,
+                               device=x.device)
+        spectra = self.analysis.transform(x[..., :(frames - 1) * hop + n_fft].flatten(0, 1))
+        return spectra.reshape(batch, channels, bins, frames)
+
+
+class _SynthesisStep:
+    """A :class:`CrossfadeSynthesis` fed parts ``[B, C, 2, bins, f]``: the samples they
+    complete, ``f * hop`` (``overlap`` fewer at the start of a stream); it keeps the
+    last frame's crossfade, which the next frame completes, or :meth:`flush` ends."""
+
+    def __init__(self, synthesis: CrossfadeSynthesis):
+        self.synthesis = synthesis
+        self.carry: tuple[torch.Tensor, torch.Tensor] | None = None  # (sums, weights)
+        self.shape: tuple[int, int] | None = None
+
+    def __call__(self, parts: torch.Tensor) -> torch.Tensor:
+        batch, channels = parts.shape[:2]
+        self.shape = (batch, channels)
+        hop, overlap = self.synthesis.hop, self.synthesis.overlap
+        if parts.shape[-1] == 0:
+            return parts.new_zeros(batch, channels, 0, dtype=torch.float32)
+        summed, weights = self.synthesis.overlap_add(self.synthesis.frames(parts))
+        weights = weights.expand_as(summed)
+        start = overlap  # the first frame's crossfade lies before the stream
+        if self.carry is not None:
+            summed[:, :overlap] += self.carry[0]
+            weights = weights.clone()
+            weights[:, :overlap] += self.carry[1]
+            start = 0
+        ready = parts.shape[-1] * hop
+        self.carry = (summed[:, ready:], weights[:, ready:])
+        audio = summed[:, start:ready] / weights[:, start:ready]
+        return audio.reshape(batch, channels, -1)
+
+    def flush(self) -> torch.Tensor:
+        """The last frame's crossfade on its own, divided by its window; then reset."""
+        if self.carry is None:
+            return torch.zeros(*(self.shape or (1, 1)), 0)
+        summed, weights = self.carry
+        self.carry = None
+        return (summed / weights).reshape(*self.shape, -1)
+
+
 def _chain(steps: list[Step]) -> Step:
     def run(x: torch.Tensor) -> torch.Tensor:
         for step in steps:
@@ -120,6 +191,44 @@ def streaming_step(module: nn.Module) -> Step:
     raise StreamingError(f"cannot stream a {type(module).__name__} layer")
 
 
+def encoder_step(encoder: nn.Module) -> Step:
+    """Audio ``[B, C, n]`` -> latents of the frames completed so far, for either
+    architecture's encoder."""
+    if isinstance(encoder, SpectralEncoder):
+        if not isinstance(encoder.analysis, CausalSTFTAnalysis):
+            raise StreamingError("this spectral encoder's window looks ahead: not causal")
+        analysis, layers = _AnalysisStep(encoder.analysis), streaming_step(encoder.layers)
+        return lambda x: layers(encoder.features(analysis(x)).to(x.dtype))
+    return streaming_step(encoder.layers)
+
+
+class _DecoderStep:
+    """Latents ``[B, D, f]`` -> the audio they complete, for either architecture's
+    decoder; :meth:`flush` gives what waits for a next frame (nothing for SEANet)."""
+
+    def __init__(self, decoder: nn.Module):
+        self.layers = streaming_step(decoder.layers)
+        self.batch = 1
+        self.synthesis = None
+        if isinstance(decoder, SpectralDecoder):
+            if not isinstance(decoder.synthesis, CrossfadeSynthesis):
+                raise StreamingError("this spectral decoder's frames look ahead: not causal")
+            self.synthesis = _SynthesisStep(decoder.synthesis)
+            self.channels, self.bins = decoder.channels, decoder.bins
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        self.batch = latents.shape[0]
+        out = self.layers(latents)
+        if self.synthesis is None:
+            return out
+        parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
+        return self.synthesis(parts)
+
+    def flush(self) -> torch.Tensor | None:
+        """The held-back samples ``[B, C, n]``; None for a decoder that holds none."""
+        return None if self.synthesis is None else self.synthesis.flush()
+
+
 def _check_causal(model: Codec) -> None:
     if not model.config.causal:
         raise StreamingError("streaming needs a causal model (model.causal: true); this "
@@ -139,7 +248,7 @@ class StreamingEncoder:
 
     def reset(self) -> None:
         """Forget the stream so far: the next push starts a new one."""
-        self._step = streaming_step(self.model.encoder.layers)
+        self._step = encoder_step(self.model.encoder)
         self.samples = 0
         self._shape: tuple[int, int] | None = None
 
@@ -182,8 +291,11 @@ class StreamingEncoder:
 
 
 class StreamingDecoder:
-    """Codes ``[B, n_q, f]`` -> their audio ``[B, C, f * hop]`` at once: a causal
-    decoder needs no later frame to finish a frame's samples."""
+    """Codes ``[B, n_q, f]`` -> the audio ``[B, C, n]`` they complete. A time-domain
+    causal decoder completes a frame's ``hop`` samples at once; a causal spectral one
+    holds back each frame's last ``synthesis_overlap`` samples until the next frame
+    arrives (:meth:`flush` gives them at the end). Concatenated, the pushes and the
+    flush give ``Codec.decode``'s audio."""
 
     def __init__(self, model: Codec):
         _check_causal(model)
@@ -192,7 +304,7 @@ class StreamingDecoder:
 
     def reset(self) -> None:
         """Forget the stream so far: the next push starts a new one."""
-        self._step = streaming_step(self.model.decoder.layers)
+        self._step = _DecoderStep(self.model.decoder)
 
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
@@ -201,3 +313,14 @@ class StreamingDecoder:
         except ValueError as error:
             raise StreamingError(str(error)) from None
         return self._step(latents)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """The samples still held back at the end of the stream ``[B, C, n]`` (n = 0 for a
+        time-domain model); then reset."""
+        held, batch = self._step.flush(), self._step.batch
+        self.reset()
+        if held is None:
+            channels = self.model.config.channels
+            return torch.zeros(batch, channels, 0, device=next(self.model.parameters()).device)
+        return held

@@ -16,7 +16,12 @@ from torch import nn
 from codec.config import ConfigError, ModelConfig
 from codec.network.quantize import ResidualVQ
 from codec.network.seanet import SEANetDecoder, SEANetEncoder
-from codec.network.spectral import SpectralDecoder, SpectralEncoder, window_problem
+from codec.network.spectral import (
+    SpectralDecoder,
+    SpectralEncoder,
+    overlap_problem,
+    window_problem,
+)
 
 # Bounds on a model configuration read from a file that may be hostile, checked before
 # anything is allocated. Far above any useful codec: the large preset holds 26M values.
@@ -58,11 +63,20 @@ def check_arch(config: ModelConfig) -> None:
     if config.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown model.arch {config.arch!r}; choices: {sorted(ARCHITECTURES)}")
     if config.arch != "stft":
+        if config.synthesis_overlap:
+            raise ConfigError("model.synthesis_overlap is for a causal spectral model "
+                              "(arch stft) only")
         return
+    hop = math.prod(config.strides)
     if config.causal:
-        raise ConfigError("model.arch stft looks ahead by its window, so it cannot be causal "
-                          "(arch seanet streams)")
-    problem = window_problem(config.n_fft, math.prod(config.strides))
+        problem = overlap_problem(config.synthesis_overlap, hop)
+        if not problem and config.n_fft < hop:
+            problem = f"n_fft must be at least the hop ({hop}), got {config.n_fft}"
+    else:
+        problem = window_problem(config.n_fft, hop)
+        if not problem and config.synthesis_overlap:
+            problem = ("synthesis_overlap is for a causal model: an offline one overlaps "
+                       "by its window")
     if problem:
         raise ConfigError(f"model.{problem}")
 
@@ -110,7 +124,8 @@ def _spectral_options(config: ModelConfig) -> dict:
                 width=config.widths[-1], latent_dim=config.latent_dim,
                 dilations=config.dilations, kernel_size=config.kernel_size,
                 residual_kernel_size=config.residual_kernel_size,
-                activation=config.activation, weight_norm=config.weight_norm)
+                activation=config.activation, weight_norm=config.weight_norm,
+                causal=config.causal, overlap=config.synthesis_overlap)
 
 
 # model.arch -> (encoder, decoder, their keyword arguments from the config)
@@ -146,13 +161,19 @@ class Codec(nn.Module):
 
     @property
     def latency_samples(self) -> int | None:
-        """Algorithmic latency of frame-by-frame coding, in samples at the model rate.
+        """Algorithmic latency of frame-by-frame coding, in samples at the model rate: from
+        an input sample to the decoded sample in its place, with every frame coded as
+        soon as its last sample has arrived.
 
         A causal model's code for a frame needs the frame's last sample and nothing
-        later, and decoding that code yields the frame's audio at once: one hop in all.
-        None for a non-causal model, which looks ahead and codes offline only.
+        later. A time-domain decoder yields the frame's audio at once: one hop in all. A
+        causal spectral decoder crossfades each frame into the next over
+        ``synthesis_overlap`` samples, which wait for that next frame: a hop and the
+        overlap. None for a non-causal model, which looks ahead and codes offline only.
         """
-        return self.hop_length if self.config.causal else None
+        if not self.config.causal:
+            return None
+        return self.hop_length + self.config.synthesis_overlap
 
     @property
     def bits_per_code(self) -> float:
@@ -210,10 +231,13 @@ class Codec(nn.Module):
 def _id_fields(config: ModelConfig) -> dict:
     """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
     and compressed files were in use; a time-domain model leaves both out, so its id,
-    and every file coded with it, stays what it was."""
+    and every file coded with it, stays what it was; so does every model without
+    ``synthesis_overlap``."""
     fields = asdict(config)
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
+    if not fields["synthesis_overlap"]:  # came after spectral models were in use
+        del fields["synthesis_overlap"]
     return fields
 
 

@@ -15,7 +15,17 @@ phase kept) so that quiet bins are not lost beside loud ones. The decoder ends i
 plain conv that gives the real and imaginary parts, then the inverse transform
 (windowed overlap-add): unbounded like the SEANet decoder, with no tanh and no
 output scale. Each frame's window is centred on the hop of samples it codes, so the
-transform looks ``(n_fft - hop) / 2`` samples ahead: these models code offline only.
+transform looks ``(n_fft - hop) / 2`` samples ahead: such a model codes offline only.
+
+The causal (low-delay) layout looks only back. A frame's analysis window ends with the
+last sample of its hop: it rises over the ``n_fft - hop`` samples before the hop, which
+give the frame its frequency resolution, and is flat over the hop itself, so that the
+newest samples weigh in fully (the decoder cannot wait for the next frame to hear
+them). The decoder's frames are ``hop + overlap`` samples long and end with their hop:
+flat over most of it, crossfaded with the neighbours over ``overlap`` samples, as
+low-delay transform codecs do. A decoded sample is then final once the frame after it
+has arrived: the whole delay is ``hop + overlap`` samples. The frame-rate convs are
+causal too.
 """
 from __future__ import annotations
 
@@ -45,6 +55,28 @@ def window_problem(n_fft: int, hop: int) -> str | None:
 
 def _window(n_fft: int) -> torch.Tensor:
     return torch.hann_window(n_fft, periodic=True)
+
+
+def overlap_problem(overlap: int, hop: int) -> str | None:
+    """Why a causal decoder's crossfade of ``overlap`` samples cannot go with ``hop``."""
+    if not 1 <= overlap <= hop:
+        return f"synthesis_overlap must be 1 to the hop ({hop}) samples, got {overlap}"
+    return None
+
+
+def causal_analysis_window(n_fft: int, hop: int) -> torch.Tensor:
+    """Rising (half a Hann window) over the ``n_fft - hop`` samples before a frame's hop,
+    flat over the hop."""
+    rise = torch.hann_window(2 * (n_fft - hop), periodic=True)[:n_fft - hop]
+    return torch.cat([rise, torch.ones(hop)])
+
+
+def crossfade_window(hop: int, overlap: int) -> torch.Tensor:
+    """``hop + overlap`` samples: rising over ``overlap`` (sin^2), flat, falling over the
+    last ``overlap`` (cos^2); neighbours a hop apart add up to 1. No value is 0, so the
+    last frame of a signal, with no neighbour after it, divides back out exactly."""
+    ramp = torch.sin(torch.pi / 2 * (torch.arange(overlap) + 0.5) / overlap).pow(2)
+    return torch.cat([ramp, torch.ones(hop - overlap), ramp.flip(0)])
 
 
 def _root_energy(n_fft: int) -> float:
@@ -113,9 +145,81 @@ class ISTFTSynthesis(nn.Module):
         return audio.reshape(batch, channels, -1).to(parts.dtype)
 
 
+class CausalSTFTAnalysis(nn.Module):
+    """Audio ``[B, C, T]`` -> complex spectra ``[B, C, n_fft // 2 + 1, T / hop]``, frame
+    ``i`` over samples ``[(i + 1) * hop - n_fft, (i + 1) * hop)`` under
+    :func:`causal_analysis_window` (zeros before the start): no frame looks ahead."""
+
+    def __init__(self, n_fft: int, hop: int):
+        super().__init__()
+        if n_fft < hop:
+            raise ValueError(f"n_fft must be at least the hop ({hop}), got {n_fft}")
+        window = causal_analysis_window(n_fft, hop)
+        self.n_fft, self.hop = n_fft, hop
+        self.scale = float(window.pow(2).sum().sqrt())
+        self.register_buffer("window", window, persistent=False)
+
+    def transform(self, signal: torch.Tensor) -> torch.Tensor:
+        """``[N, L]`` samples, the look-back included -> spectra ``[N, bins, frames]`` of
+        every whole frame in them."""
+        return torch.stft(signal.float(), self.n_fft, self.hop, window=self.window,
+                          center=False, return_complex=True) / self.scale
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        batch, channels, length = audio.shape
+        flat = nn.functional.pad(audio.reshape(batch * channels, length),
+                                 (self.n_fft - self.hop, 0))
+        spectra = self.transform(flat)
+        return spectra.reshape(batch, channels, *spectra.shape[-2:])
+
+
+class CrossfadeSynthesis(nn.Module):
+    """Real and imaginary parts ``[B, C, 2, bins, F]`` (``bins = (hop + overlap) // 2 +
+    1``) -> audio ``[B, C, F * hop]``: frame ``i``'s inverse transform covers samples
+    ``[i * hop - overlap, (i + 1) * hop)`` under :func:`crossfade_window`; frames are
+    overlap-added and divided by the windows' sum (1 but where the signal ends).
+
+    Frame by frame (:meth:`frames`, :meth:`overlap_add`), a hop's last ``overlap``
+    samples wait for the next frame: ``codec.coding.streaming`` keeps them.
+    """
+
+    def __init__(self, hop: int, overlap: int):
+        super().__init__()
+        problem = overlap_problem(overlap, hop)
+        if problem:
+            raise ValueError(problem)
+        self.hop, self.overlap, self.size = hop, overlap, hop + overlap
+        self.scale = float(crossfade_window(hop, overlap).pow(2).sum().sqrt())
+        self.register_buffer("window", crossfade_window(hop, overlap), persistent=False)
+
+    def frames(self, parts: torch.Tensor) -> torch.Tensor:
+        """``[B, C, 2, bins, F]`` -> windowed frames ``[B * C, size, F]``."""
+        batch, channels, _, bins, count = parts.shape
+        spectra = torch.complex(parts[:, :, 0].float(), parts[:, :, 1].float()) * self.scale
+        return torch.fft.irfft(spectra.reshape(batch * channels, bins, count), n=self.size,
+                               dim=1) * self.window[:, None]
+
+    def overlap_add(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windowed frames ``[N, size, F]`` -> (their overlap-added sum, the windows'
+        sum), both over the ``F * hop + overlap`` samples from the first frame's start."""
+        count = frames.shape[-1]
+        length = (count - 1) * self.hop + self.size
+        weights = self.window[None, :, None].expand(1, -1, count)
+        fold = lambda x: nn.functional.fold(  # noqa: E731
+            x, output_size=(1, length), kernel_size=(1, self.size),
+            stride=(1, self.hop)).flatten(1)
+        return fold(frames), fold(weights)
+
+    def forward(self, parts: torch.Tensor) -> torch.Tensor:
+        batch, channels = parts.shape[:2]
+        summed, weights = self.overlap_add(self.frames(parts))
+        audio = summed[:, self.overlap:] / weights[:, self.overlap:]
+        return audio.reshape(batch, channels, -1).to(parts.dtype)
+
+
 def _frame_stack(width: int, dilations: Sequence[int], kernel_size: int, activation: str,
-                 weight_norm: bool) -> list[nn.Module]:
-    return [ResidualUnit(width, kernel_size, d, activation, causal=False,
+                 weight_norm: bool, causal: bool) -> list[nn.Module]:
+    return [ResidualUnit(width, kernel_size, d, activation, causal=causal,
                          weight_norm=weight_norm) for d in dilations]
 
 
@@ -124,21 +228,27 @@ class SpectralEncoder(nn.Module):
 
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
-                 activation: str, weight_norm: bool):
+                 activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0):
         super().__init__()
-        self.analysis = STFTAnalysis(n_fft, hop)
+        self.analysis = CausalSTFTAnalysis(n_fft, hop) if causal else STFTAnalysis(n_fft, hop)
         features = channels * 2 * (n_fft // 2 + 1)
         self.layers = nn.Sequential(
-            Conv1d(features, width, kernel_size, weight_norm=weight_norm),
-            *_frame_stack(width, dilations, residual_kernel_size, activation, weight_norm),
+            Conv1d(features, width, kernel_size, causal=causal, weight_norm=weight_norm),
+            *_frame_stack(width, dilations, residual_kernel_size, activation, weight_norm,
+                          causal),
             make_activation(activation, width),
-            Conv1d(width, latent_dim, kernel_size, weight_norm=weight_norm))
+            Conv1d(width, latent_dim, kernel_size, causal=causal, weight_norm=weight_norm))
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        spectra = self.analysis(audio)  # [B, C, bins, F]
+    @staticmethod
+    def features(spectra: torch.Tensor) -> torch.Tensor:
+        """Spectra ``[B, C, bins, F]`` -> power-compressed real and imaginary parts
+        ``[B, C * 2 * bins, F]``, each frame on its own."""
         compressed = spectra * (spectra.abs() + COMPRESSION_FLOOR).pow(COMPRESSION - 1)
         parts = torch.stack((compressed.real, compressed.imag), dim=2)  # [B, C, 2, bins, F]
-        return self.layers(parts.flatten(1, 3).to(audio.dtype))
+        return parts.flatten(1, 3)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.features(self.analysis(audio)).to(audio.dtype))
 
 
 class SpectralDecoder(nn.Module):
@@ -146,18 +256,25 @@ class SpectralDecoder(nn.Module):
 
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
-                 activation: str, weight_norm: bool):
+                 activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0):
         super().__init__()
-        self.channels, self.bins = channels, n_fft // 2 + 1
+        size = hop + overlap if causal else n_fft
+        self.channels, self.bins = channels, size // 2 + 1
         self.layers = nn.Sequential(
-            Conv1d(latent_dim, width, kernel_size, weight_norm=weight_norm),
-            *_frame_stack(width, dilations, residual_kernel_size, activation, weight_norm),
+            Conv1d(latent_dim, width, kernel_size, causal=causal, weight_norm=weight_norm),
+            *_frame_stack(width, dilations, residual_kernel_size, activation, weight_norm,
+                          causal),
             make_activation(activation, width),
             # Plain conv last: linear real and imaginary parts (see module docstring).
-            Conv1d(width, channels * 2 * self.bins, kernel_size, weight_norm=weight_norm))
-        self.synthesis = ISTFTSynthesis(n_fft, hop)
+            Conv1d(width, channels * 2 * self.bins, kernel_size, causal=causal,
+                   weight_norm=weight_norm))
+        self.synthesis = (CrossfadeSynthesis(hop, overlap) if causal
+                          else ISTFTSynthesis(n_fft, hop))
+
+    def parts(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, latent_dim, F]`` -> real and imaginary parts ``[B, C, 2, bins, F]``."""
+        parts = self.layers(latents)
+        return parts.reshape(parts.shape[0], self.channels, 2, self.bins, parts.shape[-1])
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        parts = self.layers(latents)
-        batch, _, frames = parts.shape
-        return self.synthesis(parts.reshape(batch, self.channels, 2, self.bins, frames))
+        return self.synthesis(self.parts(latents))

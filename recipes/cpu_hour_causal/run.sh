@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU-hour recipe (recipes/cpu_hour) with a causal model, for streaming: the same
+# The CPU-hour recipe (recipes/cpu_hour) with the live model, for streaming: the same
 # data, manifests, budget and evaluation against Opus, so that its quality sits beside
 # the non-causal model's on the same test split.
 #
@@ -9,7 +9,7 @@
 #
 # Stages (each skips what is already done; rerun to resume):
 #   0  manifests (and the demo corpus when no DATA_DIR is given), shared with cpu_hour
-#   1  train the small preset, causal, for --minutes of wall-clock time
+#   1  train the live preset (causal, 16.7 ms) for --minutes of wall-clock time
 #   2  evaluate on the held-out test split beside Opus; print the comparison table
 set -euo pipefail
 

@@ -7,15 +7,26 @@ from codec.coding.streaming import StreamingDecoder, StreamingEncoder, Streaming
 from codec.config import PRESETS, model_config
 from codec.network.model import Codec
 
-# Every time-domain preset can be made causal (the spectral one looks ahead by its
-# window); the large one is slow, so it gets fewer frames.
-STREAMABLE = [name for name, preset in PRESETS.items() if preset.get("arch") != "stft"]
-FRAMES = {"tiny": 8, "small": 8, "base": 8, "large": 5}
+# Every time-domain preset can be made causal, and the live one is (the spectral one looks
+# ahead by its window); the large one is slow, so it gets fewer frames.
+STREAMABLE = [name for name, preset in PRESETS.items()
+              if preset.get("arch") != "stft" or preset.get("causal")]
+FRAMES = {"tiny": 8, "small": 8, "base": 8, "large": 5, "live": 8}
 
 
-def causal_model(preset: str) -> Codec:
+def causal_model(preset: str, **overrides) -> Codec:
     torch.manual_seed(0)
-    return Codec(model_config(preset, causal=True)).eval()
+    return Codec(model_config(preset, causal=True, **overrides)).eval()
+
+
+def small_live() -> Codec:
+    """The live preset, narrower, with codebooks that have seen audio (k-means on more
+    frames than codes, so no two codewords are the same)."""
+    model = causal_model("live", widths=(64, 64), latent_dim=32, n_q=4, codebook_size=64)
+    model.train()
+    with torch.no_grad():
+        model(0.1 * torch.randn(4, 1, 24000, generator=torch.Generator().manual_seed(3)))
+    return model.eval()
 
 
 def noise(samples: int, seed: int = 1) -> torch.Tensor:
@@ -65,17 +76,42 @@ def test_decoder_never_looks_ahead(preset):
     changed[..., f:] += torch.randn(changed[..., f:].shape)
     with torch.no_grad():
         before, after = model.decoder(latents), model.decoder(changed)
-    assert_same(before[..., :f * hop], after[..., :f * hop])
-    # The frame's own audio changes at once: decoding adds no delay.
+    # A causal spectral decoder crossfades frame f into the end of frame f - 1.
+    kept = f * hop - model.config.synthesis_overlap
+    assert_same(before[..., :kept], after[..., :kept])
+    assert not torch.allclose(before[..., :kept + 1], after[..., :kept + 1])
+    # The frame's own audio changes at once.
     assert not torch.allclose(before[..., f * hop:(f + 1) * hop],
                               after[..., f * hop:(f + 1) * hop])
 
 
 @pytest.mark.parametrize("preset", STREAMABLE)
-def test_latency_is_one_frame(preset):
+def test_latency_is_a_frame_and_the_crossfade(preset):
     causal = Codec(model_config(preset, causal=True))
-    assert causal.latency_samples == causal.hop_length == 320
-    assert Codec(model_config(preset)).latency_samples is None
+    overlap = causal.config.synthesis_overlap
+    assert causal.latency_samples == causal.hop_length + overlap == 320 + overlap
+    if preset != "live":
+        assert Codec(model_config(preset)).latency_samples is None
+    else:  # 16.7 ms at 24 kHz, under Opus's 26.5 ms
+        assert 1000 * causal.latency_samples / causal.sample_rate < 26.5
+
+
+@pytest.mark.parametrize("preset", STREAMABLE)
+def test_coding_looks_no_further_ahead_than_the_latency(preset):
+    """A change of the input at sample t moves no code before t's frame and no decoded
+    sample before t - latency + 1: a decoded sample is final ``latency`` samples after
+    its input sample."""
+    model = small_live() if preset == "live" else causal_model(preset)
+    frames, hop, latency = FRAMES[preset], model.hop_length, model.latency_samples
+    audio = noise(frames * hop)
+    t = (frames // 2) * hop + hop // 3
+    changed = audio.clone()
+    changed[..., t:] += 0.5 * torch.randn(changed[..., t:].shape)
+    codes, changed_codes = model.encode(audio), model.encode(changed)
+    assert torch.equal(codes[..., :t // hop], changed_codes[..., :t // hop])
+    assert not torch.equal(codes, changed_codes)
+    decoded, changed_decoded = model.decode(codes), model.decode(changed_codes)
+    assert_same(decoded[..., :t - latency + 1], changed_decoded[..., :t - latency + 1])
 
 
 def test_a_frame_is_coded_when_its_last_sample_arrives():
@@ -98,26 +134,29 @@ def stream_encode(model: Codec, audio: torch.Tensor, sizes: list[int]) -> torch.
 
 def stream_decode(model: Codec, codes: torch.Tensor, sizes: list[int]) -> torch.Tensor:
     decoder = StreamingDecoder(model)
-    return torch.cat([decoder.push(codes[..., a:b]) for a, b in split(codes.shape[-1], sizes)],
-                     dim=-1)
+    pieces = [decoder.push(codes[..., a:b]) for a, b in split(codes.shape[-1], sizes)]
+    return torch.cat(pieces + [decoder.flush()], dim=-1)
 
 
 @pytest.mark.parametrize("preset", STREAMABLE)
 def test_frame_by_frame_equals_offline(preset):
-    model = causal_model(preset)
+    model = small_live() if preset == "live" else causal_model(preset)
     audio = noise(FRAMES[preset] * 320 - 77)  # ends inside a frame: flush pads it
     codes = model.encode(audio)
     assert torch.equal(stream_encode(model, audio, [320]), codes)
     assert_same(stream_decode(model, codes, [1]), model.decode(codes))
 
 
+LIVE = small_live()
+
+
 @settings(max_examples=20, deadline=None)
 @given(length=st.integers(1, 3000),
        audio_blocks=st.lists(st.integers(0, 1000), min_size=1, max_size=6).filter(any),
        code_blocks=st.lists(st.integers(0, 4), min_size=1, max_size=4).filter(any),
-       n_q=st.integers(1, 4))
-def test_any_blocks_equal_offline(length, audio_blocks, code_blocks, n_q):
-    model = causal_model("tiny")
+       n_q=st.integers(1, 4), live=st.booleans())
+def test_any_blocks_equal_offline(length, audio_blocks, code_blocks, n_q, live):
+    model = LIVE if live else causal_model("tiny")
     audio = noise(length, seed=length)
     codes = model.encode(audio, n_q)
     encoder = StreamingEncoder(model, n_q)

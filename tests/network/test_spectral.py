@@ -9,7 +9,15 @@ from codec.config import ConfigError
 from codec.export import export_model
 from codec.metrics import snr
 from codec.network.model import check_model_size, compute_model_id
-from codec.network.spectral import ISTFTSynthesis, STFTAnalysis, window_problem
+from codec.network.spectral import (
+    CausalSTFTAnalysis,
+    CrossfadeSynthesis,
+    ISTFTSynthesis,
+    STFTAnalysis,
+    causal_analysis_window,
+    crossfade_window,
+    window_problem,
+)
 from codec.pretrained import PretrainedModel, load
 
 
@@ -44,9 +52,15 @@ def test_windows_that_cannot_overlap_add_are_named(n_fft):
         check_model_size(model_config("spectral", n_fft=n_fft))
 
 
-def test_spectral_model_refuses_causal_and_unknown_arch():
-    with pytest.raises(ConfigError, match="cannot be causal"):
-        Codec(model_config("spectral", causal=True))
+def test_spectral_model_refuses_bad_crossfades_and_unknown_arch():
+    # Causal, its decoder's frames must crossfade over 1 to hop samples.
+    for overlap in (0, 321):
+        with pytest.raises(ConfigError, match="synthesis_overlap must be 1 to the hop"):
+            Codec(model_config("spectral", causal=True, synthesis_overlap=overlap))
+    with pytest.raises(ConfigError, match="synthesis_overlap is for a causal model"):
+        Codec(model_config("spectral", synthesis_overlap=80))
+    with pytest.raises(ConfigError, match="causal spectral model"):
+        Codec(model_config("small", synthesis_overlap=80))
     with pytest.raises(ConfigError, match=r"unknown model.arch 'wavenet'.*seanet.*stft"):
         Codec(model_config("small", arch="wavenet"))
 
@@ -114,3 +128,28 @@ def test_model_id_names_the_arch_and_keeps_time_domain_ids():
     assert compute_model_id(model) == reference
     model.config = dataclasses.replace(model.config, arch="stft")
     assert compute_model_id(model) != reference
+
+
+def test_crossfade_windows_add_up_to_one_and_the_analysis_sees_the_whole_hop():
+    window = crossfade_window(320, 80)
+    assert window.shape == (400,) and bool((window > 0).all())
+    summed = window[:80] + window[-80:]  # a frame's end beside the next one's start
+    assert torch.allclose(summed, torch.ones(80))
+    analysis = causal_analysis_window(640, 320)
+    assert torch.equal(analysis[-320:], torch.ones(320)) and analysis[0] == 0
+
+
+def test_causal_synthesis_of_a_causal_analysis_gives_the_signal_back():
+    """With no learned layers between them, the causal transforms reconstruct a signal
+    exactly: dividing each analysis frame's newest hop + overlap samples by its window
+    and crossfading them, every sample of the input comes back."""
+    hop, overlap, n_fft = 80, 20, 160
+    analysis, synthesis = CausalSTFTAnalysis(n_fft, hop), CrossfadeSynthesis(hop, overlap)
+    audio = torch.randn(1, 1, 8 * hop)
+    frames = torch.fft.irfft(analysis(audio)[0, 0] * analysis.scale, n=n_fft, dim=0)
+    frames = frames[-(hop + overlap):] / analysis.window[-(hop + overlap):, None]
+    spectra = torch.fft.rfft(frames, dim=0) / synthesis.scale
+    parts = torch.stack((spectra.real, spectra.imag))[None, None]
+    # Crossfading frames that each hold the input again gives the input.
+    decoded = synthesis(parts)
+    torch.testing.assert_close(decoded[..., :], audio, rtol=1e-4, atol=1e-5)
