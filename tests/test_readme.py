@@ -65,3 +65,22 @@ def test_the_layout_names_every_module_and_nothing_else():
     named = layout_paths()
     assert sorted(modules - named) == []  # every module has its line
     assert sorted(p for p in named if not (root / p).exists()) == []  # no stale line
+
+
+def test_python_streaming_example_runs_verbatim_and_equals_offline(tmp_path, monkeypatch):
+    section = README.read_text().split("## Streaming", 1)[1].split("\n## ", 1)[0]
+    example = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    torch.manual_seed(0)
+    config = model_config("live", widths=(16, 16), latent_dim=16, dilations=(1,), n_q=2,
+                          codebook_size=64)
+    model = Codec(config)
+    save_checkpoint(tmp_path / "exp" / "cpu_hour_causal" / "best",
+                    model_state=model.state_dict(), config=Config(model=config), step=0,
+                    model_id=compute_model_id(model))
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(example, str(README), "exec"), names)
+    network, speech = names["network"], names["speech"]
+    offline = network.decode(network.encode(speech))
+    assert names["audio"].shape == offline.shape == (1, 1, 24000)
+    torch.testing.assert_close(names["audio"], offline, rtol=1e-5, atol=1e-6)
