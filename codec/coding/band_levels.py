@@ -232,7 +232,8 @@ def quantise(power: torch.Tensor, grid: LevelGrid) -> np.ndarray:
     """Span levels -> ``[rows, bands, spans]`` steps of ``grid.step_db`` over the floor."""
     db = 10 * torch.log10(power + TINY)
     steps = torch.round((db - grid.floor_db) / grid.step_db).clamp(0, grid.top)
-    return steps.to(torch.uint8).numpy()
+    # 16 bits: the finest step (MIN_STEP_DB) gives RANGE_DB / MIN_STEP_DB = 1,200 steps.
+    return steps.to(torch.int16).numpy()
 
 
 def spans_at_floor(levels: np.ndarray) -> np.ndarray:
@@ -395,7 +396,7 @@ def decode_levels(data: bytes, grid: LevelGrid, scales: list[float], rows: int,
         raise BitstreamError("band levels must be whole 32-bit words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     scale = np.asarray(scales, np.float64)
-    levels = np.empty((rows, grid.bands, spans), np.uint8)
+    levels = np.empty((rows, grid.bands, spans), np.int16)
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for row in range(rows):

@@ -7,6 +7,7 @@ import torch
 
 from codec.coding import band_levels
 from codec.coding.band_levels import (
+    MIN_STEP_DB,
     BandLevels,
     LevelGrid,
     LevelMeter,
@@ -44,6 +45,23 @@ def band_db(audio: torch.Tensor, low_hz: float, high_hz: float) -> float:
     spectrum = torch.fft.rfft(audio[0]).abs().pow(2)
     freqs = torch.fft.rfftfreq(audio.shape[-1], 1 / RATE)
     return 10 * math.log10(float(spectrum[(freqs >= low_hz) & (freqs < high_hz)].sum()))
+
+
+def test_the_finest_steps_keep_loud_bands_and_their_level():
+    """At 0.1 dB a level 60 dB over the floor is step 600: stored and coded as it is,
+    never wrapped round to a faint one."""
+    fine = dataclasses.replace(GRID, step_db=MIN_STEP_DB)
+    meter = LevelMeter(fine, 1)
+    meter.push(two_tones())
+    levels = quantise(meter.finish(RATE // HOP), fine)
+    assert levels.max() > 255 and levels.max() <= fine.top == 1200
+    coded = BandLevels(fine, levels)
+    data, field = coded.to_bytes()
+    back = BandLevels.from_bytes(data, field, RATE, HOP, rows=1, codec_frames=RATE // HOP)
+    assert np.array_equal(back.levels, levels)
+    audio = two_tones()
+    matched = coded.apply(audio[None], 0, 0)[0]
+    assert abs(float(matched.pow(2).mean() / audio.pow(2).mean()) - 1) < 0.1
 
 
 def test_levels_do_not_depend_on_how_the_audio_is_fed():
