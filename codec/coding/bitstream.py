@@ -626,9 +626,11 @@ class PacketReader:
         if zlib.crc32(prefix + text) != _CRC.unpack(check)[0]:
             raise BitstreamError("bad checksum (the stream header is damaged)")
         try:
-            return stream_header_from_dict(json.loads(text.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raw = json.loads(text.decode("utf-8"))
+        # ValueError also covers an integer too long to convert (Python's digit limit).
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise BitstreamError("stream header is not valid JSON") from None
+        return stream_header_from_dict(raw)
 
     def _stop(self, start: int, problem: str, damaged: bool = False) -> None:
         self.stopped_at, self.problem, self.damaged = start, problem, damaged

@@ -375,3 +375,13 @@ def test_a_last_packet_with_an_impossible_length_is_damage():
 def test_bad_stream_headers_are_refused(change, problem):
     with pytest.raises(BitstreamError, match=problem):
         bitstream.stream_header_from_dict({**dataclasses.asdict(stream_header()), **change})
+
+
+def test_a_stream_header_integer_of_thousands_of_digits_is_refused():
+    text = json.dumps(dataclasses.asdict(stream_header())).replace(
+        '"sample_rate": 16000', '"sample_rate": ' + "9" * 5000).encode()
+    body = struct.pack("<4sBI", bitstream.STREAM_MAGIC, bitstream.STREAM_VERSION,
+                       len(text)) + text
+    data = body + struct.pack("<I", zlib.crc32(body))
+    with pytest.raises(BitstreamError, match="not valid JSON"):
+        bitstream.PacketReader(io.BytesIO(data))
