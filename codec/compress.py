@@ -61,6 +61,10 @@ from codec.model_name import is_machine_path, model_name
 from codec.pretrained import PretrainedModel
 
 READ_BLOCK = 1 << 16
+# The lowest input rate encoding takes: the loudness measure's filters (ITU-R BS.1770,
+# whose shelf sits at 1.5 kHz) and its 100 ms gating steps need at least this; nothing
+# below it is audio a codec can use.
+MIN_SOURCE_RATE = 1000
 # The level match moves the decoded level by at most this much: further off, the
 # decoded audio is mostly coding noise (a near-silent input), and its level says
 # little about the input's.
@@ -173,9 +177,9 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     ``band_levels``, and a model that sends them, the input's band levels too."""
     network, target = model.network, model.target_lufs
     n_q = network.quantizer.check_n_q(n_q)
-    if not 1 <= source.sample_rate <= bitstream.MAX_SAMPLE_RATE:
+    if not MIN_SOURCE_RATE <= source.sample_rate <= bitstream.MAX_SAMPLE_RATE:
         raise CodecError(f"sample rate {source.sample_rate} Hz is outside "
-                         f"[1, {bitstream.MAX_SAMPLE_RATE}]")
+                         f"[{MIN_SOURCE_RATE}, {bitstream.MAX_SAMPLE_RATE}]")
     if not 1 <= source.channels <= bitstream.MAX_CHANNELS:
         raise CodecError(f"{source.channels} channels; at most {bitstream.MAX_CHANNELS}")
     items_from_channels(torch.zeros(source.channels, 0), network.config.channels)

@@ -490,3 +490,16 @@ def test_a_crash_mid_swap_of_best_is_recovered(trained_run, tmp_path):
     with pytest.warns(UserWarning, match="restored it from .old-best-1"):
         ckpt.recover_best(run)
     assert (run / "best").is_dir() and load(run).model_id == best_id
+
+
+@pytest.mark.parametrize("rate", [1, 7, 999])
+def test_audio_at_an_absurd_rate_is_one_line(tmp_path, run_dir, capsys, rate):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "slow.wav", 0.1 * np.ones(50, np.float32), rate)
+    assert codec_cli("encode", tmp_path / "slow.wav", "-o", tmp_path / "slow.qca",
+                     "--model", run_dir) == 2
+    (line,) = stderr_lines(capsys)
+    assert f"sample rate {rate} Hz is outside [1000," in line
+    assert not (tmp_path / "slow.qca").exists()
