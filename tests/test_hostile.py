@@ -503,3 +503,30 @@ def test_audio_at_an_absurd_rate_is_one_line(tmp_path, run_dir, capsys, rate):
     (line,) = stderr_lines(capsys)
     assert f"sample rate {rate} Hz is outside [1000," in line
     assert not (tmp_path / "slow.qca").exists()
+
+
+@pytest.mark.parametrize("seconds", ["inf", "nan", "0", "-3"])
+def test_entropy_tables_refuse_an_endless_read(tmp_path, run_dir, capsys, seconds):
+    write_tone(tmp_path / "wavs" / "a.wav")
+    assert codec_cli("entropy-tables", "--model", run_dir, "--data", tmp_path / "wavs",
+                     "--max-seconds", seconds) == 2
+    (line,) = stderr_lines(capsys)
+    assert "--max-seconds must be a positive number" in line
+
+
+def test_entropy_tables_report_an_unreadable_sub_folder(tmp_path, run_dir, capsys,
+                                                         monkeypatch):
+    from codec.cli.coding import _training_files
+
+    write_tone(tmp_path / "wavs" / "a.wav")
+    write_tone(tmp_path / "wavs" / "locked" / "b.wav")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert [p.name for p in _training_files([str(tmp_path / "wavs")])] == ["a.wav"]
+    assert "locked: cannot read folder (Permission denied)" in capsys.readouterr().err

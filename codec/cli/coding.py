@@ -209,8 +209,8 @@ def _training_files(data: list[str]) -> list[Path]:
 
     files: list[Path] = []
     for entry in map(Path, data):
-        if entry.is_dir():
-            files += sorted(f for f in entry.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+        if entry.is_dir():  # an unreadable sub-folder gets a warning line
+            files += files_under(entry, AUDIO_SUFFIXES)
         elif entry.suffix == ".jsonl":
             files += [Path(line["path"]) for line in read_manifest(entry, fields=("path",))]
         elif entry.is_file():
@@ -228,6 +228,8 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
     from codec.coding import entropy
     from codec.compress import encode_codes, file_source, named_error
 
+    if not 0 < args.max_seconds < float("inf"):
+        raise CodecError(f"--max-seconds must be a positive number, got {args.max_seconds}")
     model = _load(args.model, args.device)
     files = _training_files(args.data)[:args.max_files]
     if not files:
