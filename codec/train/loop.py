@@ -38,7 +38,7 @@ from codec.train.step import (
 )
 from codec.train.step_rate import StepRate
 from codec.train.threads import ThreadTuner
-from codec.train.trainer import Trainer, build_trainer, wrap_distributed
+from codec.train.trainer import Trainer, build_trainer, check_train_options, wrap_distributed
 from codec.train.validation import validate
 
 
@@ -148,6 +148,7 @@ def fit(config: Config) -> TrainResult:
 
 def _fit(config: Config, distributed: Distributed, device: torch.device) -> TrainResult:
     train, run_dir = config.train, Path(config.run_dir)
+    check_train_options(config)  # before any data is read or model built
     if train.threads > 0:
         torch.set_num_threads(train.threads)
     train_set, valid_set = build_datasets(config)

@@ -13,7 +13,7 @@ from torch import nn
 from codec.coding.settings import check_coding
 from codec.config import Config, ConfigError, LossWeights, TrainConfig
 from codec.errors import CodecError
-from codec.network.model import Codec
+from codec.network.model import Codec, check_model_size
 from codec.train import finetune
 from codec.train.distributed import (
     Distributed,
@@ -168,7 +168,8 @@ def _weighs(config: Config, term: str) -> bool:
 def check_train_options(config: Config) -> None:
     """ConfigError for a ``train.best``, ``train.freeze``, ``train.weight_ema``,
     ``train.loss_at_band_levels`` or ``train.late_loss`` that could not be applied as
-    written."""
+    written, or for counts, sizes and rates no run can use (``check_numbers``)."""
+    check_numbers(config)
     train = config.train
     if train.best not in BEST_CHOICES:
         raise ConfigError(f"train.best must be one of {BEST_CHOICES}, got {train.best!r}")
@@ -196,6 +197,33 @@ def check_train_options(config: Config) -> None:
     if train.balancer:
         raise ConfigError("train.late_loss cannot be used with train.balancer (the balancer "
                          "fixes each loss's share of the gradient when it is built)")
+
+
+# Settings that count steps or items: each must be at least 1.
+_COUNTS = ("train.log_every", "train.valid_every", "train.checkpoint_every",
+           "train.keep_last", "train.max_bad_steps", "data.batch_size", "data.valid_crops")
+# Settings that must be finite and positive.
+_POSITIVE = ("train.lr", "train.disc_lr", "data.segment_seconds", "train.listen_seconds")
+
+
+def check_numbers(config: Config) -> None:
+    """ConfigError naming the first setting no run can use: a count under 1, a rate or
+    length that is not a positive number, a negative step count or time budget, or a
+    model too large to build (the bound loading a model file applies)."""
+    def value(key: str):
+        section, name = key.split(".")
+        return getattr(getattr(config, section), name)
+
+    for key in _COUNTS:
+        if not value(key) >= 1:
+            raise ConfigError(f"{key} must be at least 1, got {value(key)}")
+    for key in _POSITIVE:
+        if not 0 < value(key) < math.inf:
+            raise ConfigError(f"{key} must be a positive number, got {value(key)}")
+    for key in ("train.steps", "train.max_minutes", "train.warmup_steps"):
+        if not 0 <= value(key) < math.inf:
+            raise ConfigError(f"{key} must be 0 or more, got {value(key)}")
+    check_model_size(config.model)
 
 
 def wrap_distributed(t: Trainer) -> None:

@@ -166,6 +166,26 @@ def test_late_loss_that_cannot_apply_is_a_config_error(corpus, tmp_path, extra, 
         build_trainer(tiny_config(tmp_path, manifests, **extra))
 
 
+@pytest.mark.parametrize("extra, message", [
+    ({"train.log_every": 0}, "train.log_every must be at least 1"),
+    ({"train.valid_every": 0}, "train.valid_every must be at least 1"),
+    ({"train.checkpoint_every": 0}, "train.checkpoint_every must be at least 1"),
+    ({"data.batch_size": 0}, "data.batch_size must be at least 1"),
+    ({"data.segment_seconds": "nan"}, "data.segment_seconds must be a positive number"),
+    ({"train.lr": "nan"}, "train.lr must be a positive number"),
+    ({"train.steps": -5}, "train.steps must be 0 or more"),
+    ({"train.max_minutes": "inf"}, "train.max_minutes must be 0 or more"),
+    ({"model.codebook_size": 16777216, "model.latent_dim": 4096}, "model.codebook_size"),
+])
+def test_settings_no_run_can_use_are_one_line_before_any_work(corpus, tmp_path, extra,
+                                                               message):
+    """Each is refused by fit itself, before data is read or a model is built."""
+    _, manifests = corpus
+    with pytest.raises(CodecError, match=message):
+        fit(tiny_config(tmp_path, manifests, **extra))
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("best, step", [("mel_distance", 3), ("latest", 9)])
 def test_best_holds_the_lowest_score_or_the_newest_model(corpus, tmp_path, monkeypatch,
                                                           best, step):
