@@ -303,6 +303,10 @@ def read_checkpoint(directory: str | Path, *, train_state: bool = True) -> Check
     """Read and verify a checkpoint directory; CheckpointError if it is damaged."""
     directory = Path(directory)
     meta = read_meta(directory)
+    named = _STEP_DIR.match(directory.name)
+    if named and int(named.group(1)) != meta["step"]:
+        raise CheckpointError(f"{directory}: damaged ({META_FILE} says step "
+                              f"{meta['step']!r:.40}, the folder step {int(named.group(1))})")
     train_state = train_state and bool(meta["train_state"])
     if train_state and STATE_FILE not in meta["files"]:
         raise CheckpointError(f"{directory}: {META_FILE} does not list {STATE_FILE}")

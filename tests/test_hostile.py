@@ -4,6 +4,7 @@ that survive bad files, training data that is damaged, damaged or foreign checkp
 Unit-level checks of the same defences live beside their modules (test_resample.py,
 test_bitstream.py's fuzzing of the container).
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -530,3 +531,38 @@ def test_entropy_tables_report_an_unreadable_sub_folder(tmp_path, run_dir, capsy
     monkeypatch.setattr(os, "scandir", scandir)
     assert [p.name for p in _training_files([str(tmp_path / "wavs")])] == ["a.wav"]
     assert "locked: cannot read folder (Permission denied)" in capsys.readouterr().err
+
+
+def test_a_run_whose_checkpoints_are_all_damaged_is_left_as_it_is(trained_run, tmp_path):
+    """Three checkpoints whose meta.json gives the step as text: resuming from none of
+    them, the run refuses to start again over them."""
+    import shutil
+
+    from codec.checkpoint import CheckpointError
+    from codec.train.loop import fit
+
+    run, config = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    folders = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    for folder in folders:
+        damage(folder, "step not an integer")
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
+        with pytest.raises(CheckpointError, match=f"none of its {len(folders)} checkpoints"):
+            fit(dataclasses.replace(config, run_dir=str(tmp_path / "run")))
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("step", [3, 10 ** 30])
+def test_a_step_that_is_not_the_folders_is_damage(trained_run, tmp_path, step):
+    import shutil
+
+    from codec.checkpoint import CheckpointError, read_checkpoint
+
+    run, _ = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    folder = tmp_path / "run" / "checkpoints" / "step-000006"
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "step": step}))
+    with pytest.raises(CheckpointError, match="says step .*, the folder step 6"):
+        read_checkpoint(folder)

@@ -104,13 +104,17 @@ def resume(build: Callable[[], Trainer],
     """A trainer from ``build()``, restored from the newest checkpoint of ``run_dir``
     that can be resumed from: each damaged one is skipped with a warning naming it (and
     a trainer half loaded from it is built again). ConfigMismatchError if the run's
-    model configuration has changed."""
+    model configuration has changed; CheckpointError, with nothing changed, when the run
+    has checkpoints and none can be resumed from (starting again would replace them)."""
     t = build()
-    for directory in reversed(ckpt.list_checkpoints(run_dir)):
+    directories = ckpt.list_checkpoints(run_dir)
+    problems = []
+    for directory in reversed(directories):
         try:
             checkpoint = ckpt.read_checkpoint(directory)
         except ckpt.CheckpointError as error:
             warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            problems.append(str(error))
             continue
         try:
             restore(t, checkpoint)
@@ -119,7 +123,13 @@ def resume(build: Callable[[], Trainer],
             raise
         except ckpt.CheckpointError as error:
             warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            problems.append(str(error))
             t = build()
+    if directories:
+        raise ckpt.CheckpointError(
+            f"{run_dir}: none of its {len(directories)} checkpoints can be resumed from "
+            f"(newest: {problems[0]}); nothing was changed. Repair them, or move them "
+            f"away to train this run from the start")
     return t, None
 
 
