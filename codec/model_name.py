@@ -10,6 +10,10 @@ is ``m.safetensors``.
 the current folder (see :func:`search_folders`); a model found there that is not
 the one (its id differs from the file's) is refused when decoding. Files written by
 earlier versions recorded an absolute path, which is still used when it exists.
+
+A packet stream (``.qcs``) comes from a pipe, often from another machine: ``codec
+stream-decode`` looks its name up in the current folder (and ``exp/``, and
+``$CODEC_MODEL_PATH``) only, and follows no path a stream gives (:func:`find_stream_model`).
 """
 from __future__ import annotations
 
@@ -65,4 +69,18 @@ def find_model(name: str | None, compressed_file: str | Path) -> Path | None:
     for folder in search_folders(compressed_file):
         if (folder / recorded).exists():
             return folder / recorded
+    return None
+
+
+def find_stream_model(name: str | None) -> Path | None:
+    """The model a packet stream names, found in the current folder (or its ``exp/``, or
+    ``$CODEC_MODEL_PATH``); None for no name, a path (absolute, or climbing out with
+    ``..``) or a name not found: a stream must not choose which file the decoder opens."""
+    if not name or is_machine_path(name) or ".." in Path(name).parts:
+        return None
+    cwd = Path.cwd()
+    extra = [Path(p) for p in os.environ.get(SEARCH_PATH_VARIABLE, "").split(os.pathsep) if p]
+    for folder in (cwd, cwd / RUNS_FOLDER, *extra):
+        if (folder / name).exists():
+            return folder / name
     return None

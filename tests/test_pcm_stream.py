@@ -68,8 +68,10 @@ def test_pipe_equals_offline_coding(run, channels):
     encode = subprocess.Popen(codec_command("stream-encode", "--model", str(run), "--rate",
                                             str(RATE), "--channels", str(channels)),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env())
+    # Without --model the decoder finds the model the stream names in its own folder.
     decode = subprocess.Popen(codec_command("stream-decode"), stdin=encode.stdout,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
+                              cwd=run.parent)
     encode.stdout.close()  # the decoder holds the pipe now
     encode.stdin.write(data)
     encode.stdin.close()
@@ -160,3 +162,33 @@ def test_empty_input_makes_an_empty_complete_stream(run):
     out = io.BytesIO()
     summary = decode_pcm_stream(model, PacketReader(io.BytesIO(sink.getvalue())), out)
     assert summary.complete and summary.samples == 0 and out.getvalue() == b""
+
+
+@pytest.mark.parametrize("named", ["/etc", "../../../../etc", "exp/../../x"])
+def test_a_stream_does_not_choose_the_file_the_decoder_opens(run, tmp_path, named):
+    """A stream naming a path is decoded only with --model: the decoder opens no path a
+    stranger's stream gives, and says so in one line."""
+
+    from codec.coding.bitstream import PacketWriter, StreamHeader
+
+    model = load(str(run))
+    header = StreamHeader(model_id=model.model_id, sample_rate=RATE, hop_length=HOP,
+                          coded_channels=1, channels=1, n_q=1,
+                          codebook_size=model.config.codebook_size, gain=1.0,
+                          model_hint=named)
+    handle = io.BytesIO()
+    PacketWriter(handle, header).end(np.zeros((1, 1, 1), np.int64), HOP)
+    done = subprocess.run(codec_command("stream-decode"), input=handle.getvalue(),
+                          capture_output=True, env=env(), cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and done.stdout == b""
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert "is not in the current folder or its exp/; pass --model" in line
+
+
+def test_stream_encode_records_the_models_name_not_its_path(run):
+    done = subprocess.run(codec_command("stream-encode", "--model", str(run)),
+                          input=pcm(HOP, 1), capture_output=True, env=env(), timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    from codec.coding.bitstream import PacketReader
+
+    assert PacketReader(io.BytesIO(done.stdout)).header.model_hint == run.name

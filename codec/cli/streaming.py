@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import BinaryIO
 
 from codec.cli.coding import _load, _n_q, add_rate_arguments
 from codec.coding.bitstream import MAX_CHANNELS
 from codec.errors import CodecError
+from codec.model_name import find_stream_model, model_name
 
 
 def _binary_stdout() -> BinaryIO:
@@ -34,7 +34,7 @@ def run_stream_encode(args: argparse.Namespace) -> int:
         encode_pcm_stream(model, sys.stdin.buffer, sink, channels=args.channels,
                           n_q=_n_q(model, args), gain=10 ** (args.gain_db / 20),
                           packet_frames=args.packet_frames,
-                          model_hint=str(Path(args.model).resolve()))
+                          model_hint=model_name(args.model))
     except BrokenPipeError:
         raise CodecError("the reader of stdout went away") from None
     return 0
@@ -46,9 +46,13 @@ def run_stream_decode(args: argparse.Namespace) -> int:
 
     sink = _binary_stdout()
     reader = PacketReader(sys.stdin.buffer)
-    path = args.model or reader.header.model_hint
+    path = args.model or find_stream_model(reader.header.model_hint)
     if not path:
-        raise CodecError("no --model given, and the stream names none")
+        named = reader.header.model_hint
+        raise CodecError(f"no --model given, and the model the stream names "
+                         f"({named!r:.80}) is not in the current folder or its exp/; "
+                         f"pass --model" if named else
+                         "no --model given, and the stream names none")
     try:
         summary = decode_pcm_stream(_load(path, args.device), reader, sink)
     except BrokenPipeError:
@@ -88,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the model's rate to stdout as packets arrive. A stream cut off "
                     "decodes up to its last whole packet, with a warning.")
     dec.add_argument("--model", help="the model that encoded the stream (default: the "
-                                     "model path the stream names)")
+                                     "model the stream names, found in the current folder "
+                                     "or its exp/)")
     dec.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     dec.set_defaults(run=run_stream_decode)
