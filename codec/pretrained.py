@@ -135,7 +135,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> PretrainedMode
         network, coding, model_id = _checkpoint_network(model_file, metadata)
     return PretrainedModel(
         network=network.to(device).eval(), model_id=model_id,
-        target_lufs=_training_loudness(metadata, meta),
+        target_lufs=_training_loudness(model_file, metadata, meta),
         entropy_tables=find_tables(path, model_id),
         source=ModelSource(kind, path, model_file), coding=coding)
 
@@ -210,9 +210,12 @@ def _checkpoint_network(path: Path,
     if metadata.get("format") != ckpt.FORMAT or "model_config" not in metadata:
         raise ckpt.CheckpointError(f"{path}: a safetensors file without a codec model config")
     config, coding = _bounded_config(path, metadata)
+    problem = _misfit(path, config, folded=False)
+    if problem:
+        raise ckpt.CheckpointError(f"{path}: weights do not fit its config ({problem})")
     network = Codec(config)
     try:
-        network.load_state_dict(ckpt.load_tensors(path))
+        network.load_state_dict(_finite(path, ckpt.load_tensors(path)))
     except RuntimeError as error:
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise ckpt.CheckpointError(f"{path}: weights do not fit its config "
@@ -250,16 +253,23 @@ def _exported_network(path: Path,
     (checked) id.
     ExportError for a file newer than this toolkit, or whose weights or codebooks do
     not match its header."""
-    version = int(metadata.get("format_version", "0"))
+    text = metadata.get("format_version", "0")
+    if not (text.isascii() and text.isdigit()):
+        raise export.ExportError(f"{path}: damaged header (format_version {text!r:.40} is "
+                                 f"not a whole number)")
+    version = int(text[:12])
     if version > export.FORMAT_VERSION:
         raise export.ExportError(f"{path}: export format version {version} is newer than "
                                  f"this toolkit reads ({export.FORMAT_VERSION}); upgrade it")
     # Build the architecture, then fold its (random) weight norm so that the parameter
     # names match the folded file.
     config, coding = _bounded_config(path, metadata)
+    problem = _misfit(path, config, folded=True)
+    if problem:
+        raise export.ExportError(f"{path}: weights do not fit its config ({problem})")
     network = fold_weight_norm(Codec(config))
     state = {name: tensor.float() if tensor.is_floating_point() else tensor
-             for name, tensor in ckpt.load_tensors(path).items()}
+             for name, tensor in _finite(path, ckpt.load_tensors(path)).items()}
     missing, unexpected = network.load_state_dict(state, strict=False)
     missing = [name for name in missing if not export.is_training_buffer(name)]
     if missing or unexpected:
@@ -272,12 +282,58 @@ def _exported_network(path: Path,
     return network, coding, model_id
 
 
-def _training_loudness(metadata: dict[str, str], meta: dict | None) -> Optional[float]:
-    """The loudness the model's training data was normalised to: from the model file's
-    header, else from the run config in the checkpoint's meta.json, else the default."""
-    if "target_lufs" in metadata:
-        return json.loads(metadata["target_lufs"])
+def _misfit(path: Path, config: ModelConfig, *, folded: bool) -> str | None:
+    """Why the tensors of the model file at ``path`` do not fit a model of ``config``
+    (weight norm ``folded``, as an export has it), or None. Read from the file's header
+    and a sketch of the model on the meta device: nothing of the size the config asks
+    for is allocated before the file is known to hold that much."""
+    with torch.device("meta"):
+        sketch = Codec(config)
+    if folded:
+        sketch = fold_weight_norm(sketch)
     try:
-        return meta["config"]["data"]["target_lufs"]
-    except (KeyError, TypeError):
-        return DEFAULT_TARGET_LUFS
+        with safe_open(str(path), framework="pt") as handle:
+            found = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError) as error:
+        return f"unreadable tensors: {error}"
+    expected = {name: tuple(tensor.shape) for name, tensor in sketch.state_dict().items()
+                if not (folded and export.is_training_buffer(name) and name not in found)}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        return f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+    wrong = next((name for name in expected if expected[name] != found[name]), None)
+    if wrong:
+        return f"{wrong} is {list(found[wrong])} in the file, {list(expected[wrong])} by its config"
+    return None
+
+
+def _finite(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors``, or CheckpointError naming the first that holds NaN or infinite values
+    (a model with them codes nothing but errors)."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ckpt.CheckpointError(f"{path}: damaged weights ({name} holds NaN or "
+                                       f"infinite values)")
+    return tensors
+
+
+def _training_loudness(path: Path, metadata: dict[str, str],
+                       meta: dict | None) -> Optional[float]:
+    """The loudness the model's training data was normalised to: from the model file's
+    header, else from the run config in the checkpoint's meta.json, else the default.
+    CheckpointError for a value that is neither null nor a loudness (LUFS, -100 to 0)."""
+    if "target_lufs" in metadata:
+        try:
+            value = json.loads(metadata["target_lufs"])
+        except (ValueError, RecursionError):
+            value = metadata["target_lufs"]
+    else:
+        try:
+            value = meta["config"]["data"]["target_lufs"]
+        except (KeyError, TypeError):
+            return DEFAULT_TARGET_LUFS
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                         and -100 <= value <= 0):
+        return value
+    raise ckpt.CheckpointError(f"{path}: damaged header (target_lufs {value!r:.40} is not "
+                               f"a loudness in LUFS, -100 to 0, or null)")

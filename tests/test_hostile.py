@@ -359,6 +359,7 @@ def _rehash(directory: Path, meta: dict) -> None:
 def damage(directory: Path, how: str) -> None:
     """Damage a checkpoint the ways a careless copy or a hostile edit can, with the file
     hashes kept consistent where that is what makes the damage hard to see."""
+    import torch
     from safetensors.torch import load_file, save_file
 
     from codec import checkpoint as ckpt
@@ -376,7 +377,8 @@ def damage(directory: Path, how: str) -> None:
         meta["train_state"] = None
         del meta["files"][ckpt.STATE_FILE]
     elif how in ("wrong tensor shape", "missing state tensor", "model id of another model",
-                 "huge model config"):
+                 "huge model config", "config not the weights'", "target_lufs NaN",
+                 "NaN weights"):
         name = ckpt.STATE_FILE if how == "missing state tensor" else ckpt.MODEL_FILE
         tensors, header = load_file(directory / name), read_metadata(directory / name)
         key = sorted(tensors)[0]
@@ -386,6 +388,15 @@ def damage(directory: Path, how: str) -> None:
             del tensors[key]
         elif how == "model id of another model":
             header["model_id"] = "0123456789abcdef"
+        elif how == "config not the weights'":
+            config = json.loads(header["model_config"])
+            config.update(codebook_size=65536, latent_dim=118)  # 31M values, but not these
+            header["model_config"] = json.dumps(config)
+        elif how == "target_lufs NaN":
+            header["target_lufs"] = "NaN"
+        elif how == "NaN weights":
+            name = next(k for k in sorted(tensors) if k.startswith("decoder"))
+            tensors[name] = torch.full_like(tensors[name], float("nan"))
         else:
             config = json.loads(header["model_config"])
             config.update(widths=[16384] * 4, latent_dim=16384, n_q=64, codebook_size=65536)
@@ -398,7 +409,8 @@ def damage(directory: Path, how: str) -> None:
 RESUME_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "missing state tensor",
                  "step not an integer", "no train state"]
 MODEL_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "step not an integer",
-                "model id of another model", "huge model config"]
+                "model id of another model", "huge model config", "config not the weights'",
+                "target_lufs NaN", "NaN weights"]
 
 
 @pytest.mark.parametrize("how", RESUME_DAMAGE)
@@ -566,3 +578,23 @@ def test_a_step_that_is_not_the_folders_is_damage(trained_run, tmp_path, step):
     (folder / "meta.json").write_text(json.dumps({**meta, "step": step}))
     with pytest.raises(CheckpointError, match="says step .*, the folder step 6"):
         read_checkpoint(folder)
+
+
+@pytest.mark.parametrize("version", ["abc", "", "1e3"])
+def test_an_export_with_a_bad_format_version_is_one_line(trained_run, tmp_path, capsys,
+                                                          version):
+    from safetensors.torch import load_file, save_file
+
+    from codec.pretrained import read_metadata
+
+    run, _ = trained_run
+    exported = tmp_path / "m.safetensors"
+    assert codec_cli("export", run, "-o", exported) == 0
+    header = {**read_metadata(exported), "format_version": version}
+    save_file(load_file(exported), exported, metadata=header)
+    capsys.readouterr()
+    write_tone(tmp_path / "a.wav", rate=16000)
+    assert codec_cli("encode", tmp_path / "a.wav", "-o", tmp_path / "a.qca",
+                     "--model", exported) == 2
+    (line,) = stderr_lines(capsys)
+    assert "format_version" in line and "not a whole number" in line

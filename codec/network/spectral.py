@@ -53,8 +53,10 @@ def window_problem(n_fft: int, hop: int) -> str | None:
     return None
 
 
+# Windows are made on the CPU, whatever the default device: their scale is read as a
+# number, which a model sketched on the meta device (to check a file's shapes) needs too.
 def _window(n_fft: int) -> torch.Tensor:
-    return torch.hann_window(n_fft, periodic=True)
+    return torch.hann_window(n_fft, periodic=True, device="cpu")
 
 
 def overlap_problem(overlap: int, hop: int) -> str | None:
@@ -67,16 +69,16 @@ def overlap_problem(overlap: int, hop: int) -> str | None:
 def causal_analysis_window(n_fft: int, hop: int) -> torch.Tensor:
     """Rising (half a Hann window) over the ``n_fft - hop`` samples before a frame's hop,
     flat over the hop."""
-    rise = torch.hann_window(2 * (n_fft - hop), periodic=True)[:n_fft - hop]
-    return torch.cat([rise, torch.ones(hop)])
+    rise = torch.hann_window(2 * (n_fft - hop), periodic=True, device="cpu")[:n_fft - hop]
+    return torch.cat([rise, torch.ones(hop, device="cpu")])
 
 
 def crossfade_window(hop: int, overlap: int) -> torch.Tensor:
     """``hop + overlap`` samples: rising over ``overlap`` (sin^2), flat, falling over the
     last ``overlap`` (cos^2); neighbours a hop apart add up to 1. No value is 0, so the
     last frame of a signal, with no neighbour after it, divides back out exactly."""
-    ramp = torch.sin(torch.pi / 2 * (torch.arange(overlap) + 0.5) / overlap).pow(2)
-    return torch.cat([ramp, torch.ones(hop - overlap), ramp.flip(0)])
+    ramp = torch.sin(torch.pi / 2 * (torch.arange(overlap, device="cpu") + 0.5) / overlap)
+    return torch.cat([ramp.pow(2), torch.ones(hop - overlap, device="cpu"), ramp.pow(2).flip(0)])
 
 
 def _root_energy(n_fft: int) -> float:
