@@ -33,6 +33,8 @@ from codec.compress import check_model
 from codec.pretrained import PretrainedModel
 
 PCM_SCALE = 32768.0  # s16 full scale, as soundfile reads it
+# Frames decoded at a time: a second at 75 frames a second.
+DECODE_FRAMES = 75
 SAMPLE_BYTES = 2
 
 
@@ -140,7 +142,11 @@ def decode_pcm_stream(model: PretrainedModel, reader: PacketReader,
         written, clipped = written + audio.shape[-1], clipped + over
 
     for codes in reader:
-        emit(decoder.push(torch.from_numpy(codes.astype(np.int64)).to(device)))
+        # A packet may declare up to 65,535 frames; decoding them in pieces bounds the
+        # memory a stream from anywhere can ask for.
+        for start in range(0, codes.shape[-1], DECODE_FRAMES):
+            piece = codes[..., start:start + DECODE_FRAMES].astype(np.int64)
+            emit(decoder.push(torch.from_numpy(piece).to(device)))
     emit(decoder.flush())  # what waited for a frame after the last
     return DecodeSummary(written, reader.frames, clipped, reader.length is not None,
                          reader.problem, reader.stopped_at)

@@ -192,3 +192,33 @@ def test_stream_encode_records_the_models_name_not_its_path(run):
     from codec.coding.bitstream import PacketReader
 
     assert PacketReader(io.BytesIO(done.stdout)).header.model_hint == run.name
+
+
+def test_a_packet_of_many_frames_is_decoded_a_piece_at_a_time(run, monkeypatch):
+    """A stream may declare a packet of 65,535 frames; the decoder never takes more than
+    DECODE_FRAMES at once, so the memory it needs does not grow with the packet."""
+    from codec import pcm_stream
+    from codec.coding.bitstream import PacketReader, PacketWriter, StreamHeader
+    from codec.coding.streaming import StreamingDecoder
+
+    model = load(str(run))
+    header = StreamHeader(model_id=model.model_id, sample_rate=RATE, hop_length=HOP,
+                          coded_channels=1, channels=1, n_q=1,
+                          codebook_size=model.config.codebook_size, gain=1.0)
+    frames = 4 * pcm_stream.DECODE_FRAMES + 3
+    handle = io.BytesIO()
+    PacketWriter(handle, header).end(np.zeros((1, 1, frames), np.int64), frames * HOP)
+    widest = []
+    push = StreamingDecoder.push
+
+    def spy(self, codes):
+        widest.append(codes.shape[-1])
+        return push(self, codes)
+
+    monkeypatch.setattr(StreamingDecoder, "push", spy)
+    sink = io.BytesIO()
+    summary = pcm_stream.decode_pcm_stream(model, PacketReader(io.BytesIO(handle.getvalue())),
+                                           sink)
+    assert max(widest) == pcm_stream.DECODE_FRAMES and sum(widest) == frames
+    assert summary.complete and summary.samples == frames * HOP
+    assert len(sink.getvalue()) == 2 * frames * HOP
