@@ -314,14 +314,19 @@ def encode(model: PretrainedModel, audio: torch.Tensor, sample_rate: int, *,
 
 
 @contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
+def _atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
     """A temporary name beside ``path``, renamed to it only if the block succeeds. A
-    failure to write (no permission, a full disk) is a CodecError, and leaves nothing."""
+    failure to write (no permission, a full disk) is a CodecError, and leaves nothing.
+    Without ``overwrite`` the file appears only if no file of that name exists by then,
+    in one step (a hard link), so two processes writing one name cannot both succeed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     except OSError as error:
         raise CodecError(f"{path}: cannot write ({error.strerror or error})") from None
     except sf.LibsndfileError as error:  # it reports a full disk as "System error."
@@ -330,6 +335,19 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """``tmp`` under the name ``path``, which must not exist: CodecError if it does."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise CodecError(f"{path}: exists (written meanwhile by another process?); "
+                         f"pass -f/--force to overwrite") from None
+    except OSError:  # a file system without hard links: the check, then the rename
+        if path.exists():
+            raise CodecError(f"{path}: exists; pass -f/--force to overwrite") from None
+        os.replace(tmp, path)
 
 
 def named_error(path: Path, error: CodecError) -> CodecError:
@@ -341,9 +359,11 @@ def named_error(path: Path, error: CodecError) -> CodecError:
 def encode_file(model: PretrainedModel, in_path: str | Path, out_path: str | Path, *,
                 kbps: float | None = None, n_q: int | None = None, entropy: bool = False,
                 chunk_seconds: float | None = None, model_hint: str | None = None,
-                level_match: bool = True, progress: bool = False) -> Path:
+                level_match: bool = True, progress: bool = False,
+                overwrite: bool = True) -> Path:
     """Compress an audio file to ``out_path`` (written under a temporary name first);
-    the options are :func:`encode`'s."""
+    the options are :func:`encode`'s. Without ``overwrite``, CodecError if ``out_path``
+    exists when the file is ready."""
     in_path, out_path = Path(in_path), Path(out_path)
     try:
         data = _encode_source(model, file_source(in_path), codebooks(model, kbps=kbps, n_q=n_q),
@@ -352,7 +372,7 @@ def encode_file(model: PretrainedModel, in_path: str | Path, out_path: str | Pat
                               level_match=level_match)
     except CodecError as error:
         raise named_error(in_path, error) from None
-    with _atomic_path(out_path) as tmp:
+    with _atomic_path(out_path, overwrite) as tmp:
         tmp.write_bytes(data)
     return out_path
 
@@ -437,11 +457,12 @@ def _output_format(path: Path, subtype: str) -> str:
 
 def decode_file(model: PretrainedModel, in_path: str | Path, out_path: str | Path, *,
                 subtype: str = "PCM_16", chunk_seconds: float | None = None,
-                progress: bool = False) -> int:
+                progress: bool = False, overwrite: bool = True) -> int:
     """Decode a ``.qca`` file to an audio file written block by block under a temporary
     name. Integer subtypes clip samples beyond [-1, 1] (the decoder is unbounded and
     the original level is restored, so a file peaking near 0 dBFS can overshoot a
-    little); returns how many samples were clipped (0 with ``subtype="FLOAT"``)."""
+    little); returns how many samples were clipped (0 with ``subtype="FLOAT"``). Without
+    ``overwrite``, CodecError if ``out_path`` exists when the audio is ready."""
     in_path, out_path = Path(in_path), Path(out_path)
     fmt = _output_format(out_path, subtype)
     try:
@@ -450,7 +471,7 @@ def decode_file(model: PretrainedModel, in_path: str | Path, out_path: str | Pat
     except CodecError as error:
         raise named_error(in_path, error) from None
     clipped = 0
-    with _atomic_path(out_path) as tmp:
+    with _atomic_path(out_path, overwrite) as tmp:
         with sf.SoundFile(str(tmp), "w", header.source_rate, header.channels, subtype,
                           format=fmt) as handle:
             for block in blocks:

@@ -20,6 +20,7 @@ from the checkpoint it came from.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from codec.config import CodingConfig, to_dict
@@ -103,13 +105,17 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
         metadata["training"] = json.dumps(training)
     if target_lufs is not _UNKNOWN:
         metadata["target_lufs"] = json.dumps(target_lufs)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_file(state, tmp, metadata=metadata)
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as error:  # a full disk, a read-only folder
+        raise ExportError(f"{path}: cannot write ({getattr(error, 'strerror', None) or error})"
+                          ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return path
 
 

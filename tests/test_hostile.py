@@ -598,3 +598,49 @@ def test_an_export_with_a_bad_format_version_is_one_line(trained_run, tmp_path, 
                      "--model", exported) == 2
     (line,) = stderr_lines(capsys)
     assert "format_version" in line and "not a whole number" in line
+
+
+def test_export_replaces_nothing_without_force(trained_run, tmp_path, capsys):
+    run, _ = trained_run
+    victim = tmp_path / "x.wav"
+    victim.write_bytes(b"not a model")
+    assert codec_cli("export", run, "-o", victim) == 2
+    assert "exists; pass -f/--force" in stderr_lines(capsys)[0]
+    assert victim.read_bytes() == b"not a model"
+    own = run / "best" / "model.safetensors"
+    before = own.read_bytes()
+    assert codec_cli("export", run, "-o", own, "-f") == 2  # not even with -f
+    assert "inside a checkpoint folder" in stderr_lines(capsys)[0]
+    assert own.read_bytes() == before
+    assert codec_cli("export", run, "-o", victim, "-f") == 0
+
+
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(trained_run, tmp_path, capsys,
+                                                              monkeypatch):
+    from codec import export
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    run, _ = trained_run
+    monkeypatch.setattr(export, "save_file", full)
+    assert codec_cli("export", run, "-o", tmp_path / "m.safetensors") == 2
+    (line,) = stderr_lines(capsys)
+    assert "cannot write (No space left on device)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path, run_dir):
+    """The check for an existing output and the file's arrival are one step: a file
+    another process wrote under the name meanwhile stays, and this one says so."""
+    from codec import compress
+    from codec.errors import CodecError
+    from codec.pretrained import load
+
+    write_tone(tmp_path / "a.wav")
+    target = tmp_path / "a.qca"
+    target.write_bytes(b"the other process's file")
+    with pytest.raises(CodecError, match="exists"):
+        compress.encode_file(load(run_dir), tmp_path / "a.wav", target, overwrite=False)
+    assert target.read_bytes() == b"the other process's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.qca", "a.wav"]

@@ -145,7 +145,7 @@ def run_encode(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         encode_file(model, source, target, n_q=n_q, entropy=args.entropy,
                     chunk_seconds=args.chunk_seconds, level_match=args.level_match,
-                    progress=len(pairs) == 1)
+                    progress=len(pairs) == 1, overwrite=args.force)
         print_summary(source, target, compressed=target,
                       seconds=time.perf_counter() - started)
 
@@ -176,7 +176,8 @@ def run_decode(args: argparse.Namespace) -> int:
     def work(source: Path, target: Path) -> None:
         started = time.perf_counter()
         clipped = decode_file(model_for(source), source, target, subtype=args.subtype,
-                              chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1)
+                              chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1,
+                              overwrite=args.force)
         if clipped:
             tqdm.write(f"codec decode: warning: {target}: {clipped} samples beyond full scale "
                        f"were clipped; --subtype FLOAT keeps them", file=sys.stderr)

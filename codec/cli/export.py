@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from codec.errors import CodecError
 
 if TYPE_CHECKING:
     from codec.pretrained import PretrainedModel
@@ -25,13 +28,28 @@ def training_facts(model: PretrainedModel) -> dict | None:
     return {key: meta[key] for key in keys if key in meta}
 
 
+def refuse_to_replace(path: Path, *, force: bool) -> None:
+    """CodecError for an output that exists, unless ``force``; never one inside a
+    checkpoint (its meta.json records the hashes of its files)."""
+    from codec import checkpoint
+
+    if (path.parent / checkpoint.META_FILE).is_file():
+        raise CodecError(f"{path}: inside a checkpoint folder, whose {checkpoint.META_FILE} "
+                         f"records its files; export elsewhere")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise CodecError(f"{path} exists; pass -f/--force to overwrite")
+
+
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import load_file
 
     from codec.export import export_model
     from codec.pretrained import load
 
+    refuse_to_replace(Path(args.output), force=args.force)
     model = load(args.model)
+    if model.source.model_file and Path(args.output).resolve() == model.source.model_file.resolve():
+        raise CodecError(f"{args.output} is the model being exported; choose another output")
     out = export_model(model.network.float(), args.output, half=args.half,
                        target_lufs=model.target_lufs, training=training_facts(model),
                        coding=model.coding)
@@ -50,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "float32, so the model id does not change).")
     parser.add_argument("model", help="run directory, checkpoint directory or model file")
     parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="overwrite an existing output file")
     parser.add_argument("--half", action="store_true",
                         help="store encoder and decoder weights in float16")
     parser.set_defaults(run=run)
