@@ -414,6 +414,11 @@ def decode_levels(data: bytes, grid: LevelGrid, scales: list[float], rows: int,
                 silent[candidates] = decoder.decode(_flag_model(share), count) == 1
     except Exception as error:  # constriction raises plain exceptions on bad data
         raise BitstreamError(f"band levels are damaged ({error})") from None
+    # A range decoder reads what it needs and nothing after it, and reads zeros past the
+    # end: coded again, the levels must give exactly these bytes (none missing, none added).
+    if encode_levels(levels, grid, scales, silent, share) != data:
+        raise BitstreamError(f"band levels are damaged ({len(data)} bytes, not the "
+                             f"coding of the levels they decode to)")
     return levels, silent
 
 

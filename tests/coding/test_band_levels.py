@@ -85,6 +85,10 @@ def test_damaged_level_bytes_raise_bitstream_error():
     data, field = levels.to_bytes()
     with pytest.raises(BitstreamError):
         BandLevels.from_bytes(data[:-1], field, RATE, HOP, rows=1, codec_frames=75)
+    # None at all, or whole words of junk after them: not the levels' coding.
+    for altered in (b"", data + bytes(4096), data + b"\x01\x02\x03\x04"):
+        with pytest.raises(BitstreamError, match="damaged"):
+            BandLevels.from_bytes(altered, field, RATE, HOP, rows=1, codec_frames=75)
 
 
 def test_a_faint_band_is_brought_to_the_input_level():
