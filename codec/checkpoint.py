@@ -186,8 +186,25 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
     which never replace the ones above.
     """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".tmp-{directory.name}-{os.getpid()}"
+    try:
+        _write_checkpoint(directory, tmp, model_state=model_state, config=config, step=step,
+                          model_id=model_id, metrics=metrics, train_state=train_state,
+                          origin=origin, facts=facts)
+    except (OSError, SafetensorError) as error:  # a full disk, a read-only folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{directory}: cannot write "
+                              f"({getattr(error, 'strerror', None) or error})") from None
+    return directory
+
+
+def _write_checkpoint(directory: Path, tmp: Path, *, model_state: dict[str, torch.Tensor],
+                      config: Any, step: int, model_id: str | None,
+                      metrics: dict[str, float] | None, train_state: dict | None,
+                      origin: dict | None, facts: dict | None) -> None:
+    """:func:`save_checkpoint`'s work: everything written under ``tmp`` first, then
+    moved into place."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -230,7 +247,6 @@ def save_checkpoint(directory: str | Path, *, model_state: dict[str, torch.Tenso
     _fsync_dir(directory.parent)
     if old.exists():
         shutil.rmtree(old)
-    return directory
 
 
 # ---------------------------------------------------------------------------

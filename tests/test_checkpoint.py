@@ -89,3 +89,19 @@ def test_config_mismatch_names_the_fields(tmp_path):
                                          r"codebook_size: 256 != 128.*n_q: 4 != 2"):
         check_model_config(other.model, read_checkpoint(directory))
     check_model_config(config.model, read_checkpoint(directory))  # same config: no error
+
+
+def test_a_full_disk_is_one_error_and_leaves_no_partial_folder(tmp_path, monkeypatch):
+    from codec import checkpoint
+    from codec.checkpoint import CheckpointError
+
+    config = _config()
+    model = _trained_model(config)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(CheckpointError, match="cannot write \\(No space left on device\\)"):
+        _save(tmp_path, model, config, step=3)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == []
