@@ -24,6 +24,7 @@ still the folder relative to its own DIR: ``a/spk1`` and ``b/spk1`` are one grou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -123,7 +124,6 @@ def build(roots: Sequence[str | Path], out_dir: str | Path, *, seed: int = 0,
         valid_groups=sizes.valid_count, test_groups=sizes.test_count,
         min_seconds=min_seconds, split_by=split_by, group_depth=group_depth,
         stratify_depth=stratify_depth))
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         chosen = [line for line, split in zip(used, splits, strict=True) if split == name]
         write_jsonl(out_dir / f"{name}.jsonl", chosen)
@@ -173,10 +173,17 @@ def write_jsonl(path: Path, lines: list[dict]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write through a temporary file so a reader never sees half a manifest."""
+    """Write through a temporary file so a reader never sees half a manifest; a failure
+    (a full disk, a read-only folder) is a CodecError and leaves no temporary file."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise CodecError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
 def print_summary(summary: dict, seconds: float, out_dir: Path) -> None:

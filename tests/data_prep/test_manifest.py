@@ -191,6 +191,22 @@ def test_command_line_writes_manifests_and_prints_a_summary(tmp_path, capsys):
     assert (tmp_path / "out" / "test.jsonl").read_text() == ""
 
 
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    make_corpus(tmp_path / "corpus", per_kind=3, files=1)
+    real_write_text = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.suffix == ".tmp":
+            raise OSError(28, "No space left on device")
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert manifest.main([str(tmp_path / "corpus"), "-o", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "cannot write (No space left on device)" in line
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
 def test_command_line_reports_a_missing_folder_in_one_line(tmp_path, capsys):
     assert manifest.main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
     assert "not a folder" in capsys.readouterr().err
