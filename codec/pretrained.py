@@ -293,7 +293,9 @@ def _misfit(path: Path, config: ModelConfig, *, folded: bool) -> str | None:
         sketch = fold_weight_norm(sketch)
     try:
         with safe_open(str(path), framework="pt") as handle:
-            found = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: tuple(part.get_shape()) for name, part in slices.items()}
+            kinds = {name: _kind(part.get_dtype()) for name, part in slices.items()}
     except (SafetensorError, OSError) as error:
         return f"unreadable tensors: {error}"
     expected = {name: tuple(tensor.shape) for name, tensor in sketch.state_dict().items()
@@ -304,7 +306,22 @@ def _misfit(path: Path, config: ModelConfig, *, folded: bool) -> str | None:
     wrong = next((name for name in expected if expected[name] != found[name]), None)
     if wrong:
         return f"{wrong} is {list(found[wrong])} in the file, {list(expected[wrong])} by its config"
+    wanted = {name: _kind(str(tensor.dtype)) for name, tensor in sketch.state_dict().items()}
+    wrong = next((name for name in expected if wanted[name] != kinds[name]), None)
+    if wrong:  # a cast would drop an imaginary part, or turn flags into weights
+        return f"{wrong} holds {kinds[wrong]} values, where the model has {wanted[wrong]} ones"
     return None
+
+
+def _kind(dtype: str) -> str:
+    """``float``, ``complex``, ``bool`` or ``integer``, from a torch dtype's name or a
+    safetensors one (``F16``, ``BF16``, ``C64``, ``BOOL``, ``I64`` ...)."""
+    name = dtype.removeprefix("torch.").lower()
+    if name.startswith(("f", "bf", "half", "double")):
+        return "float"
+    if name.startswith("c"):
+        return "complex"
+    return "bool" if name.startswith("bool") else "integer"
 
 
 def _finite(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

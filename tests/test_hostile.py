@@ -378,7 +378,7 @@ def damage(directory: Path, how: str) -> None:
         del meta["files"][ckpt.STATE_FILE]
     elif how in ("wrong tensor shape", "missing state tensor", "model id of another model",
                  "huge model config", "config not the weights'", "target_lufs NaN",
-                 "NaN weights"):
+                 "NaN weights", "complex weights"):
         name = ckpt.STATE_FILE if how == "missing state tensor" else ckpt.MODEL_FILE
         tensors, header = load_file(directory / name), read_metadata(directory / name)
         key = sorted(tensors)[0]
@@ -397,6 +397,9 @@ def damage(directory: Path, how: str) -> None:
         elif how == "NaN weights":
             name = next(k for k in sorted(tensors) if k.startswith("decoder"))
             tensors[name] = torch.full_like(tensors[name], float("nan"))
+        elif how == "complex weights":
+            name = next(k for k in sorted(tensors) if k.startswith("decoder"))
+            tensors[name] = tensors[name].to(torch.complex64)
         else:
             config = json.loads(header["model_config"])
             config.update(widths=[16384] * 4, latent_dim=16384, n_q=64, codebook_size=65536)
@@ -410,7 +413,7 @@ RESUME_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "missing st
                  "step not an integer", "no train state"]
 MODEL_DAMAGE = ["meta is a list", "no files", "wrong tensor shape", "step not an integer",
                 "model id of another model", "huge model config", "config not the weights'",
-                "target_lufs NaN", "NaN weights"]
+                "target_lufs NaN", "NaN weights", "complex weights"]
 
 
 @pytest.mark.parametrize("how", RESUME_DAMAGE)
