@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -52,6 +53,18 @@ class ExportError(CodecError):
 
 def is_training_buffer(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in TRAINING_BUFFERS
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of every tensor of an exported file (name, dtype, shape and bytes, in name
+    order): the header records it, so that weights changed after export are found (the
+    model id covers only the config and the codebooks)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def inference_state(model: Codec, half: bool = False) -> dict[str, torch.Tensor]:
@@ -98,6 +111,7 @@ def export_model(model: Codec, path: str | Path, *, half: bool = False,
         "model_config": json.dumps(to_dict(model.config)),
         "coding_config": json.dumps(to_dict(coding or CodingConfig())),
         "model_id": compute_model_id(model),
+        "weights_sha256": weights_digest(state),
         "dtype": "float16" if half else "float32",
         "provenance": json.dumps(collect()),
     }

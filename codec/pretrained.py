@@ -268,8 +268,14 @@ def _exported_network(path: Path,
     if problem:
         raise export.ExportError(f"{path}: weights do not fit its config ({problem})")
     network = fold_weight_norm(Codec(config))
+    stored = _finite(path, ckpt.load_tensors(path))
+    recorded = metadata.get("weights_sha256")
+    if recorded is not None and recorded != export.weights_digest(stored):
+        raise export.ExportError(f"{path}: its weights are not those it was exported with "
+                                 f"(their SHA-256 differs from its header's); damaged or "
+                                 f"altered file?")
     state = {name: tensor.float() if tensor.is_floating_point() else tensor
-             for name, tensor in _finite(path, ckpt.load_tensors(path)).items()}
+             for name, tensor in stored.items()}
     missing, unexpected = network.load_state_dict(state, strict=False)
     missing = [name for name in missing if not export.is_training_buffer(name)]
     if missing or unexpected:

@@ -647,3 +647,24 @@ def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path, run_dir):
         compress.encode_file(load(run_dir), tmp_path / "a.wav", target, overwrite=False)
     assert target.read_bytes() == b"the other process's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.qca", "a.wav"]
+
+
+def test_an_export_whose_weights_were_changed_is_refused(trained_run, tmp_path, capsys):
+    """The model id covers the codebooks; the header's weights_sha256 covers the rest."""
+    from safetensors.torch import load_file, save_file
+
+    from codec.pretrained import read_metadata
+
+    run, _ = trained_run
+    exported = tmp_path / "m.safetensors"
+    assert codec_cli("export", run, "-o", exported) == 0
+    tensors, header = load_file(exported), read_metadata(exported)
+    name = next(k for k in sorted(tensors) if k.startswith("decoder"))
+    tensors[name] = tensors[name] * 1.01
+    save_file(tensors, exported, metadata=header)
+    capsys.readouterr()
+    write_tone(tmp_path / "a.wav", rate=16000)
+    assert codec_cli("encode", tmp_path / "a.wav", "-o", tmp_path / "a.qca",
+                     "--model", exported) == 2
+    (line,) = stderr_lines(capsys)
+    assert "not those it was exported with" in line
