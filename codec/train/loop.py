@@ -188,8 +188,11 @@ def _start(config: Config, distributed: Distributed,
         ckpt.recover_best(run_dir)
     t, latest = resume(partial(build_trainer, config, device, distributed), run_dir)
     if distributed.is_main:  # only once the config is accepted
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(config, run_dir / "config.yaml")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(config, run_dir / "config.yaml")
+        except OSError as error:  # a full disk, a read-only folder
+            raise CodecError(f"{run_dir}: cannot write ({error.strerror or error})") from None
         t.provenance.append(collect_provenance())
     if latest is None and train.init_from:  # a rerun resumes, even when it names init_from
         transfer = start_from(t, train.init_from)
