@@ -39,7 +39,8 @@ def better(metric_higher: bool | None, ours: float, theirs: float) -> bool:
 
 def compared_systems(summary: dict, kbps: float | None = None) -> list[dict]:
     """The codec at ``kbps`` (default: its highest), Opus at the same nominal bitrate,
-    and the Opus reference when there is one."""
+    and the Opus reference when there is one; the codec alone when the evaluation ran
+    no Opus."""
     systems = summary["systems"]
     ours = _pick(systems, "codec", kbps)
     if ours is None:
@@ -47,7 +48,7 @@ def compared_systems(summary: dict, kbps: float | None = None) -> list[dict]:
     same = _pick(systems, "opus", ours["nominal_kbps"])
     reference = _pick(systems, "opus", reference=True)
     if same is None:
-        raise CodecError("the summary has no Opus rows: run eval.evaluate with --opus")
+        return [ours]
     return [ours, same] + ([reference] if reference else [])
 
 
@@ -71,6 +72,12 @@ def comparison(summary: dict, kbps: float | None = None, group: str | None = Non
     columns = compared_systems(summary, kbps)
     means = [c["mean"] if group is None else group_means(summary, group, c["label"])
              for c in columns]
+    if len(columns) == 1:  # no Opus to compare with: the codec's figures alone
+        rows = [[label, means[0][metric]] for metric, label, _ in COMPARED
+                if means[0].get(metric) is not None]
+        if group is None:
+            rows.append(["actual kbps", columns[0]["actual_kbps"]])
+        return ["metric", columns[0]["label"]], rows, {}
     rows, verdicts = [], {}
     for metric, label, higher in COMPARED:
         values = [m.get(metric) for m in means]
@@ -99,6 +106,10 @@ def verdict_line(verdicts: dict, rows: list[list]) -> str:
 def report(summary: dict, kbps: float | None = None, markdown: bool = False) -> str:
     """The comparison over all files, then per group, as printed text."""
     render = markdown_table if markdown else text_table
+    if len(compared_systems(summary, kbps)) == 1:
+        headers, rows, _ = comparison(summary, kbps)
+        return (f"all files:\n{render(headers, rows)}\nOpus skipped: the evaluation has no "
+                f"Opus rows (opus-tools not installed, or eval.evaluate without --opus)")
     sections = []
     for group in [None] + groups_of(summary):
         headers, rows, verdicts = comparison(summary, kbps, group)
