@@ -269,11 +269,6 @@ def _exported_network(path: Path,
         raise export.ExportError(f"{path}: weights do not fit its config ({problem})")
     network = fold_weight_norm(Codec(config))
     stored = _finite(path, ckpt.load_tensors(path))
-    recorded = metadata.get("weights_sha256")
-    if recorded is not None and recorded != export.weights_digest(stored):
-        raise export.ExportError(f"{path}: its weights are not those it was exported with "
-                                 f"(their SHA-256 differs from its header's); damaged or "
-                                 f"altered file?")
     state = {name: tensor.float() if tensor.is_floating_point() else tensor
              for name, tensor in stored.items()}
     missing, unexpected = network.load_state_dict(state, strict=False)
@@ -285,6 +280,11 @@ def _exported_network(path: Path,
     if metadata.get("model_id") and metadata["model_id"] != model_id:
         raise export.ExportError(f"{path}: codebooks do not match the model id in its header "
                                  f"({model_id} != {metadata['model_id']}); damaged file?")
+    recorded = metadata.get("weights_sha256")  # the id covers the codebooks; this the rest
+    if recorded is not None and recorded != export.weights_digest(stored):
+        raise export.ExportError(f"{path}: its weights are not those it was exported with "
+                                 f"(their SHA-256 differs from its header's); damaged or "
+                                 f"altered file?")
     return network, coding, model_id
 
 

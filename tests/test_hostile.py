@@ -395,11 +395,11 @@ def damage(directory: Path, how: str) -> None:
         elif how == "target_lufs NaN":
             header["target_lufs"] = "NaN"
         elif how == "NaN weights":
-            name = next(k for k in sorted(tensors) if k.startswith("decoder"))
-            tensors[name] = torch.full_like(tensors[name], float("nan"))
+            weight = next(k for k in sorted(tensors) if k.startswith("decoder"))
+            tensors[weight] = torch.full_like(tensors[weight], float("nan"))
         elif how == "complex weights":
-            name = next(k for k in sorted(tensors) if k.startswith("decoder"))
-            tensors[name] = tensors[name].to(torch.complex64)
+            weight = next(k for k in sorted(tensors) if k.startswith("decoder"))
+            tensors[weight] = tensors[weight].to(torch.complex64)
         else:
             config = json.loads(header["model_config"])
             config.update(widths=[16384] * 4, latent_dim=16384, n_q=64, codebook_size=65536)

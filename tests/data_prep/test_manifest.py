@@ -202,8 +202,11 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, 
 
     monkeypatch.setattr(Path, "write_text", full)
     assert manifest.main([str(tmp_path / "corpus"), "-o", str(tmp_path / "out")]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "cannot write (No space left on device)" in line
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]  # after the progress of measuring the files
+    assert last.startswith("data_prep.manifest: error:")
+    assert "cannot write (No space left on device)" in last
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
