@@ -200,9 +200,10 @@ def test_empty_folder_is_nothing_to_do(tmp_path, run_dir, capsys):
     assert "nothing to do" in stderr_lines(capsys)[0]
 
 
-def test_unreadable_sub_folder_is_reported(tmp_path, run_dir, capsys, monkeypatch):
-    write_tone(tmp_path / "wavs" / "a.wav")
-    write_tone(tmp_path / "wavs" / "locked" / "b.wav")
+def locked_folder(root: Path, monkeypatch) -> None:
+    """``root/a.wav`` readable, ``root/locked/b.wav`` in a folder that cannot be read."""
+    write_tone(root / "a.wav")
+    write_tone(root / "locked" / "b.wav")
     real_scandir = os.scandir
 
     def scandir(path="."):
@@ -211,6 +212,10 @@ def test_unreadable_sub_folder_is_reported(tmp_path, run_dir, capsys, monkeypatc
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_unreadable_sub_folder_is_reported(tmp_path, run_dir, capsys, monkeypatch):
+    locked_folder(tmp_path / "wavs", monkeypatch)
     assert codec_cli("encode", tmp_path / "wavs", "-o", tmp_path / "out", "--model", run_dir) == 0
     (warning,) = stderr_lines(capsys)
     assert "locked: cannot read folder (Permission denied)" in warning
@@ -534,16 +539,7 @@ def test_entropy_tables_report_an_unreadable_sub_folder(tmp_path, run_dir, capsy
                                                          monkeypatch):
     from codec.cli.coding import _training_files
 
-    write_tone(tmp_path / "wavs" / "a.wav")
-    write_tone(tmp_path / "wavs" / "locked" / "b.wav")
-    real_scandir = os.scandir
-
-    def scandir(path="."):
-        if str(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    locked_folder(tmp_path / "wavs", monkeypatch)
     assert [p.name for p in _training_files([str(tmp_path / "wavs")])] == ["a.wav"]
     assert "locked: cannot read folder (Permission denied)" in capsys.readouterr().err
 
