@@ -26,8 +26,8 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import torch
 
-from codec.coding.bitstream import PacketReader, PacketWriter, StreamHeader
 from codec.coding.chunking import channels_from_items, items_from_channels
+from codec.coding.packets import PacketReader, PacketWriter, StreamHeader
 from codec.coding.streaming import StreamingDecoder, StreamingEncoder
 from codec.compress import check_model
 from codec.pretrained import PretrainedModel

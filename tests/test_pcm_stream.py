@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from codec.checkpoint import save_checkpoint
-from codec.coding.bitstream import PacketReader
+from codec.coding.packets import PacketReader
 from codec.config import Config, model_config
 from codec.network.model import Codec, compute_model_id
 from codec.pcm_stream import decode_pcm_stream, encode_pcm_stream, float_to_pcm, pcm_to_float
@@ -169,7 +169,7 @@ def test_a_stream_does_not_choose_the_file_the_decoder_opens(run, tmp_path, name
     """A stream naming a path is decoded only with --model: the decoder opens no path a
     stranger's stream gives, and says so in one line."""
 
-    from codec.coding.bitstream import PacketWriter, StreamHeader
+    from codec.coding.packets import PacketWriter, StreamHeader
 
     model = load(str(run))
     header = StreamHeader(model_id=model.model_id, sample_rate=RATE, hop_length=HOP,
@@ -189,7 +189,7 @@ def test_stream_encode_records_the_models_name_not_its_path(run):
     done = subprocess.run(codec_command("stream-encode", "--model", str(run)),
                           input=pcm(HOP, 1), capture_output=True, env=env(), timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    from codec.coding.bitstream import PacketReader
+    from codec.coding.packets import PacketReader
 
     assert PacketReader(io.BytesIO(done.stdout)).header.model_hint == run.name
 
@@ -198,7 +198,7 @@ def test_a_packet_of_many_frames_is_decoded_a_piece_at_a_time(run, monkeypatch):
     """A stream may declare a packet of 65,535 frames; the decoder never takes more than
     DECODE_FRAMES at once, so the memory it needs does not grow with the packet."""
     from codec import pcm_stream
-    from codec.coding.bitstream import PacketReader, PacketWriter, StreamHeader
+    from codec.coding.packets import PacketReader, PacketWriter, StreamHeader
     from codec.coding.streaming import StreamingDecoder
 
     model = load(str(run))

@@ -41,7 +41,7 @@ def run_stream_encode(args: argparse.Namespace) -> int:
 
 
 def run_stream_decode(args: argparse.Namespace) -> int:
-    from codec.coding.bitstream import PacketReader
+    from codec.coding.packets import PacketReader
     from codec.pcm_stream import decode_pcm_stream
 
     sink = _binary_stdout()
