@@ -205,12 +205,14 @@ class CrossfadeSynthesis(nn.Module):
         """Windowed frames ``[N, size, F]`` -> (their overlap-added sum, the windows'
         sum), both over the ``F * hop + overlap`` samples from the first frame's start."""
         count = frames.shape[-1]
-        length = (count - 1) * self.hop + self.size
         weights = self.window[None, :, None].expand(1, -1, count)
-        fold = lambda x: nn.functional.fold(  # noqa: E731
-            x, output_size=(1, length), kernel_size=(1, self.size),
-            stride=(1, self.hop)).flatten(1)
-        return fold(frames), fold(weights)
+        return self._fold(frames), self._fold(weights)
+
+    def _fold(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, size, F]`` -> their overlap-added sum ``[N, (F - 1) * hop + size]``."""
+        length = (frames.shape[-1] - 1) * self.hop + self.size
+        return nn.functional.fold(frames, output_size=(1, length), kernel_size=(1, self.size),
+                                  stride=(1, self.hop)).flatten(1)
 
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         batch, channels = parts.shape[:2]
