@@ -186,7 +186,8 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
     meter = _measure(source)
     if meter.frames == 0:
         raise CodecError("empty audio (0 samples)")
-    gain = 1.0 if target is None else loudness_gain(meter.loudness(), target, meter.peak)
+    gain = 1.0 if target is None else as_float32(
+        loudness_gain(meter.loudness(), target, meter.peak))
     chunk = chunk_frames_for(network, chunk_seconds)
     context = context_frames(network, model.coding.postfilter)
     frames = bitstream.frame_count(meter.frames, source.sample_rate, network.sample_rate,
@@ -224,7 +225,7 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
             decoded = decode_chunks(network, codes, length, chunk, context, bar, levels,
                                     model.coding.postfilter)
             decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
-        gain = matched_gain(gain, input_energy, decoded_energy)
+        gain = as_float32(matched_gain(gain, input_energy, decoded_energy))
     return EncodedCodes(codes, gain, meter.frames, chunk, context, levels)
 
 
@@ -238,6 +239,12 @@ def _resampled(source: AudioSource, resampler: StreamResampler) -> Iterator[torc
     for block in source.blocks():
         yield resampler.push(block)
     yield resampler.flush()
+
+
+def as_float32(gain: float) -> float:
+    """``gain`` to float32 precision (6e-8 relative, a millionth of a dB): the header then
+    holds it in 4 bytes, and decoding divides by exactly the gain encoding applied."""
+    return float(np.float32(gain))
 
 
 def matched_gain(gain: float, input_energy: float, decoded_energy: float) -> float:

@@ -166,12 +166,12 @@ def test_gain_reaches_the_target_level(untrained_model):
 
 @pytest.mark.parametrize("rate, channels", [(MODEL_RATE, 1), (44100, 2)])
 def test_level_match_gives_the_decoded_audio_the_input_level(trained_model, rate, channels):
-    # One codebook: the model's own level is well off (about 0.8 of the input's here).
+    # One codebook: the model's own level is off (by 3-20% here), more than matching leaves.
     audio = tones(channels, rate * 2, rate, seed=3)
     plain = compress.encode(trained_model, audio, rate, n_q=1, level_match=False)
     matched = compress.encode(trained_model, audio, rate, n_q=1)
     plain_ratio = rms_ratio(audio, compress.decode(trained_model, plain)[0])
-    assert abs(plain_ratio - 1) > 0.05
+    assert abs(plain_ratio - 1) > 0.02
     assert rms_ratio(audio, compress.decode(trained_model, matched)[0]) == pytest.approx(
         1.0, abs=0.01)
     # Only the header's gain differs: the codes are the same.

@@ -1,8 +1,9 @@
 """Pinned output: ``codec encode`` and ``codec decode`` of a fixed signal with a fixed
 small model give exactly these bitstreams and, to within float rounding, these samples.
 
-The values were recorded when encoding began to match the decoded level to the input's
-(the header's gain changed, the codes did not), and a change of module layout, loading or
+The values were recorded when ``.qca`` format 2 packed the header (the bytes around the
+codes changed, the codes did not; gains became float32, band-level spreads one of the
+header's grid values), and a change of module layout, loading or
 API must leave them as they are. A change that means to alter coded output (the
 bitstream, the gain, chunking, resampling) must say so and record new values here
 (``python -m tests.test_golden`` prints them).
@@ -51,33 +52,33 @@ CASES = {  # name: (model, extra encode options)
 }
 SUBTYPES = ("PCM_16", "FLOAT")
 BITSTREAMS = {
-    "run": "70fedfac0ce59bbd666f4e73cce5efa7c2ba322bff5f83adff6430d30cb41398",
-    "run_full": "cc022887bc2b5569c4d0376f70b1a5059926e29e34b0d114d7f745de6f2fb36f",
-    "export": "20dfe6347561e422151fbcabe358d8f3f39c46980241dd8204a0532e9254f93f",
-    "spectral": "cb108894eb27b3ca2610ccfc2e088db48b7059670ab2110d1078bdf437f5ca8a",
-    "spectral_export": "9597731f82256f5bb1664281eaf722929cc98a414288f807cc1831a5fc85ef47",
+    "run": "06680d403e654dd39683eee6f01869467554a86cdb3903089439a286a48ba001",
+    "run_full": "4c1b4dd63b88ada554b8b4101fa64f06324ee84b3f7b4b2c3caee7c1a60c715c",
+    "export": "b26d6a87f1f3edd88e68333646474b3d06779aa0ceaa3cf7f5ee0cecfe033f94",
+    "spectral": "fc98794a05fabb233c6a06c66bf3caf50aba55e4a6d89317fd47683475e20edd",
+    "spectral_export": "c4278b6a4786babf45a50e19a0e19a7c95dff6dbb4c1920d5266d758682c0ebc",
 }
 FINGERPRINTS = {  # decoded file: projections (see fingerprint)
-    "run.PCM_16": [0.023080861, -0.011241801, 0.008025963, -0.042719327,
-        0.196211473, 0.072108936, 0.056672039, 0.020705161],
-    "run.FLOAT": [0.023079657, -0.011239138, 0.008015203, -0.04270871,
-        0.19623935, 0.072117607, 0.056673519, 0.02069431],
-    "run_full.PCM_16": [0.02317403, -0.011017692, 0.008451948, -0.042855904,
-        0.195996804, 0.071718334, 0.056169722, 0.020530277],
-    "run_full.FLOAT": [0.023181415, -0.011027655, 0.008461896, -0.042847977,
-        0.196012817, 0.07172533, 0.056171892, 0.020527249],
+    "run.PCM_16": [0.023080849, -0.011242067, 0.008026686, -0.042719003,
+                  0.196212735, 0.072108847, 0.056672134, 0.020705358],
+    "run.FLOAT": [0.023079636, -0.011239142, 0.008015199, -0.042708679,
+                 0.196239353, 0.072117608, 0.056673546, 0.020694268],
+    "run_full.PCM_16": [0.023174931, -0.011018305, 0.008452431, -0.042854911,
+                       0.195996562, 0.071717732, 0.056170584, 0.020529957],
+    "run_full.FLOAT": [0.023181471, -0.011027657, 0.008461885, -0.042847979,
+                      0.196012818, 0.071725305, 0.056171911, 0.020527231],
     "export.PCM_16": [0.023683174, -0.010942217, 0.007927837, -0.043040218,
-        0.195976185, 0.072180957, 0.055806388, 0.02093088],
-    "export.FLOAT": [0.023679806, -0.010949369, 0.00792131, -0.043036584,
-        0.195998369, 0.072191097, 0.055830781, 0.020931929],
+                     0.195976185, 0.072180957, 0.055806388, 0.02093088],
+    "export.FLOAT": [0.023679809, -0.010949382, 0.007921292, -0.04303661,
+                    0.195998418, 0.072191146, 0.055830777, 0.020931931],
     "spectral.PCM_16": [0.074487708, 0.096726025, 0.192695936, 0.073728723,
-        -0.195488614, 0.315012233, -0.069391084, -0.110322897],
+                       -0.195488614, 0.315012233, -0.069391084, -0.110322897],
     "spectral.FLOAT": [0.074488667, 0.096728702, 0.192691571, 0.073732988,
-        -0.195469129, 0.315019717, -0.069382973, -0.110340389],
+                      -0.195469129, 0.315019717, -0.069382973, -0.110340389],
     "spectral_export.PCM_16": [0.076289143, 0.094057995, 0.197609665, 0.071066867,
-        -0.19397582, 0.312377092, -0.070341601, -0.110137387],
+                              -0.19397582, 0.312377092, -0.070341601, -0.110137387],
     "spectral_export.FLOAT": [0.076284649, 0.094064443, 0.197603553, 0.071061285,
-        -0.193957704, 0.312370318, -0.070326134, -0.110134361],
+                             -0.193957704, 0.312370318, -0.070326134, -0.110134361],
 }
 N_PROJECTIONS = 8
 TOLERANCE = 1e-6

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from codec.coding import postfilter
+from codec.coding.binary_header import nearest_spread
 from codec.coding.bitstream import BitstreamError
 from codec.config import DEFAULT_TARGET_LUFS, CodingConfig
 
@@ -57,8 +58,6 @@ MAX_STEP_GROWTH = 2.0
 # The limits a file's header is held to (codec.coding.bitstream checks the same).
 MAX_BANDS, MAX_FRAMES = 64, 1024
 MIN_STEP_DB, MAX_STEP_DB = 0.1, 24.0
-# Each band's Laplace spread, in steps, is kept within these bounds.
-MIN_SCALE, MAX_SCALE = 0.05, 50.0
 # The share of silent spans among those at the floor is kept this far off 0 and 1.
 MIN_SHARE = 0.01
 TINY = 1e-20
@@ -330,12 +329,12 @@ def brought_to(audio: torch.Tensor, levels: np.ndarray, grid: LevelGrid,
 
 def spreads(levels: np.ndarray) -> list[float]:
     """Each band's Laplace spread (the mean absolute change from one span to the next,
-    its maximum-likelihood estimate), rounded, as the header stores it."""
+    its maximum-likelihood estimate), the nearest value the header can store."""
     changes = np.abs(np.diff(levels.astype(np.int64), axis=-1))
     if changes.shape[-1] == 0:
-        return [1.0] * levels.shape[1]
+        return [nearest_spread(1.0)] * levels.shape[1]
     mean = changes.mean(axis=(0, 2))
-    return [round(float(min(max(m, MIN_SCALE), MAX_SCALE)), 3) for m in mean]
+    return [nearest_spread(float(m)) for m in mean]
 
 
 def _coder_model(grid: LevelGrid):

@@ -4,11 +4,17 @@ Layout (integers little-endian)::
 
     offset  size  field
     0       4     magic  b"\\x89QCA"  (a non-ASCII first byte: no text file starts so)
-    4       1     format version (1)
-    5       4     header length H, at most MAX_HEADER_BYTES
-    9       H     header: UTF-8 JSON object, the fields of :class:`Header`
-    9+H     P     payload: P = header["payload_bytes"]
-    9+H+P   4     CRC-32 (zlib) of every byte before it
+    4       1     format version (2)
+    5       2     header length H
+    7       H     header: the fields of :class:`Header`, packed (codec.coding.binary_header)
+    7+H     P     payload: P = header.payload_bytes
+    7+H+P   4     CRC-32 (zlib) of every byte before it
+
+A one-second file at 6 kbps thus carries about 40-90 bytes besides its payload (prefix,
+header and checksum), where format 1 carried 300-640.
+
+Format 1 files, which this toolkit wrote before, still read: there the header length
+takes 4 bytes and the header is a UTF-8 JSON object of the same fields.
 
 The payload holds codes ``[items, n_q, frames]`` in that (C) order, either
 bit-packed at ``log2(codebook_size)`` bits each, most significant bit first,
@@ -38,12 +44,16 @@ from typing import Any
 
 import numpy as np
 
+from codec.coding import binary_header
 from codec.errors import CodecError, require_regular_file
 
 MAGIC = b"\x89QCA"
-VERSION = 1
+VERSION = 2
+JSON_VERSION = 1  # the first format: the same fields as a JSON object
 SUFFIX = ".qca"
-MAX_HEADER_BYTES = 1 << 16
+MAX_HEADER_BYTES = (1 << 16) - 1
+MAX_HINT_BYTES = 4096
+MAX_LEVEL_BANDS = 64  # codec.coding.band_levels's limit
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
 MAX_N_Q = 64
@@ -55,7 +65,8 @@ MAX_LENGTH = 1 << 42
 # Far outside, dividing by the gain on decoding would give infinities or silence.
 MIN_GAIN = 1e-12
 MAX_GAIN = 1e12
-_PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+_PREFIX = struct.Struct("<4sBH")  # magic, version, header length
+_JSON_PREFIX = struct.Struct("<4sBI")  # format 1's
 _CRC = struct.Struct("<I")
 _MODEL_ID = re.compile(r"^[0-9a-f]{1,64}$")
 # Codes are packed in runs of this many (a multiple of 8, so each run ends on a byte).
@@ -234,7 +245,7 @@ def _gain_field(raw: dict) -> float:
 
 def _model_hint_field(raw: dict) -> str | None:
     hint = raw.get("model_hint")
-    if hint is not None and (not isinstance(hint, str) or len(hint) > 4096):
+    if hint is not None and (not isinstance(hint, str) or len(hint) > MAX_HINT_BYTES):
         raise BitstreamError("header field 'model_hint' must be a path string")
     return hint
 
@@ -298,7 +309,7 @@ def _check_band_levels(levels: Any) -> dict | None:
                                                            _LEVEL_FIELDS | _SILENCE_FIELDS):
         raise BitstreamError(f"header field 'band_levels' must be null or an object with "
                              f"{sorted(_LEVEL_FIELDS)}, and optionally {sorted(_SILENCE_FIELDS)}")
-    bands = _int_field(levels, "bands", 1, 64)  # codec.coding.band_levels's limits
+    bands = _int_field(levels, "bands", 1, MAX_LEVEL_BANDS)
     _int_field(levels, "frames", 1, 1024)
     checks = {"bytes": _int_field(levels, "bytes", 0, MAX_LENGTH) % 4 == 0,
               "step_db": _number(levels["step_db"], 0.1, 24),
@@ -348,30 +359,32 @@ def _check_consistency(header: Header) -> None:
 
 
 def to_bytes(header: Header, payload: bytes) -> bytes:
-    """The complete file: prefix, JSON header, payload, CRC-32."""
+    """The complete file: prefix, packed header, payload, CRC-32."""
     if len(payload) != header.payload_bytes:
         raise ValueError(f"payload has {len(payload)} bytes, header says "
                          f"{header.payload_bytes}")
     fields = dataclasses.asdict(header)
-    if fields["band_levels"] is None:  # files without levels stay as they always were
-        del fields["band_levels"]
     header_from_dict(fields)  # never write what we would refuse to read
-    text = json.dumps(fields, separators=(",", ":")).encode()
-    if len(text) > MAX_HEADER_BYTES:
-        raise ValueError(f"header of {len(text)} bytes exceeds {MAX_HEADER_BYTES}")
-    body = _PREFIX.pack(MAGIC, VERSION, len(text)) + text + payload
+    packed = binary_header.pack(fields)
+    if len(packed) > MAX_HEADER_BYTES:
+        raise ValueError(f"header of {len(packed)} bytes exceeds {MAX_HEADER_BYTES}")
+    body = _PREFIX.pack(MAGIC, VERSION, len(packed)) + packed + payload
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _read_prefix(data: bytes) -> int:
-    """Check magic and version; the header length."""
+def _read_prefix(data: bytes) -> tuple[int, int, int]:
+    """Check magic and version: (version, prefix size, header length)."""
     if data[:len(MAGIC)] != MAGIC[:len(data)]:
         raise BitstreamError("not a compressed audio file (wrong magic bytes)")
-    if len(data) < _PREFIX.size:
+    if len(data) <= len(MAGIC):
         raise BitstreamError(f"truncated ({len(data)} bytes, shorter than the file prefix)")
-    _, version, header_bytes = _PREFIX.unpack_from(data)
-    _check_prefix_fields(version, header_bytes, VERSION)
-    return header_bytes
+    prefix = _JSON_PREFIX if data[len(MAGIC)] == JSON_VERSION else _PREFIX
+    if len(data) < prefix.size:
+        raise BitstreamError(f"truncated ({len(data)} bytes, shorter than the file prefix)")
+    _, version, header_bytes = prefix.unpack_from(data)
+    _check_prefix_fields(version, header_bytes, JSON_VERSION if version == JSON_VERSION
+                         else VERSION)
+    return version, prefix.size, header_bytes
 
 
 def _check_prefix_fields(version: int, header_bytes: int, expected_version: int) -> None:
@@ -390,20 +403,47 @@ def _checksum_ok(data: bytes) -> bool:
         zlib.crc32(data[:-_CRC.size]) == _CRC.unpack_from(data, len(data) - _CRC.size)[0]
 
 
+def _json_fields(text: bytes) -> Any:
+    try:
+        return json.loads(text.decode("utf-8"))
+    # ValueError also covers an integer too long to convert (Python's digit limit).
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BitstreamError("header is not valid JSON") from None
+
+
+def _packed_fields(packed: bytes) -> dict:
+    try:
+        fields = binary_header.unpack(packed, max_hint_bytes=MAX_HINT_BYTES,
+                                      max_bands=MAX_LEVEL_BANDS)
+    except ValueError as error:
+        raise BitstreamError(f"damaged header: {error}") from None
+    rates = (fields["length"], fields["source_rate"], fields["sample_rate"],
+             fields["hop_length"])
+    # A rate or length out of range is named by the checks; no frame count follows from it.
+    in_range = all(1 <= value <= MAX_LENGTH for value in rates)
+    fields["frames"] = frame_count(*rates) if in_range else 0
+    return fields
+
+
+def _header_fields(data: bytes, version: int, start: int, header_bytes: int) -> Any:
+    """The raw fields of the header (unchecked), or BitstreamError when they cannot be read;
+    damage found only by the checksum is named as such."""
+    text = data[start:start + header_bytes]
+    try:
+        return _json_fields(text) if version == JSON_VERSION else _packed_fields(text)
+    except BitstreamError:
+        if not _checksum_ok(data):
+            raise BitstreamError("bad checksum (the header is damaged)") from None
+        raise
+
+
 def parse(data: bytes) -> tuple[Header, bytes]:
     """A whole file's bytes -> (checked header, payload bytes); BitstreamError if bad."""
-    header_bytes = _read_prefix(data)
-    start = _PREFIX.size
+    version, start, header_bytes = _read_prefix(data)
     if len(data) < start + header_bytes + _CRC.size:
         raise BitstreamError(f"truncated ({len(data)} bytes; the header alone needs "
                              f"{start + header_bytes + _CRC.size})")
-    try:
-        raw = json.loads(data[start:start + header_bytes].decode("utf-8"))
-    # ValueError also covers an integer too long to convert (Python's digit limit).
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        if not _checksum_ok(data):
-            raise BitstreamError("bad checksum (the header is damaged)") from None
-        raise BitstreamError("header is not valid JSON") from None
+    raw = _header_fields(data, version, start, header_bytes)
     payload_bytes = raw.get("payload_bytes") if isinstance(raw, dict) else None
     if isinstance(payload_bytes, int) and not isinstance(payload_bytes, bool):
         expected = start + header_bytes + payload_bytes + _CRC.size
@@ -417,6 +457,11 @@ def parse(data: bytes) -> tuple[Header, bytes]:
         raise BitstreamError(f"{len(data)} bytes, but the header describes "
                              f"{payload_start + header.payload_bytes + _CRC.size}")
     return header, data[payload_start:payload_start + header.payload_bytes]
+
+
+def file_version(data: bytes) -> int:
+    """The format version of a file that :func:`parse` accepts."""
+    return data[len(MAGIC)]
 
 
 def read_file(path: str | Path) -> tuple[Header, bytes]:
@@ -440,10 +485,12 @@ def describe(path: str | Path) -> dict:
     path = Path(path)
     header, payload = read_file(path)
     file_bytes = path.stat().st_size
+    with open(path, "rb") as file:
+        version = file_version(file.read(len(MAGIC) + 1))
     nominal_bits = header.num_codes * header.bits_per_code
     result = {
         "file": str(path),
-        "format_version": VERSION,
+        "format_version": version,
         "model_id": header.model_id,
         "model_hint": header.model_hint,
         "sample_rate": header.source_rate,
@@ -458,6 +505,7 @@ def describe(path: str | Path) -> dict:
         "entropy_coded": header.entropy is not None,
         "nominal_kbps": round(header.nominal_bps / 1000, 4),
         "file_bytes": file_bytes,
+        "overhead_bytes": file_bytes - header.payload_bytes,
         "file_kbps": round(file_bytes * 8 / header.duration / 1000, 4),
     }
     if header.entropy is not None:

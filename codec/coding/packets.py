@@ -16,8 +16,8 @@ import numpy as np
 
 from codec.coding.bitstream import (
     _CRC,
+    _JSON_PREFIX,
     _MODEL_LIMITS,
-    _PREFIX,
     MAGIC,
     BitstreamError,
     _check_field_names,
@@ -100,7 +100,7 @@ class PacketWriter:
         stream_header_from_dict(dataclasses.asdict(header))  # never write what we cannot read
         self.handle, self.header = handle, header
         text = json.dumps(dataclasses.asdict(header), separators=(",", ":")).encode()
-        self._write(_PREFIX.pack(STREAM_MAGIC, STREAM_VERSION, len(text)) + text)
+        self._write(_JSON_PREFIX.pack(STREAM_MAGIC, STREAM_VERSION, len(text)) + text)
 
     def write_codes(self, codes: np.ndarray) -> None:
         """Codes ``[items, n_q, F]``, in packets of at most MAX_PACKET_FRAMES frames."""
@@ -170,14 +170,14 @@ class PacketReader:
         return b"".join(chunks)
 
     def _read_header(self) -> StreamHeader:
-        prefix = self._read(_PREFIX.size)
+        prefix = self._read(_JSON_PREFIX.size)
         if prefix[:len(MAGIC)] == MAGIC[:len(prefix)] and prefix:
             raise BitstreamError("a .qca file, not a packet stream: decode it with codec decode")
         if prefix[:len(STREAM_MAGIC)] != STREAM_MAGIC[:len(prefix)] or not prefix:
             raise BitstreamError("not a packet stream (wrong magic bytes)")
-        if len(prefix) < _PREFIX.size:
+        if len(prefix) < _JSON_PREFIX.size:
             raise BitstreamError(f"stream cut off in its prefix ({len(prefix)} bytes)")
-        _, version, size = _PREFIX.unpack(prefix)
+        _, version, size = _JSON_PREFIX.unpack(prefix)
         _check_prefix_fields(version, size, STREAM_VERSION)
         text, check = self._read(size), self._read(_CRC.size)
         if len(check) < _CRC.size:

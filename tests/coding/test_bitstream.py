@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.coding import bitstream
+from codec.coding.binary_header import SPREADS
 from codec.coding.bitstream import MAGIC, BitstreamError, Header
 from codec.errors import CodecError
 
@@ -31,16 +32,22 @@ def make_file(header: Header | None = None, seed: int = 0) -> tuple[bytes, np.nd
     return bitstream.to_bytes(header, bitstream.pack_codes(codes, header.bits_per_code)), codes
 
 
-def with_raw_header(raw: dict, payload: bytes, version: int = bitstream.VERSION) -> bytes:
-    """A file with any header dict and a correct checksum (what a careful attacker makes)."""
-    text = json.dumps(raw).encode()
-    body = struct.pack("<4sBI", MAGIC, version, len(text)) + text + payload
+def with_raw_header(raw: dict, payload: bytes, version: int = bitstream.JSON_VERSION) -> bytes:
+    """A file with any header dict and a correct checksum (what a careful attacker makes),
+    in format 1, whose JSON header can hold any value of any type; both formats' fields
+    go through the same checks."""
+    return with_header_text(json.dumps(raw).encode(), payload, version)
+
+
+def with_packed_header(packed: bytes, payload: bytes, version: int = bitstream.VERSION) -> bytes:
+    """A format-2 file with any header bytes and a correct checksum."""
+    body = struct.pack("<4sBH", MAGIC, version, len(packed)) + packed + payload
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def split(data: bytes) -> tuple[dict, bytes]:
-    (length,) = struct.unpack_from("<I", data, 5)
-    return json.loads(data[9:9 + length]), data[9 + length:-4]
+    header, payload = bitstream.parse(data)
+    return dataclasses.asdict(header), payload
 
 
 # --- bit packing -------------------------------------------------------------------------
@@ -107,9 +114,48 @@ def test_wrong_magic():
 
 
 def test_unknown_version():
-    raw, payload = split(make_file()[0])
-    with pytest.raises(BitstreamError, match="unknown format version 2"):
-        bitstream.parse(with_raw_header(raw, payload, version=2))
+    data = make_file()[0]
+    (length,) = struct.unpack_from("<H", data, 5)
+    with pytest.raises(BitstreamError, match="unknown format version 3"):
+        bitstream.parse(with_packed_header(data[7:7 + length], data[7 + length:-4], version=3))
+
+
+def test_format_1_files_still_read():
+    data = bitstream.to_bytes(LEVELS_HEADER, bytes(LEVELS_HEADER.payload_bytes))
+    raw, payload = split(data)
+    header, got = bitstream.parse(with_raw_header(raw, payload))
+    assert header == LEVELS_HEADER and got == payload
+
+
+LEVELS_HEADER = make_header(
+    entropy={"tables_id": "fedcba9876543210"}, model_hint="cpu_hour",
+    payload_bytes=40 + 8,
+    band_levels={"bands": 3, "frames": 4, "step_db": 1.5, "floor_db": -68.25,
+                 "scales": [SPREADS[0], SPREADS[99], SPREADS[-1]], "bytes": 8, "silence_db": -88.0,
+                 "silent_share": 0.337})
+
+
+@pytest.mark.parametrize("gain", [0.5, 0.40944004573175585, float(np.float32(0.4094)),
+                                  bitstream.MIN_GAIN, bitstream.MAX_GAIN])
+def test_every_field_survives_the_packed_header(gain):
+    """Every field reads back exactly, a gain of any precision included."""
+    written = dataclasses.replace(LEVELS_HEADER, gain=gain)
+    payload = bytes(range(written.payload_bytes))
+    header, got = bitstream.parse(bitstream.to_bytes(written, payload))
+    assert header == written and got == payload
+
+
+def test_a_one_second_file_carries_little_besides_its_payload():
+    """A second at 6 kbps (752 payload bytes) with entropy tables, a model name and 32
+    band levels (what recipes/cpu_hour sends): prefix, header and checksum within 15%
+    of the payload."""
+    header = make_header(
+        length=48000, frames=1000, payload_bytes=752, entropy={"tables_id": "0" * 16},
+        model_hint="cpu_hour", band_levels={
+            "bands": 32, "frames": 2, "step_db": 1.5, "floor_db": -60.0,
+            "scales": [SPREADS[99]] * 32, "bytes": 100, "silence_db": -88.0, "silent_share": 0.5})
+    data = bitstream.to_bytes(header, bytes(752))
+    assert len(data) - 752 <= 0.15 * 750
 
 
 @pytest.mark.parametrize("position", [12, 100, -10])
@@ -121,7 +167,8 @@ def test_bad_checksum(position):
 
 
 def test_header_length_limit():
-    data = bytearray(make_file()[0])
+    raw, payload = split(make_file()[0])
+    data = bytearray(with_raw_header(raw, payload))
     data[5:9] = struct.pack("<I", bitstream.MAX_HEADER_BYTES + 1)
     with pytest.raises(BitstreamError, match="header length"):
         bitstream.parse(bytes(data))
@@ -185,8 +232,8 @@ def test_huge_frame_count_is_refused_before_allocation():
         bitstream.parse(with_raw_header(raw, payload))
 
 
-def with_header_text(text: bytes, payload: bytes) -> bytes:
-    body = struct.pack("<4sBI", MAGIC, bitstream.VERSION, len(text)) + text + payload
+def with_header_text(text: bytes, payload: bytes, version: int = bitstream.JSON_VERSION) -> bytes:
+    body = struct.pack("<4sBI", MAGIC, version, len(text)) + text + payload
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -234,6 +281,38 @@ def test_mutated_header_text_with_valid_checksum_raises_only_bitstream_error(dat
         text[position:position + data.draw(st.integers(0, 2))] = insert
     try:
         header, got = bitstream.parse(with_header_text(bytes(text), payload))
+    except BitstreamError:
+        return
+    assert len(got) == header.payload_bytes
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda packed: packed[:-1], "ends at byte"),
+    (lambda packed: packed + b"\x00", "after the last header field"),
+    (lambda packed: packed[:8] + b"\x40" + packed[9:], "unknown header flags"),
+    (lambda packed: packed[:9] + b"\xff" * 11 + packed[10:], "varint longer"),
+])
+def test_damaged_packed_headers_are_named(change, message):
+    data = make_file()[0]
+    (length,) = struct.unpack_from("<H", data, 5)
+    damaged = with_packed_header(change(data[7:7 + length]), data[7 + length:-4])
+    with pytest.raises(BitstreamError, match=message):
+        bitstream.parse(damaged)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_packed_header_with_valid_checksum_raises_only_bitstream_error(data):
+    valid = bitstream.to_bytes(LEVELS_HEADER, bytes(LEVELS_HEADER.payload_bytes))
+    (length,) = struct.unpack_from("<H", valid, 5)
+    packed = bytearray(valid[7:7 + length])
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(packed)))
+        insert = data.draw(st.sampled_from([b"\xff" * 12, b"\x80", b"\x00", b"\x7f",
+                                            b"\xff\xff\xff\x7f", b"\x00" * 8]))
+        packed[position:position + data.draw(st.integers(0, 2))] = insert
+    try:
+        header, got = bitstream.parse(with_packed_header(bytes(packed), valid[7 + length:-4]))
     except BitstreamError:
         return
     assert len(got) == header.payload_bytes
