@@ -4,14 +4,19 @@ The demo corpus is made from packages a Debian or Ubuntu machine can install (re
 game music, desktop sounds). A fresh machine has none of them; without them the corpus is
 synthetic. This module installs the missing ones with apt-get when this process may
 (root, or sudo without a password), and otherwise says what to run.
+
+    python -m data_prep.debian PACKAGE... [--what "the Opus baseline"]
+
+installs those missing from the shell (the recipes' Opus tools) and exits 0 either way.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import sys
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 def missing_packages(names: Sequence[str]) -> list[str]:
@@ -68,3 +73,17 @@ def install_missing(names: Sequence[str], what: str) -> None:
         print("installed", flush=True)
     else:
         print(f"warning: could not install them ({problem})", file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_prep.debian",
+                                     description="Install missing Debian packages when allowed.")
+    parser.add_argument("packages", nargs="+", metavar="PACKAGE")
+    parser.add_argument("--what", default="audio tools", help="what they are, for the message")
+    args = parser.parse_args(argv)
+    install_missing(args.packages, args.what)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,14 @@ demo_corpus() {
   fi
 }
 
+# opus_tools: install opus-tools (the Opus baseline) when missing and --install-audio
+# allows; evaluation without them prints the codec's table and says Opus was skipped.
+opus_tools() {
+  if [ "${install_audio:-true}" = true ] && ! command -v opusenc >/dev/null; then
+    python -m data_prep.debian opus-tools --what "the Opus baseline"
+  fi
+}
+
 # prepare_manifests AUDIO_DIR OUT_DIR: measure and split AUDIO_DIR into
 # OUT_DIR/{train,valid,test}.jsonl, unless that was done already.
 prepare_manifests() {

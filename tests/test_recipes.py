@@ -206,16 +206,19 @@ def test_causal_cpu_hour_recipe_trains_a_causal_model(tmp_path):
     assert trained.train.late_loss  # cpu_hour's training
 
     # cpu_hour's stage 3 scores a run on the validation split and on held-out voices
-    # (here the validation files again, standing in for voices already built).
+    # (here the validation files again, standing in for the wide-band voices already
+    # built; no telephone-band voice), at each rate, with or without Opus.
     voices = tmp_path / "voices"
     voices.mkdir()
-    (voices / "voices.jsonl").write_text((tmp_path / "m" / "valid.jsonl").read_text())
+    (voices / "wideband.jsonl").write_text((tmp_path / "m" / "valid.jsonl").read_text())
     scored = subprocess.run(
         ["bash", str(RECIPES / "cpu_hour" / "run.sh"), "--stage", "3", "--stop-stage", "3",
-         "--manifests", str(tmp_path / "m"), "--exp", str(exp), "--voices", str(voices)],
+         "--manifests", str(tmp_path / "m"), "--exp", str(exp), "--voices", str(voices),
+         "--install-audio", "false"],
         capture_output=True, text=True, env=_env(), timeout=300)
     assert scored.returncode == 0, scored.stderr[-3000:]
     assert "stage 3" in scored.stdout and "stage 2" not in scored.stdout
-    for split in ("valid", "voices"):
+    assert f"no {voices / 'telephone.jsonl'}: skipped" in scored.stdout
+    for split in ("valid", "wideband"):
         summary = json.loads((exp / f"eval_{split}" / "summary.json").read_text())
-        assert summary["systems"][0]["files"] >= 1
+        assert all(s["files"] >= 1 for s in summary["systems"])

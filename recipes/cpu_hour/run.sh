@@ -17,8 +17,11 @@
 #      same bitrates and at 12 kbps; print the comparison table, then where the level
 #      goes at 6 kbps (per band and per frame loudness, eval.levels)
 #   3  only when asked (--stage 3 --stop-stage 3): what decides between two runs, as
-#      the test split must not: 6 kbps on the validation split and on real voices the
-#      corpus leaves out (data_prep.held_out_voices, built in --voices when missing)
+#      the test split must not: 1.5, 3 and 6 kbps beside Opus on the validation split
+#      and on real voices the corpus leaves out, telephone-band and wide-band apart
+#      (data_prep.held_out_voices, built in --voices when missing)
+# Stages 2 and 3 install opus-tools when missing and allowed; without them they print
+# the codec's rows and say that Opus was skipped.
 set -euo pipefail
 
 stage=0
@@ -47,6 +50,7 @@ fi
 
 if in_stage 2; then
   echo "== stage 2: $exp against Opus on $manifests/test.jsonl"
+  opus_tools
   [ -f "$exp/eval/summary.json" ] || python -m eval.evaluate --model "$exp" \
     --data "$manifests/test.jsonl" -o "$exp/eval" --kbps 1.5,3,6 --opus --threads 2
   python -m eval.versus_opus "$exp/eval"
@@ -57,13 +61,18 @@ if in_stage 2; then
 fi
 if in_stage 3; then
   echo "== stage 3: $exp on $manifests/valid.jsonl and the held-out voices in $voices"
-  [ -f "$voices/voices.jsonl" ] || python -m data_prep.held_out_voices "$voices" \
+  opus_tools
+  [ -f "$voices/wideband.jsonl" ] || python -m data_prep.held_out_voices "$voices" \
     --install-audio "$install_audio"
-  score_at_6kbps() {  # MANIFEST OUT: eval.evaluate once (a rerun keeps what it wrote)
+  score() {  # MANIFEST OUT: eval.evaluate once (a rerun keeps what it wrote), the table
+    [ -f "$1" ] || { echo "(no $1: skipped)"; return 0; }
     [ -f "$2/summary.json" ] || python -m eval.evaluate --model "$exp" --data "$1" -o "$2" \
-      --kbps 6 --clips 0 --threads 2
+      --kbps 1.5,3,6 --opus --clips 0 --threads 2
+    echo "-- $1"
+    python -m eval.versus_opus "$2"
   }
-  score_at_6kbps "$manifests/valid.jsonl" "$exp/eval_valid"
-  score_at_6kbps "$voices/voices.jsonl" "$exp/eval_voices"
+  score "$manifests/valid.jsonl" "$exp/eval_valid"
+  score "$voices/wideband.jsonl" "$exp/eval_wideband"
+  score "$voices/telephone.jsonl" "$exp/eval_telephone"
 fi
 echo "TensorBoard: tensorboard --logdir $(dirname "$exp")/    model: $exp    report: $exp/eval/index.html"
