@@ -25,10 +25,36 @@ def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
-    """Rank 0's tensor on every rank (for choices drawn at random)."""
+    """Rank 0's tensor on every rank (for choices drawn at random, which differ between
+    ranks even from the same candidates)."""
     if _distributed():
         dist.broadcast(tensor, src=0)
     return tensor
+
+
+# Candidate vectors gathered from all ranks for k-means and revival, at most this many in
+# all: each rank sends an equal share, so memory stays bounded on any number of ranks.
+MAX_GATHERED_VECTORS = 1 << 16
+
+
+def _gathered(vectors: torch.Tensor) -> torch.Tensor:
+    """The vectors of every rank (each rank's share drawn at random when there are more
+    than ``MAX_GATHERED_VECTORS`` in all), in rank order, the same on every rank; on one
+    process, ``vectors``. Every rank must call it at the same step."""
+    if not _distributed():
+        return vectors
+    world = dist.get_world_size()
+    share = max(1, MAX_GATHERED_VECTORS // world)
+    mine = vectors if vectors.shape[0] <= share else _sample_rows(vectors, share)
+    count = torch.tensor([mine.shape[0]], device=vectors.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    # all_gather moves tensors of one shape: pad each rank's share to the longest.
+    padded = vectors.new_zeros(int(max(counts)), vectors.shape[1])
+    padded[:mine.shape[0]] = mine
+    pieces = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(pieces, padded)
+    return torch.cat([piece[:int(n)] for piece, n in zip(pieces, counts, strict=True)])
 
 
 def _sample_rows(vectors: torch.Tensor, count: int) -> torch.Tensor:
@@ -123,7 +149,7 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_with_kmeans(self, vectors: torch.Tensor) -> None:
-        centroids, counts = kmeans(vectors, self.codebook_size, self.kmeans_iters)
+        centroids, counts = kmeans(_gathered(vectors), self.codebook_size, self.kmeans_iters)
         centroids = _broadcast(centroids.contiguous())
         counts = _broadcast(counts.contiguous())
         self.embed.copy_(centroids)
@@ -155,7 +181,9 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead == 0:
             return 0
-        fresh = _broadcast(_sample_rows(vectors, n_dead).contiguous())
+        # n_dead is the same on every rank (the counts are summed over ranks), so every
+        # rank gathers here.
+        fresh = _broadcast(_sample_rows(_gathered(vectors), n_dead).contiguous())
         self.embed[dead] = fresh
         # Reset the statistics too, or the next EMA step would pull the code back; the
         # average use gives a revived code some steps to attract vectors of its own.

@@ -98,3 +98,50 @@ def test_metrics_report_usage_perplexity_and_revived_per_codebook():
         assert 0 < metrics[f"codebook/{index}/usage"] <= 1
         assert 1 <= metrics[f"codebook/{index}/perplexity"] <= 8
         assert f"codebook/{index}/revived" in metrics
+
+
+# Two gloo processes, each with vectors of its own (rank 0 near +10, rank 1 near -10):
+# k-means and revival must draw on both, and leave both ranks with the same codebook.
+TWO_RANKS = """
+import sys
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from codec.network.quantize import VectorQuantizer
+
+def worker(rank, folder):
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
+                            world_size=2)
+    torch.manual_seed(rank)
+    sign = 1.0 if rank == 0 else -1.0
+    vectors = sign * 10 + torch.randn(1, 2, 256)
+    vq = VectorQuantizer(2, 64, kmeans_iters=3).train()
+    vq(vectors)
+    initial = vq.embed.clone()
+    vq.cluster_size[1:] = 0  # all codes but one dead
+    vq._revive_dead_codes(vectors[0].T.contiguous())
+    torch.save({"initial": initial, "revived": vq.embed.clone()}, f"{folder}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    mp.spawn(worker, args=(sys.argv[1],), nprocs=2)
+"""
+
+
+def test_two_ranks_build_and_revive_codebooks_from_both_ranks_vectors(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "two_ranks.py").write_text(TWO_RANKS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, str(tmp_path / "two_ranks.py"), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
+    for name in ("initial", "revived"):
+        assert torch.equal(ranks[0][name], ranks[1][name]), name
+        first = ranks[0][name][:, 0]
+        assert (first > 5).any() and (first < -5).any(), name  # both ranks' vectors
