@@ -228,3 +228,56 @@ def test_measuring_in_two_processes_writes_the_same_manifests(tmp_path):
     manifest.build([tmp_path / "corpus"], tmp_path / "two", jobs=2)
     for name in ("train.jsonl", "valid.jsonl", "test.jsonl", "summary.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+# ------------------------------------------------------------------ shards
+
+def sharded_corpus(root: Path) -> None:
+    """Files of several speakers, and bad ones, so shards hold both kinds."""
+    make_bad_folder(root)
+    for speaker in range(6):
+        for index in range(2):
+            write(root / "speech" / f"s{speaker}" / f"{index}.wav",
+                  sine(1.0, 16000, hz=300 + 100 * speaker + 10 * index))
+
+
+def outputs(out: Path) -> dict[str, str]:
+    return {name: (out / name).read_text() for name in
+            ("train.jsonl", "valid.jsonl", "test.jsonl", "skipped.jsonl", "summary.json")}
+
+
+def test_shards_merged_equal_one_process(tmp_path):
+    root = tmp_path / "corpus"
+    sharded_corpus(root)
+    assert manifest.main([str(root), "-o", str(tmp_path / "one"), "--valid-groups", "1",
+                          "--test-groups", "1"]) == 0
+    for shard in range(3):
+        assert manifest.main([str(root), "-o", str(tmp_path / "many"),
+                              "--shard", f"{shard}/3"]) == 0
+    assert manifest.main(["--merge", "-o", str(tmp_path / "many"), "--valid-groups", "1",
+                          "--test-groups", "1"]) == 0
+    assert outputs(tmp_path / "many") == outputs(tmp_path / "one")
+    assert lines(tmp_path / "one" / "skipped.jsonl")  # the bad files were shared out too
+
+
+def test_a_missing_or_stale_shard_is_refused(tmp_path, capsys):
+    root = tmp_path / "corpus"
+    sharded_corpus(root)
+    out = tmp_path / "many"
+    for shard in (0, 2):
+        assert manifest.main([str(root), "-o", str(out), "--shard", f"{shard}/3"]) == 0
+    assert manifest.main(["--merge", "-o", str(out)]) == 2
+    assert "1 of 3 shards missing" in capsys.readouterr().err
+    write(root / "speech" / "late" / "new.wav", sine(1.0, 16000))  # the corpus changed
+    assert manifest.main([str(root), "-o", str(out), "--shard", "1/3"]) == 0
+    assert manifest.main(["--merge", "-o", str(out)]) == 2
+    assert "disagree on ['candidates', 'listing_sha256']" in capsys.readouterr().err
+    assert not (out / "train.jsonl").exists()
+
+
+@pytest.mark.parametrize("shard", ["3/3", "1", "1/0", "a/b"])
+def test_a_bad_shard_is_one_line(tmp_path, capsys, shard):
+    write(tmp_path / "corpus" / "a.wav", sine(1.0, 16000))
+    assert manifest.main([str(tmp_path / "corpus"), "-o", str(tmp_path / "out"),
+                          "--shard", shard]) == 2
+    assert "--shard must be I/N" in capsys.readouterr().err
