@@ -1,4 +1,5 @@
 """``torchrun --nproc_per_node 2`` on CPU (gloo): both processes end with the same model."""
+import json
 import os
 import shutil
 import signal
@@ -67,3 +68,53 @@ def test_two_processes_end_with_identical_weights_and_codebooks(tmp_path):
     # Only rank 0 saved: one set of checkpoints and one TensorBoard event file.
     assert (tmp_path / "run" / "checkpoints" / "step-000003").is_dir()
     assert len(list((tmp_path / "run" / "tb").iterdir())) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _two_agents(tmp_path: Path, overrides: list[str], env: dict) -> list[tuple[int, str]]:
+    """Two torchrun agents, as two machines would start them, meeting at one c10d
+    rendezvous on this machine; each runs one training process."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    agents = [subprocess.Popen(
+        [TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+         "--rdzv_endpoint", endpoint, "--rdzv_id", "two-nodes", "--max_restarts", "0",
+         str(tmp_path / "driver.py"), str(tmp_path), *overrides],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True) for _ in range(2)]
+    results = []
+    for agent in agents:
+        try:
+            output, _ = agent.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for each in agents:
+                os.killpg(each.pid, signal.SIGKILL)
+            output, _ = agent.communicate()
+        results.append((agent.returncode, output))
+    return results
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun not installed beside this python")
+def test_two_nodes_meet_at_a_rendezvous_train_and_resume(tmp_path):
+    manifests = make_corpus(tmp_path)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    for steps in (3, 6):  # the second launch resumes the first's run
+        overrides = tiny_overrides(tmp_path, manifests, **{"train.steps": steps})
+        for returncode, output in _two_agents(tmp_path, overrides, env):
+            assert returncode == 0, output[-3000:]
+        ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
+        for name in ranks[0]:
+            assert torch.equal(ranks[0][name], ranks[1][name]), name
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["step-000003", "step-000006"]
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "step-000006" / "meta.json")
+                      .read_text())
+    assert len(meta["provenance"]) == 2  # one run, trained by two launches
