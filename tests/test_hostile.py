@@ -32,12 +32,13 @@ for rate in (11999, 44099):
     audio, got_rate = compress.decode(model, data)
     assert audio.shape == (1, 2 * rate) and got_rate == rate
 
-# A tiny file whose header claims 11999 Hz (consistent, with a valid checksum).
+# A tiny file whose header claims 11999 Hz (consistent, with a valid checksum; format 1,
+# whose JSON header any value fits in).
 header, payload = bitstream.parse(compress.encode(model, torch.full((1, 2400), 0.01), 24000))
 length = next(n for n in range(1, 10 ** 5) if bitstream.frame_count(
     n, 11999, 24000, header.hop_length) == header.frames)
 text = json.dumps(dataclasses.asdict(header) | {"source_rate": 11999, "length": length}).encode()
-body = struct.pack("<4sBI", bitstream.MAGIC, bitstream.VERSION, len(text)) + text + payload
+body = struct.pack("<4sBI", bitstream.MAGIC, bitstream.JSON_VERSION, len(text)) + text + payload
 audio, _ = compress.decode(model, body + struct.pack("<I", zlib.crc32(body)))
 assert audio.shape == (1, length)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
@@ -114,10 +115,13 @@ def rewrite_header(path: Path, edit) -> None:
     import struct
     import zlib
 
-    data = path.read_bytes()
-    size = struct.unpack_from("<I", data, 5)[0]
-    text = edit(data[9:9 + size].decode()).encode()
-    body = data[:5] + struct.pack("<I", len(text)) + text + data[9 + size:-4]
+    from codec.coding import bitstream
+
+    header, payload = bitstream.parse(path.read_bytes())
+    # Format 1, whose JSON header any edit fits in; format 2 files read the same fields.
+    text = edit(json.dumps(dataclasses.asdict(header), separators=(",", ":"))).encode()
+    body = struct.pack("<4sBI", bitstream.MAGIC, bitstream.JSON_VERSION, len(text)) + text
+    body += payload
     path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
 
 
