@@ -6,9 +6,9 @@ The Python API::
     data = codec.encode(model, audio, sample_rate, kbps=6)  # audio [C, T] -> bytes
     audio, sample_rate = codec.decode(model, data)
 
-``load``, ``encode``, ``decode``, ``encode_file``, ``decode_file`` and
-``PretrainedModel`` are imported on first use, so that ``import codec`` (and the
-``codec`` command's argument parsing) needs no more than torch.
+``load``, ``encode``, ``decode``, ``encode_file``, ``decode_file``, ``encode_batch``,
+``decode_batch`` and ``PretrainedModel`` are imported on first use, so that ``import
+codec`` (and the ``codec`` command's argument parsing) needs no more than torch.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from codec.version import __version__
 # Public name -> the module that holds it, imported when the name is first used.
 _LAZY = {"load": "codec.pretrained", "PretrainedModel": "codec.pretrained",
          "encode": "codec.compress", "decode": "codec.compress",
-         "encode_file": "codec.compress", "decode_file": "codec.compress"}
+         "encode_file": "codec.compress", "decode_file": "codec.compress",
+         "encode_batch": "codec.batch_coding", "decode_batch": "codec.batch_coding"}
 
 __all__ = ["Codec", "CodecOutput", "ModelConfig", "model_config", "__version__", *_LAZY]
 

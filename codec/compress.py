@@ -34,7 +34,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -168,15 +168,32 @@ class EncodedCodes:
     levels: BandLevels | None = None
 
 
-def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
-                 chunk_seconds: float | None = None, level_match: bool = True,
-                 progress: bool = False, band_levels: bool = True) -> EncodedCodes:
-    """The codes of a source at the model rate, brought to the model's training loudness
-    (no gain when ``model.target_lufs`` is None), chunk by chunk; with ``level_match``
-    the gain also undoes the decoded level's error (:func:`matched_gain`); with
-    ``band_levels``, and a model that sends them, the input's band levels too."""
+@dataclass
+class EncodingPlan:
+    """What encoding a source needs to know before its codes: the gain that brings it to
+    the model's training loudness, its chunks, and its length (``input_frames`` at its
+    own rate, ``length`` samples and ``frames`` codec frames at the model's)."""
+    input_frames: int
+    gain: float
+    chunk: int
+    context: int
+    frames: int
+    length: int
+
+
+@dataclass
+class InputMeasures:
+    """What encoding measures of the model-rate input on the way to the encoder: its
+    energy (for the level match) and its band levels."""
+    energy: float = 0.0
+    levels: LevelMeter | None = None
+
+
+def plan_encoding(model: PretrainedModel, source: AudioSource,
+                  chunk_seconds: float | None) -> EncodingPlan:
+    """CodecError for a source the model cannot code; else its :class:`EncodingPlan`,
+    after one read of the source to measure its loudness."""
     network, target = model.network, model.target_lufs
-    n_q = network.quantizer.check_n_q(n_q)
     if not MIN_SOURCE_RATE <= source.sample_rate <= bitstream.MAX_SAMPLE_RATE:
         raise CodecError(f"sample rate {source.sample_rate} Hz is outside "
                          f"[{MIN_SOURCE_RATE}, {bitstream.MAX_SAMPLE_RATE}]")
@@ -188,45 +205,89 @@ def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
         raise CodecError("empty audio (0 samples)")
     gain = 1.0 if target is None else as_float32(
         loudness_gain(meter.loudness(), target, meter.peak))
-    chunk = chunk_frames_for(network, chunk_seconds)
-    context = context_frames(network, model.coding.postfilter)
     frames = bitstream.frame_count(meter.frames, source.sample_rate, network.sample_rate,
                                    network.hop_length)
     length = bitstream.model_length(meter.frames, source.sample_rate, network.sample_rate)
-    with _chunk_bar(-(-frames // chunk), f"encode {source.name}", progress) as bar:
-        resampler = StreamResampler(source.sample_rate, network.sample_rate, length=length)
-        encoder = ChunkEncoder(network, n_q, chunk, context, bar)
-        grid = level_grid(network, model.coding, target, n_q) if band_levels else None
-        levels_meter = None
-        input_energy = 0.0
-        for block in _resampled(source, resampler):
-            if block.numel():
-                items = items_from_channels(block * gain, network.config.channels)
-                if level_match:
-                    input_energy += float(items.double().pow(2).sum())
-                encoder.push(items)
-                if grid is not None:
-                    rows = items.reshape(-1, items.shape[-1])  # one per item and channel
-                    if levels_meter is None:
-                        levels_meter = LevelMeter(grid, rows.shape[0])
-                    levels_meter.push(rows)
+    return EncodingPlan(meter.frames, gain, chunk_frames_for(network, chunk_seconds),
+                        context_frames(network, model.coding.postfilter), frames, length)
+
+
+def read_model_rate(model: PretrainedModel, source: AudioSource, plan: EncodingPlan, n_q: int,
+                    push: Callable[[torch.Tensor], None], *, level_match: bool,
+                    band_levels: bool) -> InputMeasures:
+    """Read the source again, at the model rate and times the gain, into ``push`` as
+    items ``[items, model_channels, n]`` block by block; measuring its energy (with
+    ``level_match``) and, with ``band_levels`` and a model that sends them, its levels."""
+    network = model.network
+    resampler = StreamResampler(source.sample_rate, network.sample_rate, length=plan.length)
+    grid = level_grid(network, model.coding, model.target_lufs, n_q) if band_levels else None
+    measures = InputMeasures()
+    for block in _resampled(source, resampler):
+        if block.numel():
+            items = items_from_channels(block * plan.gain, network.config.channels)
+            if level_match:
+                measures.energy += float(items.double().pow(2).sum())
+            push(items)
+            if grid is not None:
+                rows = items.reshape(-1, items.shape[-1])  # one per item and channel
+                if measures.levels is None:
+                    measures.levels = LevelMeter(grid, rows.shape[0])
+                measures.levels.push(rows)
+    return measures
+
+
+def fitted_levels(model: PretrainedModel, plan: EncodingPlan, measures: InputMeasures,
+                  codes: np.ndarray, n_q: int) -> BandLevels | None:
+    """The band levels that go with ``codes``, fitted to their share of the bitrate (None
+    for none); CodecError if the codes are not the plan's length."""
+    if codes.shape[-1] != plan.frames:  # the file changed between the two reads
+        raise CodecError(f"read {codes.shape[-1]} frames where {plan.frames} were expected")
+    meter = measures.levels
+    if meter is None:
+        return None
+    network = model.network
+    seconds = plan.length / network.sample_rate
+    share = level_kbps(network, model.coding, n_q)
+    budget = share * 1000 / 8 * seconds * meter.rows or None
+    # None when even the coarsest levels pass their share: the codes go alone.
+    return BandLevels.fitted(meter.finish(plan.frames), meter.grid, budget)
+
+
+def encoded_codes(plan: EncodingPlan, measures: InputMeasures, codes: np.ndarray,
+                  levels: BandLevels | None,
+                  decoded: Iterable[torch.Tensor] | None) -> EncodedCodes:
+    """The :class:`EncodedCodes` of ``codes``; given the ``decoded`` model-rate audio of
+    the codes, chunk by chunk, with the level-matched gain."""
+    gain = plan.gain
+    if decoded is not None:
+        decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
+        gain = as_float32(matched_gain(gain, measures.energy, decoded_energy))
+    return EncodedCodes(codes, gain, plan.input_frames, plan.chunk, plan.context, levels)
+
+
+def encode_codes(model: PretrainedModel, source: AudioSource, n_q: int, *,
+                 chunk_seconds: float | None = None, level_match: bool = True,
+                 progress: bool = False, band_levels: bool = True) -> EncodedCodes:
+    """The codes of a source at the model rate, brought to the model's training loudness
+    (no gain when ``model.target_lufs`` is None), chunk by chunk; with ``level_match``
+    the gain also undoes the decoded level's error (:func:`matched_gain`); with
+    ``band_levels``, and a model that sends them, the input's band levels too."""
+    network = model.network
+    n_q = network.quantizer.check_n_q(n_q)
+    plan = plan_encoding(model, source, chunk_seconds)
+    chunks = -(-plan.frames // plan.chunk)
+    with _chunk_bar(chunks, f"encode {source.name}", progress) as bar:
+        encoder = ChunkEncoder(network, n_q, plan.chunk, plan.context, bar)
+        measures = read_model_rate(model, source, plan, n_q, encoder.push,
+                                   level_match=level_match, band_levels=band_levels)
         codes = encoder.finish()
-    if codes.shape[-1] != frames:  # the file changed between the two reads
-        raise CodecError(f"read {codes.shape[-1]} frames where {frames} were expected")
-    levels = None
-    if levels_meter is not None:
-        seconds = length / network.sample_rate
-        share = level_kbps(network, model.coding, n_q)
-        budget = share * 1000 / 8 * seconds * levels_meter.rows or None
-        # None when even the coarsest levels pass their share: the codes go alone.
-        levels = BandLevels.fitted(levels_meter.finish(frames), grid, budget)
-    if level_match:
-        with _chunk_bar(-(-frames // chunk), f"level {source.name}", progress) as bar:
-            decoded = decode_chunks(network, codes, length, chunk, context, bar, levels,
-                                    model.coding.postfilter)
-            decoded_energy = sum(float(piece.double().pow(2).sum()) for piece in decoded)
-        gain = as_float32(matched_gain(gain, input_energy, decoded_energy))
-    return EncodedCodes(codes, gain, meter.frames, chunk, context, levels)
+    levels = fitted_levels(model, plan, measures, codes, n_q)
+    if not level_match:
+        return encoded_codes(plan, measures, codes, levels, None)
+    with _chunk_bar(chunks, f"level {source.name}", progress) as bar:
+        decoded = decode_chunks(network, codes, plan.length, plan.chunk, plan.context, bar,
+                                levels, model.coding.postfilter)
+        return encoded_codes(plan, measures, codes, levels, decoded)
 
 
 def _chunk_bar(total: int, desc: str, progress: bool) -> tqdm:
@@ -267,6 +328,12 @@ def _encode_source(model: PretrainedModel, source: AudioSource, n_q: int, *,
     entropy_tables = model.require_entropy_tables() if entropy else None
     result = encode_codes(model, source, n_q, chunk_seconds=chunk_seconds,
                           level_match=level_match, progress=progress)
+    return file_bytes(model, source, result, entropy_tables, model_hint)
+
+
+def file_bytes(model: PretrainedModel, source: AudioSource, result: EncodedCodes,
+               entropy_tables: EntropyTables | None, model_hint: str | None) -> bytes:
+    """The bytes of a ``.qca`` file holding ``result``, the codes of ``source``."""
     network, config, model_id = model.network, model.config, model.model_id
     bits = config.codebook_size.bit_length() - 1
     if entropy_tables is not None:
@@ -406,31 +473,44 @@ def decode_blocks(model: PretrainedModel, data: bytes, *, chunk_seconds: float |
                   progress: bool = False) -> tuple[Header, Iterator[torch.Tensor]]:
     """Check a file's bytes and return its header and a generator of decoded blocks
     ``[C, n]`` at the original rate, ``header.length`` samples in all."""
+    header, codes, levels = parse_file(model, data)
+    network = model.network
+
+    def blocks() -> Iterator[torch.Tensor]:
+        chunk = chunk_frames_for(network, chunk_seconds)
+        with _chunk_bar(-(-header.frames // chunk), "decode", progress) as bar:
+            exponent = model.coding.postfilter
+            yield from restored(header, decode_chunks(network, codes, header.model_length,
+                                                      chunk, context_frames(network, exponent),
+                                                      bar, levels, exponent))
+
+    return header, blocks()
+
+
+def parse_file(model: PretrainedModel,
+               data: bytes) -> tuple[Header, np.ndarray, BandLevels | None]:
+    """A file's header, codes ``[items, n_q, frames]`` and band levels (None if it has
+    none); BitstreamError for damaged files or another model's files."""
     header, payload = bitstream.parse(data)
     check_model(header, model)
     codes = payload_codes(header, payload[:header.codes_bytes], model.entropy_tables)
-    network = model.network
     levels = None
     if header.band_levels is not None:
         levels = BandLevels.from_bytes(payload[header.codes_bytes:], header.band_levels,
                                        header.sample_rate, header.hop_length,
                                        codes.shape[0] * header.coded_channels, header.frames)
+    return header, codes, levels
 
-    def blocks() -> Iterator[torch.Tensor]:
-        chunk = chunk_frames_for(network, chunk_seconds)
-        resampler = StreamResampler(header.sample_rate, header.source_rate,
-                                    length=header.length)
-        with _chunk_bar(-(-header.frames // chunk), "decode", progress) as bar:
-            exponent = model.coding.postfilter
-            for piece in decode_chunks(network, codes, header.model_length, chunk,
-                                       context_frames(network, exponent), bar, levels,
-                                       exponent):
-                yield resampler.push(channels_from_items(piece, header.channels) / header.gain)
-            rest = resampler.flush()
-            if rest.numel():
-                yield rest
 
-    return header, blocks()
+def restored(header: Header, pieces: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Decoded model-rate ``pieces`` ``[items, model_channels, n]`` as blocks ``[C, n]``
+    at the original rate and level, ``header.length`` samples in all."""
+    resampler = StreamResampler(header.sample_rate, header.source_rate, length=header.length)
+    for piece in pieces:
+        yield resampler.push(channels_from_items(piece, header.channels) / header.gain)
+    rest = resampler.flush()
+    if rest.numel():
+        yield rest
 
 
 def decode(model: PretrainedModel, data: bytes, *, chunk_seconds: float | None = None,

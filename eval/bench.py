@@ -2,7 +2,7 @@
 
     python -m eval.bench [--preset base | --model PATH] [--threads 2] [--device cpu|cuda]
                          [--seconds 10] [--repeats 5] [--peer encodec] [--compile] [--json]
-                         [--causal] [--streaming]
+                         [--causal] [--streaming] [--onnx DIR]
 
 For each codec it measures, after a warm-up call, the median of ``--repeats`` runs of:
 
@@ -26,6 +26,10 @@ frame as a live call would, and reports the compute time per frame (median and 9
 percentile) against the frame's duration, the algorithmic latency, and the real-time
 factor of streamed coding beside that of offline coding (encode + decode) of the same
 audio by the same model.
+
+With ``--onnx DIR`` it also times encode and decode of the same length of audio through
+onnxruntime on the CPU with the same thread count, with the graphs ``codec export --onnx``
+wrote in DIR (the model is exported there if DIR holds none: ``eval.onnx_speed``).
 
 Our model is timed for inference as ``codec export`` writes it: weight norm folded into
 plain conv weights. ``--peer encodec`` builds EnCodec's 24 kHz architecture with random
@@ -356,6 +360,22 @@ def streaming_benchmark(model: Codec, *, device: torch.device, seconds: float, r
             "offline_rtf": seconds / statistics.median(offline)}
 
 
+def onnx_benchmark(model: Codec, args: argparse.Namespace) -> dict[str, Any]:
+    """Encode and decode of ``args.seconds`` of audio through onnxruntime (CPU)."""
+    from eval.onnx_speed import onnx_calls
+
+    encode, decode = onnx_calls(model, args.onnx, threads=args.threads)
+    generator = torch.Generator().manual_seed(args.seed)
+    samples = round(args.seconds * model.sample_rate)
+    audio = (0.1 * torch.randn(1, model.config.channels, samples, generator=generator)).numpy()
+    codes, cpu = encode(audio), torch.device("cpu")
+    return {"folder": str(args.onnx),
+            "encode": _summary(time_calls(lambda: encode(audio), args.repeats, cpu),
+                               args.seconds, "rtf"),
+            "decode": _summary(time_calls(lambda: decode(codes), args.repeats, cpu),
+                               args.seconds, "rtf")}
+
+
 def ratios(ours: dict, peer: dict) -> dict[str, float]:
     """Ours / peer for each throughput (higher means ours is faster)."""
     pairs = {"encode_rtf": ("encode", "rtf"), "decode_rtf": ("decode", "rtf"),
@@ -415,6 +435,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     if args.streaming:
         report["ours"]["streaming"] = streaming_benchmark(
             model, device=device, seconds=args.seconds, repeats=args.repeats, seed=args.seed)
+    if args.onnx:
+        report["ours"]["onnxruntime"] = onnx_benchmark(model, args)
     return report
 
 
@@ -473,7 +495,16 @@ def _format_report(report: dict) -> str:
         lines.append(line)
     if "streaming" in report["ours"]:
         lines += _format_streaming(report["ours"]["streaming"])
+    if "onnxruntime" in report["ours"]:
+        lines += _format_onnx(report["ours"])
     return "\n".join(lines)
+
+
+def _format_onnx(ours: dict) -> list[str]:
+    result = ours["onnxruntime"]
+    return [f"onnxruntime, CPU ({result['folder']}), same audio length and threads:"] + [
+        f"  {key + ' (x real time)':30s}{result[key]['rtf']:15.2f}   torch: {ours[key]['rtf']:.2f}"
+        for key in ("encode", "decode")]
 
 
 def _format_streaming(result: dict) -> list[str]:
@@ -515,6 +546,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="make the --preset model causal (no look-ahead)")
     parser.add_argument("--streaming", action="store_true",
                         help="also time frame-by-frame coding (needs a causal model)")
+    parser.add_argument("--folder", type=int, metavar="CLIPS",
+                        help="instead, time coding a folder of CLIPS clips of 1-5 s: files "
+                             "per second of codec encode/decode --jobs N, and of "
+                             "encode_batch/decode_batch against clip by clip (eval.folder_speed)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
+                        help="the --jobs values --folder times (default: 1 2)")
+    parser.add_argument("--onnx", metavar="DIR",
+                        help="also time encode and decode through onnxruntime (CPU) with the "
+                             "graphs in DIR (codec export --onnx; exported there if none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -528,6 +568,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.seconds <= 0 or args.segment <= 0:
         print("bench: --seconds and --segment must be positive", file=sys.stderr)
         return 2
+    if args.folder:
+        from eval.folder_speed import folder_report, format_folder_report
+
+        report = folder_report(*_load_our_model(args), clips=args.folder, jobs=args.jobs,
+                               threads=args.threads, seed=args.seed)
+        print(json.dumps(report, indent=2) if args.json else format_folder_report(report))
+        return 0
     try:
         report = run_benchmark(args)
     except CodecError as error:

@@ -24,8 +24,10 @@ LAYERS = {
                    "codec.provenance"),
     "network": ("codec.network",),
     "coding": ("codec.coding", "codec.audio"),
-    "models on disk": ("codec.checkpoint", "codec.pretrained", "codec.export"),
-    "coding programs": ("codec.compress", "codec.pcm_stream"),
+    "models on disk": ("codec.checkpoint", "codec.pretrained", "codec.export",
+                       "codec.onnx_export"),
+    "coding programs": ("codec.compress", "codec.batch_coding", "codec.pcm_stream",
+                        "codec.tokens"),
     "training": ("codec.train",),
     "command line": ("codec.cli", "codec.__main__", "codec"),
 }

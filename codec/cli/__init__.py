@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codec.cli import coding, config, export, info, streaming, train
+from codec.cli import coding, config, export, info, streaming, tokens, train
 from codec.errors import CodecError
 from codec.version import __version__
 
-COMMAND_GROUPS = (train, config, coding, streaming, export, info)
+COMMAND_GROUPS = (train, config, coding, streaming, tokens, export, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

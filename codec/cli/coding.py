@@ -3,12 +3,15 @@ and exit codes around ``codec.compress`` (the coding itself) and ``codec.coding.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Iterator
 
 from codec.cli.batch import check_plan, failure_line, files_under
+from codec.cli.jobs import Message, Work, in_workers
 from codec.coding.bitstream import SUFFIX as QCA_SUFFIX
 from codec.coding.chunking import WORK_MEMORY_BYTES
 from codec.errors import CodecError
@@ -48,25 +51,46 @@ def _plan(inputs: list[str], output: str | None, suffixes: frozenset[str],
     return pairs
 
 
-def _run_each(pairs: list[tuple[Path, Path]], command: str,
-              work: Callable[[Path, Path], None]) -> int:
-    """Run ``work`` on every pair. A single file's error propagates (one line from the
-    CLI); in a batch each failure is reported on one line and the rest still run."""
+def _run_each(pairs: list[tuple[Path, Path]], command: str, work: Work, jobs: int = 1) -> int:
+    """Run ``work`` on every pair, in ``jobs`` worker processes (1: in this one). A single
+    file's error propagates (one line from the CLI); in a batch each failure is reported
+    on one line and the rest still run."""
     from tqdm import tqdm
 
     if len(pairs) == 1:
-        work(*pairs[0])
+        _show(work(*pairs[0]))
         return 0
     failed = 0
-    for source, target in tqdm(pairs, unit="file", desc=command, disable=None):
-        try:
-            work(source, target)
-        except Exception as error:  # any failure, even a bug, is one file's, not the batch's
-            failed += 1
-            tqdm.write(f"codec {command}: error: {failure_line(source, error)}", file=sys.stderr)
+    outcomes = in_workers(pairs, work, jobs) if jobs > 1 else _in_turn(pairs, work)
+    with contextlib.closing(outcomes):
+        for lines, failure in tqdm(outcomes, total=len(pairs), unit="file", desc=command,
+                                   disable=None):
+            _show(lines)
+            if failure is not None:
+                failed += 1
+                tqdm.write(f"codec {command}: error: {failure}", file=sys.stderr)
     if failed:
         tqdm.write(f"codec {command}: {failed} of {len(pairs)} files failed", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _in_turn(pairs: list[tuple[Path, Path]],
+             work: Work) -> Iterator[tuple[list[Message], str | None]]:
+    """``(lines to print, failure line or None)`` for each pair, coded here in turn."""
+    for source, target in pairs:
+        try:
+            lines = work(source, target)
+        except Exception as error:  # any failure, even a bug, is one file's, not the batch's
+            yield [], failure_line(source, error)
+        else:
+            yield lines, None
+
+
+def _show(lines: list[Message]) -> None:
+    from tqdm import tqdm
+
+    for to_stderr, text in lines:
+        tqdm.write(text, file=sys.stderr if to_stderr else sys.stdout)
 
 
 def refuse_existing(pairs: list[tuple[Path, Path]], *, force: bool) -> None:
@@ -77,18 +101,16 @@ def refuse_existing(pairs: list[tuple[Path, Path]], *, force: bool) -> None:
         raise CodecError(f"{existing[0]} exists{more}; pass -f/--force to overwrite")
 
 
-def print_summary(source: Path, target: Path, *, compressed: Path, seconds: float) -> None:
-    """One line on stdout per file coded: audio duration, the compressed file's bitrate,
-    and the time taken."""
-    from tqdm import tqdm
-
+def summary(source: Path, target: Path, *, compressed: Path, seconds: float) -> Message:
+    """The line on stdout for each file coded: audio duration, the compressed file's
+    bitrate, and the time taken."""
     from codec.coding.bitstream import describe
 
     facts = describe(compressed)
     duration = facts["duration_seconds"]
     speed = f", {duration / seconds:.1f}x real time" if seconds > 0 else ""
-    tqdm.write(f"{source} -> {target}: {duration:.2f} s of audio, {facts['file_kbps']:.2f} kbps, "
-               f"{seconds:.2f} s{speed}", file=sys.stdout)
+    return False, (f"{source} -> {target}: {duration:.2f} s of audio, "
+                   f"{facts['file_kbps']:.2f} kbps, {seconds:.2f} s{speed}")
 
 
 def _load(path: str, device: str) -> PretrainedModel:
@@ -117,19 +139,83 @@ def _n_q(model: PretrainedModel, args: argparse.Namespace) -> int:
         raise CodecError(f"--{'kbps' if args.kbps is not None else 'n-q'}: {error}") from None
 
 
-def _check_chunk(args: argparse.Namespace) -> None:
+def _check_running(args: argparse.Namespace) -> None:
     if args.chunk_seconds is not None and not 0 < args.chunk_seconds < float("inf"):
         raise CodecError(f"--chunk-seconds must be a positive number, got {args.chunk_seconds}")
+    if args.jobs < 1:
+        raise CodecError(f"--jobs must be at least 1, got {args.jobs}")
+
+
+def _encoding_model(args: argparse.Namespace) -> PretrainedModel:
+    model = _load(args.model, args.device)
+    return model if args.band_levels is None else model.with_band_levels(args.band_levels)
+
+
+@dataclass
+class _EncodeWork:
+    """Encodes one file as ``codec encode`` does. A copy sent to a worker process leaves
+    the model behind and loads its own on its first file."""
+    args: argparse.Namespace
+    n_q: int
+    progress: bool
+    model: PretrainedModel | None = None
+
+    def __getstate__(self) -> dict:
+        return {**vars(self), "model": None}
+
+    def __call__(self, source: Path, target: Path) -> list[Message]:
+        from codec.compress import encode_file
+
+        if self.model is None:
+            self.model = _encoding_model(self.args)
+        args, started = self.args, time.perf_counter()
+        encode_file(self.model, source, target, n_q=self.n_q, entropy=args.entropy,
+                    chunk_seconds=args.chunk_seconds, level_match=args.level_match,
+                    progress=self.progress, overwrite=args.force)
+        return [summary(source, target, compressed=target,
+                        seconds=time.perf_counter() - started)]
+
+
+@dataclass
+class _DecodeWork:
+    """Decodes one file as ``codec decode`` does, with the model it names (or
+    ``--model``), each model loaded once per process (not sent to workers)."""
+    args: argparse.Namespace
+    progress: bool
+    models: dict[str, PretrainedModel] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict:
+        return {**vars(self), "models": {}}
+
+    def model_for(self, source: Path) -> PretrainedModel:
+        path = self.args.model or _recorded_model(source)
+        if path not in self.models:
+            model = _load(path, self.args.device)
+            if self.args.postfilter is not None:
+                model = model.with_postfilter(self.args.postfilter)
+            self.models[path] = model
+        return self.models[path]
+
+    def __call__(self, source: Path, target: Path) -> list[Message]:
+        from codec.compress import decode_file
+
+        args, started = self.args, time.perf_counter()
+        clipped = decode_file(self.model_for(source), source, target, subtype=args.subtype,
+                              chunk_seconds=args.chunk_seconds, progress=self.progress,
+                              overwrite=args.force)
+        lines = []
+        if clipped:
+            lines.append((True, f"codec decode: warning: {target}: {clipped} samples beyond "
+                                f"full scale were clipped; --subtype FLOAT keeps them"))
+        return lines + [summary(source, target, compressed=source,
+                                seconds=time.perf_counter() - started)]
 
 
 def run_encode(args: argparse.Namespace) -> int:
     from codec.audio import AUDIO_SUFFIXES
-    from codec.compress import encode_file
 
-    _check_chunk(args)
-    model = _load(args.model, args.device)
-    if args.band_levels is not None:
-        model = model.with_band_levels(args.band_levels)
+    _check_running(args)
+    model = _encoding_model(args)
     n_q = _n_q(model, args)
     if args.entropy:
         try:
@@ -140,51 +226,17 @@ def run_encode(args: argparse.Namespace) -> int:
     if len(pairs) == 1 and pairs[0][1].suffix != QCA_SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of encode should end in {QCA_SUFFIX}")
     refuse_existing(pairs, force=args.force)
-
-    def work(source: Path, target: Path) -> None:
-        started = time.perf_counter()
-        encode_file(model, source, target, n_q=n_q, entropy=args.entropy,
-                    chunk_seconds=args.chunk_seconds, level_match=args.level_match,
-                    progress=len(pairs) == 1, overwrite=args.force)
-        print_summary(source, target, compressed=target,
-                      seconds=time.perf_counter() - started)
-
-    return _run_each(pairs, "encode", work)
+    work = _EncodeWork(args, n_q, progress=len(pairs) == 1, model=model)
+    return _run_each(pairs, "encode", work, args.jobs)
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from codec.compress import decode_file
-
-    _check_chunk(args)
+    _check_running(args)
     pairs = _plan(args.inputs, args.output, frozenset({QCA_SUFFIX}), ".wav")
     if len(pairs) == 1 and pairs[0][1].suffix == QCA_SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of decode is audio (.wav or .flac)")
     refuse_existing(pairs, force=args.force)
-    models: dict[str, PretrainedModel] = {}
-
-    def model_for(source: Path) -> PretrainedModel:
-        path = args.model or _recorded_model(source)
-        if path not in models:
-            model = _load(path, args.device)
-            if args.postfilter is not None:
-                model = model.with_postfilter(args.postfilter)
-            models[path] = model
-        return models[path]
-
-    def work(source: Path, target: Path) -> None:
-        started = time.perf_counter()
-        clipped = decode_file(model_for(source), source, target, subtype=args.subtype,
-                              chunk_seconds=args.chunk_seconds, progress=len(pairs) == 1,
-                              overwrite=args.force)
-        if clipped:
-            tqdm.write(f"codec decode: warning: {target}: {clipped} samples beyond full scale "
-                       f"were clipped; --subtype FLOAT keeps them", file=sys.stderr)
-        print_summary(source, target, compressed=source,
-                      seconds=time.perf_counter() - started)
-
-    return _run_each(pairs, "decode", work)
+    return _run_each(pairs, "decode", _DecodeWork(args, progress=len(pairs) == 1), args.jobs)
 
 
 def _recorded_model(source: Path) -> str:
@@ -262,9 +314,12 @@ def run_entropy_tables(args: argparse.Namespace) -> int:
 
 
 def _add_running_arguments(parser: argparse.ArgumentParser, done: str) -> None:
-    """--device, --chunk-seconds and -f/--force, as encode and decode take them."""
+    """--device, --chunk-seconds, --jobs and -f/--force, as encode and decode take them."""
     parser.add_argument("-f", "--force", action="store_true",
                         help="overwrite outputs that exist (default: refuse)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help=f"files {done} at once, each worker process on one thread "
+                             f"(default: 1, in this process)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--chunk-seconds", type=float,
                         help=f"audio {done} at a time; bounds memory (default: what fits in "

@@ -1,4 +1,5 @@
-"""``codec export MODEL -o FILE [--half]``: an inference-only model file (``codec.export``)."""
+"""``codec export MODEL -o FILE [--half]``: an inference-only model file (``codec.export``);
+``codec export MODEL --onnx DIR``: ONNX graphs of encoder and decoder (``codec.onnx_export``)."""
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,31 @@ def refuse_to_replace(path: Path, *, force: bool) -> None:
         raise CodecError(f"{path} exists; pass -f/--force to overwrite")
 
 
+def run_onnx(args: argparse.Namespace) -> int:
+    from codec.onnx_export import FILES, INFO_FILE, export_onnx
+    from codec.pretrained import load
+
+    if args.half:
+        raise CodecError("--half is for the safetensors export; the ONNX graphs are float32")
+    for name in FILES:
+        refuse_to_replace(Path(args.onnx) / name, force=args.force)
+    model = load(args.model)
+    paths = export_onnx(model.network, args.onnx, target_lufs=model.target_lufs)
+    for path in paths.values():
+        print(f"{path}: {_size(path.stat().st_size)}")
+    print(f"model id {model.model_id}; resampling, loudness gain, band levels, post-filter "
+          f"and entropy coding stay outside the graphs ({INFO_FILE} lists them)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import load_file
 
     from codec.export import export_model
     from codec.pretrained import load
 
+    if args.onnx:
+        return run_onnx(args)
     refuse_to_replace(Path(args.output), force=args.force)
     model = load(args.model)
     if model.source.model_file and Path(args.output).resolve() == model.source.model_file.resolve():
@@ -62,14 +82,19 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="write an inference-only model file",
+        "export", help="write an inference-only model file, or ONNX graphs",
         description="Write an inference-only safetensors model: weight norm folded, "
                     "training state dropped, optionally float16 convs (codebooks stay "
-                    "float32, so the model id does not change).")
+                    "float32, so the model id does not change). With --onnx, write "
+                    "encoder.onnx, decoder.onnx and codec.json instead (pip install "
+                    "'codec-toolkit[onnx]' to run them with onnxruntime).")
     parser.add_argument("model", help="run directory, checkpoint directory or model file")
-    parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    output = parser.add_mutually_exclusive_group(required=True)
+    output.add_argument("-o", "--output", help="the .safetensors file to write")
+    output.add_argument("--onnx", metavar="DIR",
+                        help="the folder to write encoder.onnx, decoder.onnx, codec.json in")
     parser.add_argument("-f", "--force", action="store_true",
-                        help="overwrite an existing output file")
+                        help="overwrite existing output files")
     parser.add_argument("--half", action="store_true",
                         help="store encoder and decoder weights in float16")
     parser.set_defaults(run=run)

@@ -52,18 +52,21 @@ def _window_of(module: nn.Module) -> tuple[int, int, int] | None:
     return None
 
 
-def context_frames(model: Codec, postfilter_exponent: float = 1.0) -> int:
-    """Frames of context that cover the receptive field of encoder and decoder on each
-    side (summed over every conv as if in series, so it errs on the generous side), and
-    the reach of a post-filter with ``postfilter_exponent`` (1: none)."""
+def _encoder_frames(model: Codec) -> int:
+    """Frames on each side of a frame that its code depends on (the encoder's receptive
+    field, summed over every conv as if in series, so it errs on the generous side)."""
     hop = model.hop_length
-    span, jump = 0, 1  # encoder, in samples
+    span, jump = 0, 1  # in samples
     for window in filter(None, map(_window_of, model.encoder.modules())):
         kernel, stride, dilation = window
         span += (kernel - 1) * dilation * jump
         jump *= stride
-    encoder_frames = math.ceil(span / hop)
-    span, jump = 0.0, 1.0  # decoder, in frames
+    return math.ceil(span / hop)
+
+
+def _decoder_span(model: Codec) -> float:
+    """Frames on each side of a decoded frame that it depends on, as ``_encoder_frames``."""
+    span, jump = 0.0, 1.0  # in frames
     for module in model.decoder.modules():
         window = _window_of(module)
         if window is None:
@@ -74,8 +77,22 @@ def context_frames(model: Codec, postfilter_exponent: float = 1.0) -> int:
             jump /= stride
         else:
             span += (kernel - 1) * dilation * jump
-    span += math.ceil(postfilter.reach(model.sample_rate, postfilter_exponent) / hop)
-    return max(encoder_frames, math.ceil(span)) + 1
+    return span
+
+
+def context_frames(model: Codec, postfilter_exponent: float = 1.0) -> int:
+    """Frames of context that cover the receptive field of encoder and decoder on each
+    side, and the reach of a post-filter with ``postfilter_exponent`` (1: none)."""
+    reach = postfilter.reach(model.sample_rate, postfilter_exponent)
+    span = _decoder_span(model) + math.ceil(reach / model.hop_length)
+    return max(_encoder_frames(model), math.ceil(span)) + 1
+
+
+def network_reach(model: Codec, decoding: bool) -> int:
+    """Frames of context the encoder (``decoding``: the decoder) alone needs on each side:
+    an output frame further than this from either end of its input is what the whole
+    signal would give, whatever lies beyond those ends."""
+    return (math.ceil(_decoder_span(model)) if decoding else _encoder_frames(model)) + 1
 
 
 def default_chunk_seconds(model: Codec) -> float:
@@ -153,28 +170,49 @@ class ChunkEncoder:
             self.progress.update(1)
 
 
+def chunk_windows(frames: int, chunk_frames: int,
+                  context: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(first, start, stop, last)`` for each chunk of a signal of ``frames`` frames:
+    frames ``start..stop`` are coded from frames ``first..last``, up to ``context`` more
+    on each side (the windows :class:`ChunkEncoder` encodes, and :func:`decode_chunks`
+    decodes)."""
+    for start in range(0, frames, chunk_frames):
+        stop = min(start + chunk_frames, frames)
+        yield max(0, start - context), start, stop, min(frames, stop + context)
+
+
+def decoded_piece(model: Codec, decoded: torch.Tensor, item: int, window: tuple[int, ...],
+                  length: int, levels: BandLevels | None = None,
+                  postfilter_exponent: float = 1.0) -> torch.Tensor:
+    """Item ``item``'s audio ``[1, C, n]`` for the chunk of ``window`` (from
+    :func:`chunk_windows`), from the decoder's output over the whole window: through the
+    post-filter, brought to ``levels``, cut to the chunk (``length`` samples in all)."""
+    first, start, stop, _ = window
+    hop = model.hop_length
+    decoded = postfilter.spectral_expansion(decoded, model.sample_rate, postfilter_exponent,
+                                            first * hop)
+    if levels is not None:
+        decoded = levels.apply(decoded.cpu(), item, first)
+    offset, keep = (start - first) * hop, min(stop * hop, length) - start * hop
+    return decoded[..., offset:offset + keep].float().cpu()
+
+
 def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: int, context: int,
                   progress: tqdm | None = None, levels: BandLevels | None = None,
                   postfilter_exponent: float = 1.0) -> Iterator[torch.Tensor]:
     """Model-rate audio ``[items, model_channels, n]`` of codes ``[items, n_q, frames]``,
     chunk by chunk, ``length`` samples in all, through the post-filter with
     ``postfilter_exponent`` (1: off) and then brought to ``levels`` if given."""
-    hop, frames, device = model.hop_length, codes.shape[-1], _device_of(model)
+    device = _device_of(model)
     if levels is not None:
         context += levels.grid.reach_frames
-    for start in range(0, frames, chunk_frames):
-        stop = min(start + chunk_frames, frames)
-        first, last = max(0, start - context), min(frames, stop + context)
-        keep = min(stop * hop, length) - start * hop
-        offset = (start - first) * hop
+    for window in chunk_windows(codes.shape[-1], chunk_frames, context):
+        first, _, _, last = window
         pieces = []
         for index, item in enumerate(codes[..., first:last]):  # one at a time, as encoding
-            window = torch.from_numpy(item[None].astype(np.int64)).to(device)
-            decoded = postfilter.spectral_expansion(model.decode(window), model.sample_rate,
-                                                    postfilter_exponent, first * hop)
-            if levels is not None:
-                decoded = levels.apply(decoded.cpu(), index, first)
-            pieces.append(decoded[..., offset:offset + keep].float().cpu())
+            decoded = model.decode(torch.from_numpy(item[None].astype(np.int64)).to(device))
+            pieces.append(decoded_piece(model, decoded, index, window, length, levels,
+                                        postfilter_exponent))
         yield torch.cat(pieces)
         if progress is not None:
             progress.update(1)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from codec.config import ConfigError, ModelConfig
+from codec.network.nn import ACTIVATIONS
 from codec.network.quantize import ResidualVQ
 from codec.network.seanet import SEANetDecoder, SEANetEncoder
 from codec.network.spectral import (
@@ -61,7 +62,11 @@ def check_model_size(config: ModelConfig) -> None:
 def check_arch(config: ModelConfig) -> None:
     """ConfigError unless ``model.arch`` names an architecture that can take the rest."""
     if config.arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown model.arch {config.arch!r}; choices: {sorted(ARCHITECTURES)}")
+        raise ConfigError(f"unknown model.arch {config.arch!r:.40}; choices: "
+                          f"{sorted(ARCHITECTURES)}")
+    if config.activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown model.activation {config.activation!r:.40}; choices: "
+                          f"{sorted(ACTIVATIONS)}")
     if config.arch != "stft":
         if config.synthesis_overlap:
             raise ConfigError("model.synthesis_overlap is for a causal spectral model "

@@ -1,0 +1,278 @@
+"""ONNX graphs of a codec: ``encoder.onnx`` (audio -> codes) and ``decoder.onnx`` (codes ->
+audio), for runtimes without torch (onnxruntime, browsers, phones).
+
+    codec export exp/run --onnx DIR
+
+- ``encoder.onnx``: ``audio`` float32 ``[batch, channels, samples]`` at the model's rate,
+  already brought to its training loudness -> ``codes`` int64 ``[batch, n_q, frames]``,
+  ``frames = ceil(samples / hop)`` (the graph pads to a whole hop with zeros, as
+  ``Codec.encode`` does). It always gives every codebook: a residual quantiser's first
+  ``k`` codes do not depend on the later ones, so keeping the first ``k`` rows is coding
+  with ``k`` codebooks.
+- ``decoder.onnx``: ``codes`` int64 ``[batch, k, frames]`` with any ``1 <= k <= n_q`` ->
+  ``audio`` float32 ``[batch, channels, frames * hop]`` (cut it to the input's length).
+  Codes must lie in ``[0, codebook_size)``: the graph does not check them.
+- ``codec.json`` beside them: sample rate, channels, hop, n_q, codebook size, model id,
+  training loudness, and the steps that stay outside the graphs (``OUTSIDE``).
+
+Batch, samples, frames and ``k`` are dynamic axes. The graphs hold the network as
+``Codec.encode`` and ``Codec.decode`` run it, weight norm folded. Outside them stays
+what ``codec encode``/``decode`` do around the network: resampling to and from the
+model's rate, the loudness gain (and the level match folded into it), band levels,
+the post-filter, entropy coding and the ``.qca`` container.
+
+``torch.stft`` and the inverse transform do not export, so the spectral architecture's
+ends are rewritten as fixed linear maps computing the same sums: the analysis as a
+strided conv whose kernels are the windowed DFT basis (real and imaginary parts), the
+synthesis as a strided transposed conv whose kernels are the windowed inverse real DFT
+basis (overlap-add), divided by the overlap-added window envelope as the model does.
+They differ from the FFT only in float rounding.
+
+Float rounding also differs between runtimes (a few 1e-7 on a tiny model's latents), so
+a code can differ from torch's only where two codewords are that nearly equally near
+(codewords k-means left identical, in an undertrained model, are such ties).
+
+The graphs are written by torch's TorchScript exporter (``dynamo=False``): the newer
+``torch.export``-based one needs one more package (onnxscript), and these graphs need
+nothing it adds.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from codec.errors import CodecError
+from codec.network.model import Codec, compute_model_id
+from codec.network.nn import fold_weight_norm
+from codec.network.spectral import (
+    COMPRESSION,
+    COMPRESSION_FLOOR,
+    CausalSTFTAnalysis,
+    CrossfadeSynthesis,
+    ISTFTSynthesis,
+    STFTAnalysis,
+)
+
+ENCODER_FILE, DECODER_FILE, INFO_FILE = "encoder.onnx", "decoder.onnx", "codec.json"
+FILES = (ENCODER_FILE, DECODER_FILE, INFO_FILE)
+OPSET = 17
+OUTSIDE = ("resampling to and from sample_rate",
+           "loudness gain: input brought to target_lufs, output back to the input's level",
+           "band levels (coding.band_levels)",
+           "post-filter (coding.postfilter)",
+           "entropy coding and the .qca container",
+           "cutting the decoded audio to the input's length")
+
+
+def _angles(size: int, bins: int) -> torch.Tensor:
+    """``2 pi k n / size`` for bin ``k`` and sample ``n``, ``[bins, size]`` float64 (the
+    product taken modulo ``size`` first, so large ones lose no precision)."""
+    product = torch.arange(bins, dtype=torch.float64)[:, None] * torch.arange(size)
+    return 2 * math.pi * torch.remainder(product, size) / size
+
+
+class ConvAnalysis(nn.Module):
+    """:class:`STFTAnalysis` or :class:`CausalSTFTAnalysis` followed by
+    ``SpectralEncoder.features``: audio ``[B, C, T]`` -> compressed real and imaginary
+    parts ``[B, C * 2 * bins, T / hop]``, the transform as a strided conv."""
+
+    def __init__(self, analysis: STFTAnalysis | CausalSTFTAnalysis):
+        super().__init__()
+        n_fft, self.hop = analysis.n_fft, analysis.hop
+        self.bins = n_fft // 2 + 1
+        if isinstance(analysis, CausalSTFTAnalysis):
+            self.padding = (n_fft - self.hop, 0)
+        else:
+            side = (n_fft - self.hop) // 2
+            self.padding = (side, side)
+        angles = _angles(n_fft, self.bins)
+        window = analysis.window.double() / analysis.scale
+        basis = torch.cat([angles.cos() * window, -angles.sin() * window])
+        self.register_buffer("basis", basis[:, None, :].float())
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        batch, channels, length = audio.shape
+        flat = nn.functional.pad(audio.reshape(batch * channels, 1, length), self.padding)
+        parts = nn.functional.conv1d(flat, self.basis, stride=self.hop)
+        real, imag = parts[:, :self.bins], parts[:, self.bins:]
+        magnitude = torch.sqrt(real * real + imag * imag)
+        scale = (magnitude + COMPRESSION_FLOOR).pow(COMPRESSION - 1)
+        compressed = torch.cat([real * scale, imag * scale], dim=1)
+        return compressed.reshape(batch, channels * 2 * self.bins, -1)
+
+
+class ConvSynthesis(nn.Module):
+    """:class:`ISTFTSynthesis` or :class:`CrossfadeSynthesis` on the decoder's last conv:
+    real and imaginary parts ``[B, C * 2 * bins, F]`` -> audio ``[B, C, F * hop]``, the
+    inverse transform and overlap-add as one strided transposed conv."""
+
+    def __init__(self, synthesis: ISTFTSynthesis | CrossfadeSynthesis, channels: int):
+        super().__init__()
+        self.hop, self.channels = synthesis.hop, channels
+        window = synthesis.window.double()
+        if isinstance(synthesis, CrossfadeSynthesis):
+            size, envelope, self.trim = synthesis.size, window, (synthesis.overlap, 0)
+        else:
+            side = (synthesis.n_fft - self.hop) // 2
+            size, envelope, self.trim = synthesis.n_fft, window.pow(2), (side, side)
+        self.bins = size // 2 + 1
+        # The inverse real DFT counts every bin but DC and Nyquist twice.
+        counts = torch.full((self.bins, 1), 2.0, dtype=torch.float64)
+        counts[0] = 1.0
+        if size % 2 == 0:
+            counts[-1] = 1.0
+        angles = _angles(size, self.bins)
+        weight = counts / size * window * synthesis.scale
+        basis = torch.cat([angles.cos() * weight, -angles.sin() * weight])
+        self.register_buffer("basis", basis[:, None, :].float())
+        self.register_buffer("envelope", envelope[None, None, :].float())
+
+    def forward(self, parts: torch.Tensor) -> torch.Tensor:
+        batch = parts.shape[0]
+        flat = parts.reshape(batch * self.channels, 2 * self.bins, -1)
+        summed = nn.functional.conv_transpose1d(flat, self.basis, stride=self.hop)
+        ones = torch.ones_like(flat[:1, :1])
+        weights = nn.functional.conv_transpose1d(ones, self.envelope, stride=self.hop)
+        left, right = self.trim
+        keep = slice(left, -right if right else None)
+        audio = summed[..., keep] / weights[..., keep]
+        return audio.reshape(batch, self.channels, -1)
+
+
+class EncoderGraph(nn.Module):
+    """Audio ``[B, C, T]`` -> codes ``[B, n_q, ceil(T / hop)]``, as ``Codec.encode``."""
+
+    def __init__(self, model: Codec):
+        super().__init__()
+        self.hop = model.hop_length
+        encoder = model.encoder
+        if model.config.arch == "stft":
+            self.network = nn.Sequential(ConvAnalysis(encoder.analysis), encoder.layers)
+        else:
+            self.network = encoder
+        self.register_buffer("codebooks", _codebooks(model))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        extra = (self.hop - audio.shape[-1] % self.hop) % self.hop
+        latents = self.network(nn.functional.pad(audio, (0, extra)))
+        residual = latents.transpose(1, 2)  # [B, F, D]
+        codes = []
+        for embed in self.codebooks:
+            # Nearest codeword as VectorQuantizer.quantize finds it (same sums, same order).
+            scores = residual @ embed.t() * 2 - embed.pow(2).sum(dim=1)
+            layer_codes = scores.argmax(dim=-1)
+            residual = residual - nn.functional.embedding(layer_codes, embed)
+            codes.append(layer_codes)
+        return torch.stack(codes, dim=1)
+
+
+class DecoderGraph(nn.Module):
+    """Codes ``[B, k, F]`` (any ``k`` up to n_q) -> audio ``[B, C, F * hop]``, as
+    ``Codec.decode``."""
+
+    def __init__(self, model: Codec):
+        super().__init__()
+        decoder = model.decoder
+        if model.config.arch == "stft":
+            self.network = nn.Sequential(
+                decoder.layers, ConvSynthesis(decoder.synthesis, model.config.channels))
+        else:
+            self.network = decoder
+        codebooks = _codebooks(model)
+        self.codebook_size = codebooks.shape[1]
+        # One table of every codebook, each code offset by its codebook's start.
+        self.register_buffer("table", codebooks.flatten(0, 1))
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        offsets = torch.arange(codes.shape[1], device=codes.device) * self.codebook_size
+        vectors = nn.functional.embedding(codes + offsets[:, None], self.table)  # [B, k, F, D]
+        return self.network(vectors.sum(dim=1).transpose(1, 2))
+
+
+def _codebooks(model: Codec) -> torch.Tensor:
+    """The quantiser's codebooks, ``[n_q, codebook_size, dim]``."""
+    return torch.stack([layer.embed.detach().float() for layer in model.quantizer.layers])
+
+
+def _inference_copy(model: Codec) -> Codec:
+    return fold_weight_norm(copy.deepcopy(model)).float().cpu().eval()
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str],
+            axes: dict[str, dict[int, str]]) -> None:
+    """Write ``module`` as ONNX at ``path`` (through a temporary file beside it)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The tracer warns about shape arithmetic it records as graph ops anyway, and
+            # about the slices of dynamic padding it cannot fold; neither changes the graph.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Constant folding")
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
+            warnings.filterwarnings("ignore", message="The feature will be removed")
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=OPSET,
+                              input_names=[names[0]], output_names=[names[1]],
+                              dynamic_axes=axes)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise CodecError(f"{path}: cannot write ({error.strerror or error})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def describe(model: Codec, target_lufs: Optional[float]) -> dict:
+    """What ``codec.json`` holds: how to feed the graphs, and what they leave out."""
+    config = model.config
+    return {"format": "codec-onnx", "format_version": 1,
+            "sample_rate": config.sample_rate, "channels": config.channels,
+            "hop": model.hop_length, "n_q": config.n_q,
+            "codebook_size": config.codebook_size, "model_id": compute_model_id(model),
+            "target_lufs": target_lufs, "opset": OPSET,
+            "encoder": {"input": "audio float32 [batch, channels, samples]",
+                        "output": "codes int64 [batch, n_q, ceil(samples / hop)]"},
+            "decoder": {"input": "codes int64 [batch, k <= n_q, frames]",
+                        "output": "audio float32 [batch, channels, frames * hop]"},
+            "outside_the_graphs": list(OUTSIDE)}
+
+
+def export_onnx(model: Codec, folder: str | Path, *,
+                target_lufs: Optional[float] = None) -> dict[str, Path]:
+    """Write ``encoder.onnx``, ``decoder.onnx`` and ``codec.json`` for ``model`` into
+    ``folder``; ``target_lufs``: the loudness input must be brought to (recorded only)."""
+    try:
+        import onnx  # noqa: F401  torch's exporter writes its files through it
+    except ImportError:
+        raise CodecError("ONNX export needs the onnx package: pip install onnx (or pip "
+                         "install -e '.[onnx]', which brings onnxruntime too)") from None
+    folder = Path(folder)
+    model = _inference_copy(model)
+    frames = 3
+    audio = torch.zeros(1, model.config.channels, frames * model.hop_length)
+    codes = torch.zeros(1, model.config.n_q, frames, dtype=torch.long)
+    paths = {name: folder / name for name in FILES}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CodecError(f"{folder}: cannot write ({error.strerror or error})") from None
+    _export(EncoderGraph(model).eval(), audio, paths[ENCODER_FILE], ("audio", "codes"),
+            {"audio": {0: "batch", 2: "samples"}, "codes": {0: "batch", 2: "frames"}})
+    _export(DecoderGraph(model).eval(), codes, paths[DECODER_FILE], ("codes", "audio"),
+            {"codes": {0: "batch", 1: "n_q", 2: "frames"},
+             "audio": {0: "batch", 2: "samples"}})
+    info = json.dumps(describe(model, target_lufs), indent=2) + "\n"
+    try:
+        paths[INFO_FILE].write_text(info)
+    except OSError as error:
+        raise CodecError(f"{paths[INFO_FILE]}: cannot write ({error.strerror or error})"
+                         ) from None
+    return paths
