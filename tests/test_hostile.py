@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_run import save_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Peak memory allowed for coding 2 s of audio at a rate that shares little with the
@@ -65,20 +66,7 @@ def test_odd_sample_rates_code_in_bounded_memory():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """An untrained tiny 24 kHz model saved as a run's best checkpoint."""
-    import torch
-
-    from codec import Codec, model_config
-    from codec.checkpoint import save_checkpoint
-    from codec.config import Config
-    from codec.network.model import compute_model_id
-
-    torch.manual_seed(0)
-    network = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
-    run = tmp_path_factory.mktemp("hostile") / "run"
-    save_checkpoint(run / "best", model_state=network.state_dict(),
-                    config=Config(model=network.config), step=1,
-                    model_id=compute_model_id(network))
-    return run
+    return save_tiny_run(tmp_path_factory.mktemp("hostile") / "run")
 
 
 def write_tone(path: Path, rate: int = 24000, seconds: float = 0.3) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from tiny_run import save_tiny_run
 
 from codec.cli import main
 from codec.cli.jobs import in_workers
@@ -22,20 +23,7 @@ SECONDS = [0.001, 0.3, 0.7, 1.1]  # the first is shorter than a frame
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """An untrained tiny model saved as a run's best checkpoint."""
-    import torch
-
-    from codec import Codec, model_config
-    from codec.checkpoint import save_checkpoint
-    from codec.config import Config
-    from codec.network.model import compute_model_id
-
-    torch.manual_seed(0)
-    network = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
-    run = tmp_path_factory.mktemp("jobs") / "run"
-    save_checkpoint(run / "best", model_state=network.state_dict(),
-                    config=Config(model=network.config), step=1,
-                    model_id=compute_model_id(network))
-    return run
+    return save_tiny_run(tmp_path_factory.mktemp("jobs") / "run")
 
 
 def clips(folder: Path) -> Path:

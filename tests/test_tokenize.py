@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from tiny_run import save_tiny_run
 
 import codec.tokens.tokenize as tokenize_module
 from codec.cli import main
 from codec.coding import bitstream
 from codec.compress import encode_file, payload_codes
+from codec.config import CodingConfig
 from codec.pretrained import load
 from codec.tokens.shards import read_meta, read_rows, written_shards
 
@@ -28,20 +30,7 @@ CLIPS = [(0.5, 24000, 1), (0.3, 16000, 2), None, (0.001, 24000, 1), (0.8, 44100,
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """An untrained tiny model that sends band levels, saved as a run."""
-    import torch
-
-    from codec import Codec, model_config
-    from codec.checkpoint import save_checkpoint
-    from codec.config import CodingConfig, Config
-    from codec.network.model import compute_model_id
-
-    torch.manual_seed(0)
-    network = Codec(model_config("tiny", strides=(2, 4, 5), widths=(8, 16, 32, 64)))
-    run = tmp_path_factory.mktemp("tokens") / "run"
-    save_checkpoint(run / "best", model_state=network.state_dict(),
-                    config=Config(model=network.config, coding=CodingConfig(band_levels=8)),
-                    step=1, model_id=compute_model_id(network))
-    return run
+    return save_tiny_run(tmp_path_factory.mktemp("tokens") / "run", CodingConfig(band_levels=8))
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ _FLOAT32, _FLOAT64 = struct.Struct("<f"), struct.Struct("<d")
 _THOUSANDTHS, _TAG_FLOAT32, _TAG_FLOAT64 = 0, 1, 2
 # The level spreads a header can hold: 0.05 to 49.7 steps, 1/25 octave (2.8%) apart, far
 # finer than a file's spread is measured; rounded so every machine builds the same list.
-SPREADS = tuple(round(0.05 * 2 ** (index / 25), 3) for index in range(250))
+SPREADS = tuple(round(0.05 * 2 ** (index / 25), 3) for index in range(250))  # see nearest_spread
 # Ten varint bytes hold 70 bits, beyond every field's limit; more is damage.
 _MAX_VARINT_BYTES = 10
 
@@ -87,10 +87,10 @@ def _real(value: float) -> bytes:
 
 
 def nearest_spread(value: float) -> float:
-    """The member of :data:`SPREADS` nearest ``value`` (on a log scale; values beyond
-    the ends take the end)."""
-    value = min(max(value, SPREADS[0]), SPREADS[-1])
-    return min(SPREADS, key=lambda spread: abs(math.log(spread / value)))
+    """The member of :data:`SPREADS` nearest ``value`` on a log scale (values beyond the
+    ends take the end)."""
+    steps = 25 * math.log2(max(value, SPREADS[0]) / 0.05)
+    return SPREADS[min(round(steps), len(SPREADS) - 1)]
 
 
 def _spread_index(value: float) -> int:
