@@ -58,6 +58,9 @@ class ModelConfig:
     # arch stft with causal: the decoder's frames overlap by this many samples, which the
     # decoded audio waits for: the whole delay is hop + synthesis_overlap samples.
     synthesis_overlap: int = 0
+    # arch stft: the first codebook codes the input's level in this many bands per frame,
+    # and the decoder brings each frame to them (codec/network/frame_levels.py); 0: none.
+    level_bands: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,9 +136,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                      n_fft=640),
     # The spectral preset made causal, for live coding: it looks back, never ahead (a
     # frame's analysis window ends with its hop), and its decoder's frames crossfade over
-    # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz).
+    # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz). Its first
+    # codebook codes each frame's level in 12 bands, which the decoder brings its frames
+    # to: what the codes alone leave out above 1 kHz (codec/network/frame_levels.py).
     "live": dict(arch="stft", causal=True, strides=(320,), widths=(512, 512),
-                 dilations=(1, 3, 9), n_fft=640, synthesis_overlap=80),
+                 dilations=(1, 3, 9), n_fft=640, synthesis_overlap=80, level_bands=12),
     # GPU-scale (about 26M parameters): the original SEANet layout with residual units
     # at every rate, snake activations, 12 codebooks (up to 9 kbps). Slow on a CPU.
     "large": dict(strides=(2, 4, 5, 8), widths=(64, 128, 256, 512, 1024),

@@ -254,6 +254,9 @@ def export_onnx(model: Codec, folder: str | Path, *,
     except ImportError:
         raise CodecError("ONNX export needs the onnx package: pip install onnx (or pip "
                          "install -e '.[onnx]', which brings onnxruntime too)") from None
+    if model.config.level_bands:
+        raise CodecError("ONNX export does not cover frame levels (model.level_bands) yet; "
+                         "code such a model with codec encode/decode or the Python API")
     folder = Path(folder)
     model = _inference_copy(model)
     frames = 3

@@ -21,7 +21,7 @@ SMALL_SPECTRAL = dict(sample_rate=16000, strides=(80,), widths=(32, 32), n_fft=3
                       dilations=(1, 3), latent_dim=16, n_q=4, codebook_size=64)
 CONFIGS = {"time-domain": model_config("tiny"),
            "spectral": model_config("spectral", **SMALL_SPECTRAL),
-           "causal spectral": model_config("live", **{**SMALL_SPECTRAL,
+           "causal spectral": model_config("live", **{**SMALL_SPECTRAL, "level_bands": 0,
                                                       "synthesis_overlap": 20})}
 
 
@@ -131,3 +131,11 @@ def test_the_readme_example_runs_verbatim(tmp_path, monkeypatch):
     names: dict = {}
     exec(compile(example, str(README), "exec"), names)
     assert names["codes"].shape == (1, 4, 200) and names["decoded"].shape == (1, 1, 16000)
+
+
+def test_a_model_with_frame_levels_is_refused_in_one_line(tmp_path):
+    torch.manual_seed(0)
+    model = Codec(model_config("live", **{**SMALL_SPECTRAL, "synthesis_overlap": 20}))
+    with pytest.raises(CodecError, match="frame levels"):
+        export_onnx(model, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()

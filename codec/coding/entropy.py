@@ -115,6 +115,11 @@ class EntropyTables:
                     codes[item, q] = decoder.decode(self._model(q), frames)
         except Exception as error:  # constriction raises plain exceptions on bad data
             raise BitstreamError(f"entropy-coded payload is damaged ({error})") from None
+        # A range decoder reads what it needs and nothing after it: coded again, the
+        # codes must give exactly these bytes (no words of anything else after them).
+        if self.encode(codes) != data:
+            raise BitstreamError(f"entropy-coded payload is damaged ({len(data)} bytes, not "
+                                 f"the coding of the codes they decode to)")
         return codes
 
 

@@ -198,7 +198,7 @@ def encoder_step(encoder: nn.Module) -> Step:
         if not isinstance(encoder.analysis, CausalSTFTAnalysis):
             raise StreamingError("this spectral encoder's window looks ahead: not causal")
         analysis, layers = _AnalysisStep(encoder.analysis), streaming_step(encoder.layers)
-        return lambda x: layers(encoder.features(analysis(x)).to(x.dtype))
+        return lambda x: encoder.from_spectra(analysis(x), x.dtype, layers)
     return streaming_step(encoder.layers)
 
 
@@ -207,6 +207,7 @@ class _DecoderStep:
     decoder; :meth:`flush` gives what waits for a next frame (nothing for SEANet)."""
 
     def __init__(self, decoder: nn.Module):
+        self.decoder = decoder
         self.layers = streaming_step(decoder.layers)
         self.batch = 1
         self.synthesis = None
@@ -214,15 +215,12 @@ class _DecoderStep:
             if not isinstance(decoder.synthesis, CrossfadeSynthesis):
                 raise StreamingError("this spectral decoder's frames look ahead: not causal")
             self.synthesis = _SynthesisStep(decoder.synthesis)
-            self.channels, self.bins = decoder.channels, decoder.bins
 
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
         self.batch = latents.shape[0]
-        out = self.layers(latents)
         if self.synthesis is None:
-            return out
-        parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
-        return self.synthesis(parts)
+            return self.layers(latents)
+        return self.synthesis(self.decoder.parts(latents, self.layers))
 
     def flush(self) -> torch.Tensor | None:
         """The held-back samples ``[B, C, n]``; None for a decoder that holds none."""

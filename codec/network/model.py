@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from codec.config import ConfigError, ModelConfig
+from codec.network.frame_levels import MAX_BANDS, LevelledRVQ
 from codec.network.nn import ACTIVATIONS
 from codec.network.quantize import ResidualVQ
 from codec.network.seanet import SEANetDecoder, SEANetEncoder
@@ -67,6 +68,12 @@ def check_arch(config: ModelConfig) -> None:
     if config.activation not in ACTIVATIONS:
         raise ConfigError(f"unknown model.activation {config.activation!r:.40}; choices: "
                           f"{sorted(ACTIVATIONS)}")
+    if config.level_bands and not (config.arch == "stft" and config.n_q >= 2
+                                   and 1 <= config.level_bands <= MAX_BANDS):
+        raise ConfigError(f"model.level_bands (frame levels, coded by the first codebook) "
+                          f"needs arch stft, n_q of at least 2 and at most {MAX_BANDS} "
+                          f"bands; got arch {config.arch!r:.20}, n_q {config.n_q}, "
+                          f"level_bands {config.level_bands}")
     if config.arch != "stft":
         if config.synthesis_overlap:
             raise ConfigError("model.synthesis_overlap is for a causal spectral model "
@@ -130,12 +137,24 @@ def _spectral_options(config: ModelConfig) -> dict:
                 dilations=config.dilations, kernel_size=config.kernel_size,
                 residual_kernel_size=config.residual_kernel_size,
                 activation=config.activation, weight_norm=config.weight_norm,
-                causal=config.causal, overlap=config.synthesis_overlap)
+                causal=config.causal, overlap=config.synthesis_overlap,
+                sample_rate=config.sample_rate, level_bands=config.level_bands)
 
 
 # model.arch -> (encoder, decoder, their keyword arguments from the config)
 ARCHITECTURES = {"seanet": (SEANetEncoder, SEANetDecoder, _seanet_options),
                  "stft": (SpectralEncoder, SpectralDecoder, _spectral_options)}
+
+
+def _quantizer(config: ModelConfig) -> ResidualVQ | LevelledRVQ:
+    """The residual VQ; with frame levels, one whose first codebook codes them."""
+    options = dict(dim=config.latent_dim, n_q=config.n_q, codebook_size=config.codebook_size,
+                   decay=config.ema_decay, kmeans_iters=config.kmeans_iters,
+                   dead_code_threshold=config.dead_code_threshold,
+                   dropout=config.quantizer_dropout)
+    if config.level_bands:
+        return LevelledRVQ(level_dim=config.channels * config.level_bands, **options)
+    return ResidualVQ(**options)
 
 
 class Codec(nn.Module):
@@ -145,11 +164,7 @@ class Codec(nn.Module):
         check_arch(config)
         encoder, decoder, options = ARCHITECTURES[config.arch]
         self.encoder = encoder(**options(config))
-        self.quantizer = ResidualVQ(dim=config.latent_dim, n_q=config.n_q,
-                                    codebook_size=config.codebook_size, decay=config.ema_decay,
-                                    kmeans_iters=config.kmeans_iters,
-                                    dead_code_threshold=config.dead_code_threshold,
-                                    dropout=config.quantizer_dropout)
+        self.quantizer = _quantizer(config)
         self.decoder = decoder(**options(config))
 
     @property
@@ -243,6 +258,8 @@ def _id_fields(config: ModelConfig) -> dict:
         del fields["arch"], fields["n_fft"]
     if not fields["synthesis_overlap"]:  # came after spectral models were in use
         del fields["synthesis_overlap"]
+    if not fields["level_bands"]:  # likewise
+        del fields["level_bands"]
     return fields
 
 

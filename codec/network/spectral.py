@@ -34,6 +34,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from codec.network import frame_levels
 from codec.network.nn import Conv1d, make_activation
 from codec.network.seanet import ResidualUnit
 
@@ -228,12 +229,15 @@ def _frame_stack(width: int, dilations: Sequence[int], kernel_size: int, activat
 
 
 class SpectralEncoder(nn.Module):
-    """Audio ``[B, C, T]`` -> latents ``[B, latent_dim, T / hop]``."""
+    """Audio ``[B, C, T]`` -> latents ``[B, latent_dim, T / hop]``, and with ``level_bands``
+    each frame's level vector after them (codec/network/frame_levels.py)."""
 
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
-                 activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0):
+                 activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
+                 sample_rate: int = 24000, level_bands: int = 0):
         super().__init__()
+        self.sample_rate, self.level_bands = sample_rate, level_bands
         self.analysis = CausalSTFTAnalysis(n_fft, hop) if causal else STFTAnalysis(n_fft, hop)
         features = channels * 2 * (n_fft // 2 + 1)
         self.layers = nn.Sequential(
@@ -251,17 +255,32 @@ class SpectralEncoder(nn.Module):
         parts = torch.stack((compressed.real, compressed.imag), dim=2)  # [B, C, 2, bins, F]
         return parts.flatten(1, 3)
 
+    def from_spectra(self, spectra: torch.Tensor, dtype: torch.dtype,
+                     layers=None) -> torch.Tensor:
+        """Spectra ``[B, C, bins, F]`` -> the encoder's output in ``dtype``; ``layers``
+        stands in for the frame-rate layers (a streaming step)."""
+        layers = layers or self.layers
+        latents = layers(self.features(spectra).to(dtype))
+        if not self.level_bands:
+            return latents
+        levels = frame_levels.levels_of(spectra, self.sample_rate, self.level_bands)
+        return torch.cat([latents, levels.to(latents.dtype)], dim=1)
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.layers(self.features(self.analysis(audio)).to(audio.dtype))
+        return self.from_spectra(self.analysis(audio), audio.dtype)
 
 
 class SpectralDecoder(nn.Module):
-    """Latents ``[B, latent_dim, F]`` -> audio ``[B, C, F * hop]``, unbounded."""
+    """Latents ``[B, latent_dim, F]`` (with ``level_bands``, the level vectors after them)
+    -> audio ``[B, C, F * hop]``, unbounded."""
 
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
-                 activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0):
+                 activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
+                 sample_rate: int = 24000, level_bands: int = 0):
         super().__init__()
+        self.latent_dim, self.sample_rate, self.level_bands = latent_dim, sample_rate, \
+            level_bands
         size = hop + overlap if causal else n_fft
         self.channels, self.bins = channels, size // 2 + 1
         self.layers = nn.Sequential(
@@ -275,10 +294,16 @@ class SpectralDecoder(nn.Module):
         self.synthesis = (CrossfadeSynthesis(hop, overlap) if causal
                           else ISTFTSynthesis(n_fft, hop))
 
-    def parts(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents ``[B, latent_dim, F]`` -> real and imaginary parts ``[B, C, 2, bins, F]``."""
-        parts = self.layers(latents)
-        return parts.reshape(parts.shape[0], self.channels, 2, self.bins, parts.shape[-1])
+    def parts(self, latents: torch.Tensor, layers=None) -> torch.Tensor:
+        """Latents -> real and imaginary parts ``[B, C, 2, bins, F]``, brought to the frame
+        levels when the model sends them; ``layers`` stands in for the frame-rate layers
+        (a streaming step)."""
+        layers = layers or self.layers
+        out = layers(latents[:, :self.latent_dim])
+        parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
+        if not self.level_bands:
+            return parts
+        return frame_levels.bring_to(parts, latents[:, self.latent_dim:], self.sample_rate)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.synthesis(self.parts(latents))

@@ -83,6 +83,16 @@ def test_damaged_stream_raises_only_bitstream_error_or_gives_codes():
         assert got.shape == (1, 2, 400) and got.max() < K
 
 
+@pytest.mark.parametrize("junk", [bytes(4096), b"\x01\x02\x03\x04", b"\xff" * 8])
+def test_whole_words_of_junk_after_the_codes_are_damage(junk):
+    """A range decoder stops when it has the codes it was asked for: words after them
+    (a .qca whose payload was padded, header and checksum made to match) are refused."""
+    codes = skewed_codes((1, 2, 400))
+    tables = tables_for(codes)
+    with pytest.raises(BitstreamError, match="damaged"):
+        tables.decode(tables.encode(codes) + junk, 1, 2, 400)
+
+
 def test_tables_id_names_the_counts():
     codes = skewed_codes((1, 2, 100))
     a, b = tables_for(codes), tables_for(codes)

@@ -1,0 +1,205 @@
+"""Frame levels: the input's level in a few bands, one vector per frame, coded by the
+first codebook, and the decoder's frames brought to them before its inverse transform.
+
+Why: at a low bitrate the codes carry what the waveform terms pay for, which is the low
+bands; the decoded speech above about 1 kHz comes out tens of dB too faint. Band levels
+sent beside the codes fix that offline (codec/coding/band_levels.py), but they are
+measured over spans, smoothed across neighbours and applied by a transform that looks a
+hop ahead: a live decoder cannot wait for them. Here the level of each band is measured
+on the encoder's own analysis frame (which looks only back), vector-quantised by one
+more codebook (row 0 of the codes, learned by EMA like the others) and applied to the
+decoder's spectrum of the same frame. Nothing waits for a later frame, so the model's
+latency is what it was, and streamed coding equals offline coding as for every other
+code.
+
+Levels are mean power per bin, in dB, in ``bands`` bands equally wide on the mel scale;
+the vector is quantised in units of 10 dB above :data:`FLOOR_DB` (so distances between
+codewords are in tens of dB) and a band at or under the floor is sent as the floor. The
+decoder scales each bin by the gain that brings its band to the level, interpolated
+between band centres (in dB) so that no bin steps at a band's edge, and never by more
+than :data:`MAX_BOOST_DB`.
+
+Shapes: spectra ``[B, C, bins, F]`` (complex) or decoder parts ``[B, C, 2, bins, F]``;
+level vectors ``[B, C * bands, F]`` in the quantiser's units.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from codec.mel_scale import hz_to_mel, mel_to_hz
+from codec.network.quantize import QuantizedResult, ResidualVQ, VectorQuantizer, codebook_usage
+
+# Mean power per bin (full scale 1, after the transforms' window normalisation) below
+# which a band is silent; levels are coded in UNIT_DB steps above it.
+FLOOR_DB = -100.0
+UNIT_DB = 10.0
+MAX_BOOST_DB = 40.0
+TINY = 1e-20
+MIN_BANDS, MAX_BANDS = 1, 64
+
+
+@functools.lru_cache(maxsize=16)
+def band_edges(bins: int, sample_rate: int, bands: int) -> tuple[int, ...]:
+    """Bin indices where each of ``bands`` mel-wide bands starts, and the end: every band
+    at least one bin wide, the first from bin 0, the last to the Nyquist bin."""
+    nyquist = sample_rate / 2
+    mels = torch.linspace(0, hz_to_mel(nyquist), bands + 1, dtype=torch.float64)
+    edges = (mel_to_hz(mels) / nyquist * (bins - 1)).round().long().tolist()
+    edges[0], edges[-1] = 0, bins
+    for i in range(1, bands + 1):  # at least one bin each, as far as the bins go
+        edges[i] = min(max(edges[i], edges[i - 1] + 1), bins - (bands - i))
+    edges[-1] = bins
+    return tuple(edges)
+
+
+@functools.lru_cache(maxsize=16)
+def _members(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
+    """``[bands, bins]``: 1 / width over a band's bins, so a product gives mean power."""
+    edges = band_edges(bins, sample_rate, bands)
+    matrix = torch.zeros(bands, bins)
+    for band, (start, end) in enumerate(zip(edges[:-1], edges[1:], strict=False)):
+        matrix[band, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+@functools.lru_cache(maxsize=16)
+def _spread(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
+    """``[bins, bands]``: each bin's weights on the band gains, linear between band
+    centres and flat beyond the outer ones; every row sums to 1."""
+    edges = torch.tensor(band_edges(bins, sample_rate, bands), dtype=torch.float64)
+    centres = (edges[:-1] + edges[1:] - 1) / 2
+    position = torch.arange(bins, dtype=torch.float64).clamp(centres[0], centres[-1])
+    upper = torch.searchsorted(centres, position, right=True).clamp(1, max(bands - 1, 1))
+    matrix = torch.zeros(bins, bands, dtype=torch.float64)
+    if bands == 1:
+        matrix[:, 0] = 1.0
+        return matrix.float()
+    lower = upper - 1
+    share = ((position - centres[lower]) / (centres[upper] - centres[lower])).clamp(0, 1)
+    rows = torch.arange(bins)
+    matrix[rows, lower] = 1 - share
+    matrix[rows, upper] += share
+    return matrix.float()
+
+
+def band_db(power: torch.Tensor, sample_rate: int, bands: int) -> torch.Tensor:
+    """Power per bin ``[B, C, bins, F]`` -> mean power per band in dB ``[B, C, bands, F]``,
+    floored at :data:`FLOOR_DB`."""
+    members = _members(power.shape[-2], sample_rate, bands).to(power.device)
+    mean = torch.einsum("kb,ncbf->nckf", members, power.float())
+    return (10 * torch.log10(mean + TINY)).clamp(min=FLOOR_DB)
+
+
+def levels_of(spectra: torch.Tensor, sample_rate: int, bands: int) -> torch.Tensor:
+    """Complex spectra ``[B, C, bins, F]`` -> level vectors ``[B, C * bands, F]``."""
+    levels = (band_db(spectra.abs().pow(2), sample_rate, bands) - FLOOR_DB) / UNIT_DB
+    return levels.flatten(1, 2)
+
+
+def bring_to(parts: torch.Tensor, levels: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Decoder parts ``[B, C, 2, bins, F]`` with each band brought to ``levels``
+    (``[B, C * bands, F]``, quantiser units), differentiably in ``parts``."""
+    batch, channels, _, bins, frames = parts.shape
+    bands = levels.shape[1] // channels
+    target = levels.reshape(batch, channels, bands, frames) * UNIT_DB + FLOOR_DB
+    made = band_db(parts.float().pow(2).sum(dim=2), sample_rate, bands)
+    gain_db = (target - made).clamp(max=MAX_BOOST_DB)
+    spread = _spread(bins, sample_rate, bands).to(parts.device)
+    per_bin = torch.einsum("ik,nckf->ncif", spread, gain_db)
+    return parts * torch.pow(10.0, per_bin / 20).unsqueeze(2).to(parts.dtype)
+
+
+class LevelledRVQ(nn.Module):
+    """A residual VQ whose first codebook codes the frame levels.
+
+    Its input is the encoder's latents with the level vectors after them, ``[B,
+    latent_dim + level_dim, F]``, and so is its output. Codes ``[B, n_q, F]``: row 0 the
+    levels, the next rows the latents' residual codebooks; ``n_q`` counts both, so the
+    bitrate rule, the files and the streams treat the level codebook as any other. One
+    codebook codes the levels alone (the latents are then zero).
+    """
+
+    def __init__(self, *, dim: int, level_dim: int, n_q: int, codebook_size: int,
+                 decay: float = 0.99, kmeans_iters: int = 10, dead_code_threshold: float = 0.1,
+                 dropout: float = 1.0):
+        super().__init__()
+        if n_q < 2:
+            raise ValueError(f"frame levels take the first codebook: n_q must be at least 2, "
+                             f"got {n_q}")
+        self.n_q, self.codebook_size, self.dim, self.level_dim = n_q, codebook_size, dim, \
+            level_dim
+        levels = VectorQuantizer(level_dim, codebook_size, decay=decay,
+                                 kmeans_iters=kmeans_iters, dead_code_threshold=dead_code_threshold)
+        residual = ResidualVQ(dim=dim, n_q=n_q - 1, codebook_size=codebook_size, decay=decay,
+                              kmeans_iters=kmeans_iters, dead_code_threshold=dead_code_threshold,
+                              dropout=dropout)
+        # Every codebook in code-row order, the level codebook first, so that the weights
+        # are named as in a plain residual VQ; the latents' residual VQ shares its layers
+        # and is kept out of the module tree (it holds nothing else).
+        self.layers = nn.ModuleList([levels, *residual.layers])
+        object.__setattr__(self, "_residual", residual)
+
+    @property
+    def levels(self) -> VectorQuantizer:
+        return self.layers[0]
+
+    @property
+    def residual(self) -> ResidualVQ:
+        """The latents' codebooks, in the mode this module is in."""
+        return self._residual.train(self.training)
+
+    def check_n_q(self, n_q: int | None) -> int:
+        n_q = self.n_q if n_q is None else int(n_q)
+        if not 1 <= n_q <= self.n_q:
+            raise ValueError(f"n_q must be between 1 and {self.n_q} (codebooks in this model, "
+                             f"the level codebook included), got {n_q}")
+        return n_q
+
+    def _split(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return latents[:, :self.dim], latents[:, self.dim:]
+
+    def forward(self, latents: torch.Tensor, n_q: int | None = None) -> QuantizedResult:
+        n_q = self.check_n_q(n_q)
+        latents, levels = self._split(latents)
+        level_q, level_codes, stats = self.levels(levels)
+        usage, perplexity = codebook_usage(level_codes, self.codebook_size)
+        metrics = {"codebook/levels/usage": usage, "codebook/levels/perplexity": perplexity,
+                   "codebook/levels/revived": float(stats["revived"])}
+        if n_q == 1:
+            return QuantizedResult(torch.cat([torch.zeros_like(latents), level_q], dim=1),
+                                   level_codes[:, None], {"commit": latents.new_zeros(())},
+                                   metrics)
+        inner = self.residual(latents, n_q - 1)
+        metrics.update(inner.metrics)
+        return QuantizedResult(torch.cat([inner.quantized, level_q], dim=1),
+                               torch.cat([level_codes[:, None], inner.codes], dim=1),
+                               inner.losses, metrics)
+
+    def encode(self, latents: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """Latents and level vectors -> codes ``[B, n_q, F]`` (no codebook updates)."""
+        n_q = self.check_n_q(n_q)
+        latents, levels = self._split(latents)
+        level_codes = self.levels.quantize(
+            levels.transpose(1, 2).reshape(-1, self.level_dim).float())
+        level_codes = level_codes.reshape(latents.shape[0], 1, -1)
+        if n_q == 1:
+            return level_codes
+        return torch.cat([level_codes, self.residual.encode(latents, n_q - 1)], dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, n_q, F]`` -> quantised latents and level vectors."""
+        if codes.dim() != 3:
+            raise ValueError(f"codes must be [batch, n_q, frames], got shape {tuple(codes.shape)}")
+        self.check_n_q(codes.shape[1])
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        levels = self.levels.dequantize(codes[:, 0])
+        if codes.shape[1] == 1:
+            latents = levels.new_zeros(codes.shape[0], self.dim, codes.shape[-1])
+        else:
+            latents = self.residual.decode(codes[:, 1:])
+        return torch.cat([latents, levels], dim=1)
