@@ -140,8 +140,17 @@ class VectorQuantizer(nn.Module):
     def quantize(self, vectors: torch.Tensor) -> torch.Tensor:
         """Nearest codeword index for each row of ``[N, D]``."""
         # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2; the first term does not change argmin.
-        scores = vectors @ self.embed.t() * 2 - self.embed.pow(2).sum(dim=1)
+        scores = vectors @ self.embed.t() * 2 - self._squared_norms()
         return scores.argmax(dim=1)
+
+    def _squared_norms(self) -> torch.Tensor:
+        """``||e||^2`` of every codeword, kept until the codebook changes: coding frame by
+        frame, summing the codebook anew took longer than the search itself."""
+        key = (self.embed.data_ptr(), self.embed._version, self.embed.device)
+        if getattr(self, "_norms_key", None) != key:
+            self._norms = self.embed.pow(2).sum(dim=1)
+            self._norms_key = key
+        return self._norms
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, T]`` -> vectors ``[B, D, T]``."""

@@ -70,7 +70,10 @@ def test_encoder_never_looks_ahead(preset):
 def test_decoder_never_looks_ahead(preset):
     model, hop = causal_model(preset), 320
     frames = FRAMES[preset]
-    latents = torch.randn(1, model.config.latent_dim, frames)
+    # The live preset's frame levels ride after the latents.
+    width = model.config.latent_dim + model.config.channels * model.config.level_bands
+    latents = torch.randn(1, width, frames)
+    latents[:, model.config.latent_dim:] += 7  # levels 30 dB under full scale, not silence
     f = frames // 2
     changed = latents.clone()
     changed[..., f:] += torch.randn(changed[..., f:].shape)
