@@ -26,7 +26,9 @@ ends are rewritten as fixed linear maps computing the same sums: the analysis as
 strided conv whose kernels are the windowed DFT basis (real and imaginary parts), the
 synthesis as a strided transposed conv whose kernels are the windowed inverse real DFT
 basis (overlap-add), divided by the overlap-added window envelope as the model does.
-They differ from the FFT only in float rounding.
+They differ from the FFT only in float rounding. A model with frame levels (the live
+preset; codec/network/frame_levels.py) measures them in the encoder graph (its first row
+of codes) and brings the decoder's frames to them in the decoder graph, as the model does.
 
 Float rounding also differs between runtimes (a few 1e-7 on a tiny model's latents), so
 a code can differ from torch's only where two codewords are that nearly equally near
@@ -51,6 +53,7 @@ import torch
 from torch import nn
 
 from codec.errors import CodecError
+from codec.network import frame_levels
 from codec.network.model import Codec, compute_model_id
 from codec.network.nn import fold_weight_norm
 from codec.network.spectral import (
@@ -99,11 +102,16 @@ class ConvAnalysis(nn.Module):
         basis = torch.cat([angles.cos() * window, -angles.sin() * window])
         self.register_buffer("basis", basis[:, None, :].float())
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def spectra(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio ``[B, C, T]`` -> the real and imaginary parts ``[B * C, bins, F]``."""
         batch, channels, length = audio.shape
         flat = nn.functional.pad(audio.reshape(batch * channels, 1, length), self.padding)
         parts = nn.functional.conv1d(flat, self.basis, stride=self.hop)
-        real, imag = parts[:, :self.bins], parts[:, self.bins:]
+        return parts[:, :self.bins], parts[:, self.bins:]
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        batch, channels = audio.shape[:2]
+        real, imag = self.spectra(audio)
         magnitude = torch.sqrt(real * real + imag * imag)
         scale = (magnitude + COMPRESSION_FLOOR).pow(COMPRESSION - 1)
         compressed = torch.cat([real * scale, imag * scale], dim=1)
@@ -148,6 +156,31 @@ class ConvSynthesis(nn.Module):
         return audio.reshape(batch, self.channels, -1)
 
 
+def _nearest(vectors: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+    """Nearest codeword of each vector ``[B, F, D]`` as VectorQuantizer.quantize finds it
+    (same sums, same order)."""
+    return (vectors @ embed.t() * 2 - embed.pow(2).sum(dim=1)).argmax(dim=-1)
+
+
+class LevelMeter(nn.Module):
+    """The frame levels of a model that sends them (codec.network.frame_levels), from
+    the transform's real and imaginary parts ``[B * C, bins, F]`` -> ``[B, F, C * bands]``."""
+
+    def __init__(self, model: Codec, bins: int):
+        super().__init__()
+        self.channels = model.config.channels
+        members = frame_levels._members(bins, model.sample_rate, model.config.level_bands)
+        self.register_buffer("members", members.clone())
+
+    def forward(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+        mean = self.members @ (real * real + imag * imag)  # [B * C, bands, F]
+        db = (10 / math.log(10)) * torch.log(mean + frame_levels.TINY)
+        floor = frame_levels.FLOOR_DB
+        levels = (db.clamp(min=floor) - floor) / frame_levels.UNIT_DB
+        batch = levels.shape[0] // self.channels
+        return levels.reshape(batch, -1, levels.shape[-1]).transpose(1, 2)
+
+
 class EncoderGraph(nn.Module):
     """Audio ``[B, C, T]`` -> codes ``[B, n_q, ceil(T / hop)]``, as ``Codec.encode``."""
 
@@ -155,21 +188,28 @@ class EncoderGraph(nn.Module):
         super().__init__()
         self.hop = model.hop_length
         encoder = model.encoder
+        self.meter = None
         if model.config.arch == "stft":
-            self.network = nn.Sequential(ConvAnalysis(encoder.analysis), encoder.layers)
+            analysis = ConvAnalysis(encoder.analysis)
+            self.network = nn.Sequential(analysis, encoder.layers)
+            if model.config.level_bands:
+                self.analysis, self.meter = analysis, LevelMeter(model, analysis.bins)
+                self.register_buffer("level_codebook", model.quantizer.levels.embed.detach()
+                                     .float().clone())
         else:
             self.network = encoder
         self.register_buffer("codebooks", _codebooks(model))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         extra = (self.hop - audio.shape[-1] % self.hop) % self.hop
-        latents = self.network(nn.functional.pad(audio, (0, extra)))
-        residual = latents.transpose(1, 2)  # [B, F, D]
+        audio = nn.functional.pad(audio, (0, extra))
+        residual = self.network(audio).transpose(1, 2)  # [B, F, D]
         codes = []
+        if self.meter is not None:
+            codes.append(_nearest(self.meter(*self.analysis.spectra(audio)),
+                                  self.level_codebook))
         for embed in self.codebooks:
-            # Nearest codeword as VectorQuantizer.quantize finds it (same sums, same order).
-            scores = residual @ embed.t() * 2 - embed.pow(2).sum(dim=1)
-            layer_codes = scores.argmax(dim=-1)
+            layer_codes = _nearest(residual, embed)
             residual = residual - nn.functional.embedding(layer_codes, embed)
             codes.append(layer_codes)
         return torch.stack(codes, dim=1)
@@ -182,25 +222,44 @@ class DecoderGraph(nn.Module):
     def __init__(self, model: Codec):
         super().__init__()
         decoder = model.decoder
+        self.levelled = bool(model.config.level_bands)
         if model.config.arch == "stft":
-            self.network = nn.Sequential(
-                decoder.layers, ConvSynthesis(decoder.synthesis, model.config.channels))
+            self.layers = decoder.layers
+            self.synthesis = ConvSynthesis(decoder.synthesis, model.config.channels)
+            self.channels, self.bins = decoder.channels, decoder.bins
+            self.sample_rate = model.sample_rate
         else:
             self.network = decoder
         codebooks = _codebooks(model)
         self.codebook_size = codebooks.shape[1]
         # One table of every codebook, each code offset by its codebook's start.
         self.register_buffer("table", codebooks.flatten(0, 1))
+        if self.levelled:
+            self.register_buffer("level_codebook", model.quantizer.levels.embed.detach()
+                                 .float().clone())
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        levels = None
+        if self.levelled:  # the first row codes the frame levels, the rest the latents
+            levels = nn.functional.embedding(codes[:, 0], self.level_codebook).transpose(1, 2)
+            codes = codes[:, 1:]
         offsets = torch.arange(codes.shape[1], device=codes.device) * self.codebook_size
         vectors = nn.functional.embedding(codes + offsets[:, None], self.table)  # [B, k, F, D]
-        return self.network(vectors.sum(dim=1).transpose(1, 2))
+        latents = vectors.sum(dim=1).transpose(1, 2)
+        if not hasattr(self, "layers"):
+            return self.network(latents)
+        out = self.layers(latents)
+        if levels is not None:
+            parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
+            out = frame_levels.bring_to(parts, levels, self.sample_rate).flatten(1, 3)
+        return self.synthesis(out)
 
 
 def _codebooks(model: Codec) -> torch.Tensor:
-    """The quantiser's codebooks, ``[n_q, codebook_size, dim]``."""
-    return torch.stack([layer.embed.detach().float() for layer in model.quantizer.layers])
+    """The quantiser's codebooks of the latents, ``[n_q, codebook_size, dim]`` (with frame
+    levels, the first codebook is apart: it codes the levels)."""
+    layers = model.quantizer.layers[1:] if model.config.level_bands else model.quantizer.layers
+    return torch.stack([layer.embed.detach().float() for layer in layers])
 
 
 def _inference_copy(model: Codec) -> Codec:
@@ -254,9 +313,6 @@ def export_onnx(model: Codec, folder: str | Path, *,
     except ImportError:
         raise CodecError("ONNX export needs the onnx package: pip install onnx (or pip "
                          "install -e '.[onnx]', which brings onnxruntime too)") from None
-    if model.config.level_bands:
-        raise CodecError("ONNX export does not cover frame levels (model.level_bands) yet; "
-                         "code such a model with codec encode/decode or the Python API")
     folder = Path(folder)
     model = _inference_copy(model)
     frames = 3

@@ -72,7 +72,8 @@ def _spread(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
     edges = torch.tensor(band_edges(bins, sample_rate, bands), dtype=torch.float64)
     centres = (edges[:-1] + edges[1:] - 1) / 2
     position = torch.arange(bins, dtype=torch.float64).clamp(centres[0], centres[-1])
-    upper = torch.searchsorted(centres, position, right=True).clamp(1, max(bands - 1, 1))
+    # The first centre above each bin (a comparison, not searchsorted: ONNX lacks it).
+    upper = (position[:, None] >= centres[None, :]).sum(dim=1).clamp(1, max(bands - 1, 1))
     matrix = torch.zeros(bins, bands, dtype=torch.float64)
     if bands == 1:
         matrix[:, 0] = 1.0
