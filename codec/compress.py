@@ -248,7 +248,10 @@ def fitted_levels(model: PretrainedModel, plan: EncodingPlan, measures: InputMea
     network = model.network
     seconds = plan.length / network.sample_rate
     share = level_kbps(network, model.coding, n_q)
-    budget = share * 1000 / 8 * seconds * meter.rows or None
+    # The share is per coded item, as the codebooks' rate is: a mono model codes each
+    # channel as an item, a stereo model both channels as one.
+    items = meter.rows // network.config.channels
+    budget = share * 1000 / 8 * seconds * items or None
     # None when even the coarsest levels pass their share: the codes go alone.
     return BandLevels.fitted(meter.finish(plan.frames), meter.grid, budget)
 

@@ -61,6 +61,9 @@ class ModelConfig:
     # arch stft: the first codebook codes the input's level in this many bands per frame,
     # and the decoder brings each frame to them (codec/network/frame_levels.py); 0: none.
     level_bands: int = 0
+    # A two-channel spectral model codes left/right as they come ("lr") or mid and side
+    # ("ms"), mapped back after decoding (codec/network/stereo.py).
+    stereo: str = "lr"
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # It looks ahead 160 samples, so it codes offline only.
     "spectral": dict(arch="stft", strides=(320,), widths=(512, 512), dilations=(1, 3, 9),
                      n_fft=640),
+    # The spectral preset at 44.1 kHz for stereo music (recipes/music44k_stereo): hop 588
+    # keeps 75 frames/s, a window of two hops (26.7 ms), the two channels coded jointly
+    # as mid and side, and 16 codebooks: 12 kbps for the pair (8 of them 6 kbps). For
+    # 48 kHz set model.sample_rate=48000 model.strides=[640] model.n_fft=1280.
+    "spectral44k": dict(arch="stft", sample_rate=44100, channels=2, strides=(588,),
+                        widths=(512, 512), dilations=(1, 3, 9), n_fft=1176, n_q=16,
+                        stereo="ms"),
     # The spectral preset made causal, for live coding: it looks back, never ahead (a
     # frame's analysis window ends with its hop), and its decoder's frames crossfade over
     # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz). Its first

@@ -1,6 +1,7 @@
 """Build a small corpus of real speech and music from what a Debian machine already has.
 
     python -m data_prep.demo_corpus OUT_DIR [--minutes 25] [--seed 0] [--synthetic-only]
+        [--music-only] [--native]
 
 - Speech from real human voices: the letters and syllables of ``klettres-data`` (one
   speaker per language, 44.1 kHz) and the telephone prompts of the
@@ -16,10 +17,14 @@
 - Without espeak-ng and music (or with ``--synthetic-only``): seeded synthetic audio
   (tones with vibrato, chirps, noise bursts, hits): ``synthetic/set-NN/*.wav``.
 
-Everything is written as 24 kHz mono 16-bit WAV. A voice, a track or a synthetic set
-is one folder, that is one group for ``data_prep.manifest``, whose default split by
-group, stratified by top-level folder, keeps test speakers and tracks out of training
-and gives valid and test both speech and music.
+Everything is written as 24 kHz mono 16-bit WAV, but with ``--native`` the music keeps
+its source's rate and channels (the Debian music is 44.1 kHz stereo), for full-band and
+stereo models; ``--music-only`` makes music alone, all ``--minutes`` of it.
+
+A voice, a track or a synthetic set is one folder, that is one group for
+``data_prep.manifest``, whose default split by group, stratified by top-level folder,
+keeps test speakers and tracks out of training and gives valid and test both speech and
+music.
 
 The corpus is built in a hidden folder beside OUT_DIR and moved into place when done,
 with a marker file (``.demo_corpus.json``: options, sources and their licence files)
@@ -116,19 +121,27 @@ class Report:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # package -> licence file
 
-    def add(self, folder: Path, out_dir: Path, audio: torch.Tensor) -> None:
+    def add(self, folder: Path, out_dir: Path, audio: torch.Tensor,
+            rate: int = SAMPLE_RATE) -> None:
         relative = folder.relative_to(out_dir)
         self.seconds[relative.parts[0]] = (self.seconds.get(relative.parts[0], 0.0)
-                                           + audio.shape[-1] / SAMPLE_RATE)
+                                           + audio.shape[-1] / rate)
         self.files += 1
         self.groups.add(str(relative))
 
 
 def build(out_dir: str | Path, minutes: float = 25.0, seed: int = 0,
-          synthetic_only: bool = False, progress: bool = True) -> Optional[Report]:
-    """Make the corpus in ``out_dir``; None when an identical one is already there."""
+          synthetic_only: bool = False, progress: bool = True, music_only: bool = False,
+          native: bool = False) -> Optional[Report]:
+    """Make the corpus in ``out_dir``; None when an identical one is already there.
+    ``music_only``: music alone; ``native``: music at its source's rate and channels."""
     out_dir = Path(out_dir)
+    if music_only and synthetic_only:
+        raise CodecError("--music-only and --synthetic-only exclude each other")
     options = dict(version=VERSION, minutes=minutes, seed=seed, synthetic_only=synthetic_only)
+    # Recorded only when set, so that corpora built before these options still match.
+    options.update({name: True for name, value in (("music_only", music_only),
+                                                   ("native", native)) if value})
     if _already_built(out_dir, options):
         return None
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -137,7 +150,8 @@ def build(out_dir: str | Path, minutes: float = 25.0, seed: int = 0,
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        report = _fill(work, minutes * 60, seed, synthetic_only, progress)
+        report = (_fill_music(work, minutes * 60, seed, native, progress) if music_only
+                  else _fill(work, minutes * 60, seed, synthetic_only, progress, native))
         marker = dict(options, seconds=report.seconds, files=report.files,
                       groups=len(report.groups), sources=report.sources, notes=report.notes)
         (work / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
@@ -161,8 +175,22 @@ def _already_built(out_dir: Path, options: dict) -> bool:
     return True
 
 
+def _fill_music(work: Path, total_seconds: float, seed: int, native: bool,
+                progress: bool) -> Report:
+    """Music alone; CodecError naming the packages when none is installed."""
+    report = Report()
+    tracks = find_tracks(MUSIC_PACKAGES, report)
+    if not tracks:
+        raise CodecError(f"no music found for --music-only; install the Debian packages "
+                         f"{', '.join(MUSIC_PACKAGES)} (or give --install)")
+    if progress:
+        print(f"music: {total_seconds / 60:.1f} min from {len(tracks)} tracks")
+    make_music(work, tracks, total_seconds, seed, report, progress, native)
+    return report
+
+
 def _fill(work: Path, total_seconds: float, seed: int, synthetic_only: bool,
-          progress: bool) -> Report:
+          progress: bool, native: bool = False) -> Report:
     report = Report()
     say = print if progress else (lambda *args, **kwargs: None)
     voices = [] if synthetic_only else find_voices()
@@ -191,7 +219,7 @@ def _fill(work: Path, total_seconds: float, seed: int, synthetic_only: bool,
         make_speech(work, speech_seconds, seed, report, progress)
     if tracks:
         say(f"music: {(rest - speech_seconds) / 60:.1f} min from {len(tracks)} tracks")
-        make_music(work, tracks, rest - speech_seconds, seed, report, progress)
+        make_music(work, tracks, rest - speech_seconds, seed, report, progress, native)
     if sounds and sound_seconds > 0:
         make_sounds(work, sounds, sound_seconds, report)
     return report
@@ -354,6 +382,12 @@ def _decoded(source, start: int = 0, frames: int = -1) -> torch.Tensor:
     return resample(mono, rate, SAMPLE_RATE)
 
 
+def _native(source, start: int = 0, frames: int = -1) -> tuple[torch.Tensor, int]:
+    """A file (path or file object) as float32 ``[C, T]`` at its own rate, and the rate."""
+    data, rate = sf.read(source, start=start, frames=frames, dtype="float32", always_2d=True)
+    return torch.from_numpy(np.ascontiguousarray(data.T)), rate
+
+
 # ---------------------------------------------------------------- music and sounds
 
 def find_tracks(packages: dict[str, Sequence[str]], report: Report) -> list[Track]:
@@ -416,8 +450,9 @@ def _track(package: str, name: str, opener: Callable[[], object]) -> Optional[Tr
 
 
 def make_music(work: Path, tracks: list[Track], seconds: float, seed: int, report: Report,
-               progress: bool) -> None:
-    """Segments of SEGMENT_SECONDS spread over each chosen track."""
+               progress: bool, native: bool = False) -> None:
+    """Segments of SEGMENT_SECONDS spread over each chosen track: 24 kHz mono, or with
+    ``native`` at the track's own rate and channels."""
     chosen = _interleaved_tracks(tracks, seed)
     count = min(len(chosen), max(3, round(seconds / SECONDS_PER_TRACK)))
     per_track = seconds / count
@@ -433,9 +468,13 @@ def make_music(work: Path, tracks: list[Track], seconds: float, seed: int, repor
             if hasattr(source, "seek"):
                 source.seek(0)  # an in-memory file is read from its start each time
             start = gap * (piece + 1) + length * piece
-            audio = _decoded(source, int(start * rate), int(length * rate))
-            write_audio(folder / f"{track.name}_{piece:02d}.wav", audio, SAMPLE_RATE)
-            report.add(folder, work, audio)
+            if native:
+                audio, _ = _native(source, int(start * rate), int(length * rate))
+            else:
+                audio = _decoded(source, int(start * rate), int(length * rate))
+            written = rate if native else SAMPLE_RATE
+            write_audio(folder / f"{track.name}_{piece:02d}.wav", audio, written)
+            report.add(folder, work, audio, written)
         if progress:
             print(f"  [{index + 1}/{count}] music/{group}: {pieces} x {length:.0f} s")
 
@@ -493,6 +532,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic-only", action="store_true",
                         help="make synthetic audio even where speech and music are available")
+    parser.add_argument("--music-only", action="store_true",
+                        help="make music alone (all --minutes of it)")
+    parser.add_argument("--native", action="store_true",
+                        help="write the music at its source's rate and channels (44.1 kHz "
+                             "stereo for the Debian music) instead of 24 kHz mono")
     parser.add_argument("--install", action="store_true",
                         help="first install the missing Debian packages of real voices and "
                              "music with apt-get, where this process may")
@@ -504,7 +548,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(1)
     started = time.perf_counter()
     try:
-        report = build(args.out_dir, args.minutes, args.seed, args.synthetic_only)
+        report = build(args.out_dir, args.minutes, args.seed, args.synthetic_only,
+                       music_only=args.music_only, native=args.native)
     except CodecError as error:
         print(f"data_prep.demo_corpus: error: {error}", file=sys.stderr)
         return 2

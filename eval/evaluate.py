@@ -1,7 +1,8 @@
 """Measure a trained codec on a set of files, against Opus, and write a report.
 
     python -m eval.evaluate --model exp/x/best --data data/test.jsonl -o exp/x/eval \\
-        [--kbps 1.5,3,6] [--max-files N] [--opus] [--rd] [--kind auto|speech|music]
+        [--kbps 1.5,3,6] [--max-files N] [--opus [--opus-twice]] [--rd]
+        [--kind auto|speech|music]
 
 Every number comes from the path a user takes: audio -> ``codec.compress.encode``
 -> bytes written to a file and read back -> ``codec.compress.decode`` -> audio. The bitrate is
@@ -9,7 +10,9 @@ measured from the file's size, and encode and decode are timed separately.
 
 Written to OUT_DIR:
 
-- ``results/<system>.csv``  one row per file: every metric, bytes, bitrate, timings;
+- ``results/<system>.csv``  one row per file: every metric, bytes, bitrate, timings
+  (for a stereo file also each channel's RMS ratio and the inter-channel level
+  difference error, ``eval.stereo``);
 - ``results/<system>.json`` the set's summary for that system (means, medians, actual
   bitrate, codebook usage entropy, real-time factors);
 - ``files.csv`` all rows together; ``summary.json`` everything the report shows;
@@ -39,7 +42,7 @@ from codec.audio import read_audio
 from codec.coding.bitrate import codebooks_for_kbps, coded_kbps
 from codec.errors import CodecError
 from codec.pretrained import PretrainedModel, read_metadata
-from eval import breakdown, opus, rate_distortion, report, spectrograms
+from eval import breakdown, opus, rate_distortion, report, spectrograms, stereo
 from eval.coding import (
     Coded,
     add_coding_arguments,
@@ -81,13 +84,15 @@ class System:
 
 
 def plan_systems(model: PretrainedModel, kbps: tuple[float, ...], *, rd: bool,
-                 with_opus: bool) -> tuple[list[System], list[System]]:
+                 with_opus: bool,
+                 opus_twice: bool = False) -> tuple[list[System], list[System]]:
     """``(headline, all)``: the systems at the asked bitrates (plus the Opus reference
     row), and every system to run (adding each codebook count for the RD curves).
 
     Opus runs at the codec's nominal bitrate for each codebook count (with the share a
     model that sends band levels sets aside for them), so the two are compared at the
-    same target.
+    same target; with ``opus_twice`` also at twice each headline bitrate, what a codec
+    should be judged against when it claims to halve the rate.
     """
     network, coding = model.network, model.coding
     counts = [codebooks_for_kbps(network, coding, k) for k in kbps]
@@ -97,8 +102,11 @@ def plan_systems(model: PretrainedModel, kbps: tuple[float, ...], *, rd: bool,
         headline.append(System("codec", rate, n_q))
         if with_opus:
             headline.append(System("opus", rate))
+        if with_opus and opus_twice:
+            headline.append(System("opus", 2 * rate))
     if with_opus:
         headline.append(System("opus", opus.REFERENCE_KBPS, reference=True))
+    headline = _each_once(headline)
     every = list(headline)
     if rd:
         for n_q in range(1, model.config.n_q + 1):
@@ -109,6 +117,16 @@ def plan_systems(model: PretrainedModel, kbps: tuple[float, ...], *, rd: bool,
     unique = {s.key: s for s in reversed(every)}  # the headline copy wins (reference flag)
     every = sorted(unique.values(), key=lambda s: (s.kind != "codec", s.nominal_kbps))
     return headline, every
+
+
+def _each_once(systems: list[System]) -> list[System]:
+    """``systems`` with each key once, where it first comes; the reference's copy wins,
+    so that Opus at twice a rate and the reference row are one row."""
+    kept: dict[str, System] = {}
+    for system in systems:
+        if system.key not in kept or system.reference:
+            kept[system.key] = system
+    return list(kept.values())
 
 
 # ---------------------------------------------------------------------------
@@ -135,7 +153,7 @@ def summarize(system: System, rows: list[dict], model: codec.Codec,
     }
     if all("payload_bytes" in r for r in rows):
         summary["payload_kbps"] = sum(r["payload_bytes"] for r in rows) * 8 / duration / 1000
-    for name in metrics.METRICS + metrics.SPEECH_METRICS:
+    for name in metrics.METRICS + metrics.SPEECH_METRICS + stereo.STEREO_METRICS:
         values = [r[name] for r in rows if name in r and not math.isnan(r[name])]
         if values:
             summary["mean"][name] = _mean(values)
@@ -181,6 +199,7 @@ def model_facts(model: PretrainedModel) -> dict:
 
 def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path, *,
              kbps: tuple[float, ...] = DEFAULT_KBPS, with_opus: bool = False, rd: bool = False,
+             opus_twice: bool = False,
              clips: int = 3, clip_seconds: float = 4.0, model_name: str = "",
              data_name: str = "", entropy: bool = False, level_match: bool = True) -> dict:
     """Run the evaluation and write everything under ``out_dir``; returns the summary.
@@ -196,7 +215,8 @@ def evaluate(model: PretrainedModel, items: list[EvalItem], out_dir: str | Path,
     if with_opus and not opus.available():
         notes.append("Opus baseline skipped: opusenc/opusdec not found (install opus-tools).")
         with_opus = False
-    headline, systems = plan_systems(model, kbps, rd=rd, with_opus=with_opus)
+    headline, systems = plan_systems(model, kbps, rd=rd, with_opus=with_opus,
+                                     opus_twice=opus_twice)
     started = time.perf_counter()
     measured = measure_set(model, items, systems, listened={s.key for s in headline},
                            clips=clips, clip_seconds=clip_seconds, entropy=entropy,
@@ -253,6 +273,8 @@ def measure_set(model: PretrainedModel, items: list[EvalItem], systems: list[Sys
                 reference, decoded = matched(original, rate, coded)
                 row = _file_row(item, rate, original.shape[-1], system, coded)
                 row.update(metrics.measure(reference, decoded, rate, speech=item.speech))
+                if reference.shape[0] == decoded.shape[0] == 2:
+                    row.update(stereo.measure(reference, decoded, rate))
                 measured.rows[system.key].append(row)
                 if coded.codes is not None:
                     measured.codes[system.key].append(coded.codes.cpu())
@@ -417,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated target bitrates (default: %(default)s)")
     parser.add_argument("--opus", action="store_true",
                         help="also measure Opus at the same bitrates and at 12 kbps")
+    parser.add_argument("--opus-twice", action="store_true",
+                        help="with --opus, also measure Opus at twice each bitrate")
     parser.add_argument("--rd", action="store_true",
                         help="rate-distortion curves over every codebook count")
     parser.add_argument("--clips", type=int, default=3, help="listening excerpts in the report")
@@ -436,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                                 args.band_levels)
         items = list_items(args.data, args.kind, args.max_files)
         summary = evaluate(model, items, args.out, kbps=parse_kbps(args.kbps),
-                           with_opus=args.opus, rd=args.rd, clips=args.clips,
+                           with_opus=args.opus, opus_twice=args.opus_twice, rd=args.rd,
+                           clips=args.clips,
                            clip_seconds=args.clip_seconds, model_name=str(args.model),
                            data_name=str(args.data), entropy=args.entropy,
                            level_match=args.level_match)

@@ -29,6 +29,18 @@ def test_sine_at_minus_20_dbfs_measures_minus_23_lufs():
     assert streamed(audio, 48000, 48000).loudness() == pytest.approx(-23.0, abs=0.1)
 
 
+def test_stereo_loudness_sums_the_channels_powers():
+    """BS.1770 sums the channels' powers: the same sine in both channels of a stereo
+    pair reads 3.01 LU over one channel alone, and a silent right channel adds nothing."""
+    mono = sine(3.0, 44100)
+    pair = mono.expand(2, -1)
+    assert loudness(pair, 44100) == pytest.approx(loudness(mono, 44100) + 3.01, abs=0.02)
+    assert streamed(pair, 44100, 4410).loudness() == pytest.approx(loudness(pair, 44100),
+                                                                    abs=1e-3)
+    left_only = torch.cat([mono, torch.zeros_like(mono)])
+    assert loudness(left_only, 44100) == pytest.approx(loudness(mono, 44100), abs=0.02)
+
+
 @pytest.mark.parametrize("rate", [16000, 44100, 11025])
 @pytest.mark.parametrize("length_seconds, scale", [(3.0, 0.1), (0.02, 0.3), (1.0, 1.5)])
 def test_streamed_loudness_equals_whole_signal_loudness(rate, length_seconds, scale):

@@ -287,6 +287,23 @@ def test_levels_short_of_their_share_take_the_low_rate_band_count(trained_model)
     assert (bands(1), bands(3)) == (3, 3)
 
 
+def test_band_levels_take_their_share_once_per_coded_item():
+    """A stereo model codes both channels as one item at one bitrate, so their levels
+    share one item's budget; a mono model codes each channel as an item of its own."""
+    stereo_audio = tones(2, 16000 * 2, 16000, seed=5)
+    share = 0.5  # kbps: 125 bytes over the 2 s, far less than 8 bands every 20 ms cost
+
+    def level_bytes(network: Codec) -> int:
+        model = with_band_levels(PretrainedModel.from_network(network), bands=8,
+                                 band_level_kbps=share)
+        data = compress.encode(model, stereo_audio, 16000, n_q=2)
+        return bitstream.parse(data)[0].level_bytes
+
+    budget = share * 1000 / 8 * 2
+    assert 0 < level_bytes(small_model(channels=2)) <= budget
+    assert budget < level_bytes(small_model()) <= 2 * budget
+
+
 def test_multichannel_model_layouts():
     model = PretrainedModel.from_network(small_model(channels=2))
     stereo = tones(2, 8000, 16000)

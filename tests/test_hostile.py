@@ -46,9 +46,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=600)
 
 
@@ -58,6 +58,41 @@ def test_odd_sample_rates_code_in_bounded_memory():
     assert result.returncode == 0, result.stderr[-2000:]
     peak_mb = int(result.stdout.split()[-1])
     assert peak_mb < MAX_PEAK_MB, f"peak RSS {peak_mb} MB"
+
+
+# Encoding WAVs of these lengths (16 kHz, tiny model) with the command
+# line: the longer may peak this little higher. glibc's heap grew with the length (+160
+# MB for the longer here; 3.2 GB against 0.96 GB for 2 hours against 1 minute).
+GROWTH_SECONDS, MAX_GROWTH_MB = (20, 200), 60
+
+GROWTH_SCRIPT = """
+import resource, sys, tempfile
+from pathlib import Path
+import numpy as np, soundfile as sf
+sys.path.insert(0, "tests")
+from tiny_run import save_tiny_run
+from codec.cli import main
+
+root, rate, seconds = Path(tempfile.mkdtemp()), 16000, int(sys.argv[1])
+run = save_tiny_run(root / "run")
+rng = np.random.default_rng(0)
+with sf.SoundFile(str(root / "a.wav"), "w", rate, 1, "PCM_16") as handle:
+    for _ in range(seconds // 10):
+        t = np.arange(10 * rate) / rate
+        handle.write(0.2 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.size))
+assert main(["encode", str(root / "a.wav"), "-o", str(root / "a.qca"), "--model", str(run)]) == 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_encoding_memory_does_not_grow_with_duration():
+    peaks = []
+    for seconds in GROWTH_SECONDS:
+        result = run_python(GROWTH_SCRIPT, str(seconds))
+        assert result.returncode == 0, result.stderr[-2000:]
+        peaks.append(int(result.stdout.split()[-1]))
+    assert peaks[1] - peaks[0] < MAX_GROWTH_MB, f"peak RSS {peaks} MB"
 
 
 # --- batches: one bad file never stops the rest ------------------------------------------

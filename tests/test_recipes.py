@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,12 @@ TINY = ("model.preset=tiny model.strides=[2,4,5] model.widths=[8,16,32,64] model
         "data.batch_size=2 data.num_workers=0 data.valid_crops=2 train.steps=2 "
         "train.warmup_steps=1 train.log_every=1 train.valid_every=2 train.checkpoint_every=2 "
         "train.threads=1 train.device=cpu train.valid_audio_clips=1 train.valid_kbps=[7.2]")
+
+# The spectral44k preset made small: mid/side stereo at 16 kHz, hop 80 (200 frames/s),
+# 2 codebooks of 64 codes (1.2 kbps each; with the band levels, 4.65 kbps).
+TINY_STEREO = ("model.sample_rate=16000 model.strides=[80] model.n_fft=160 "
+               "model.widths=[16,16] model.latent_dim=8 model.dilations=[1] "
+               + TINY.split(" ", 3)[3] + " train.valid_kbps=[4.65]")
 
 # The live preset made small: its architecture, causal, at a test's size.
 TINY_LIVE = ("model.widths=[16,16] model.latent_dim=16 model.dilations=[1] "
@@ -61,7 +68,8 @@ def test_base_yaml_is_the_schema_and_leaves_the_model_shape_to_presets():
     assert to_dict(load_config([RECIPES / "base.yaml"])) == to_dict(load_config([]))
 
 
-@pytest.mark.parametrize("conf", CONFS, ids=_name)
+@pytest.mark.parametrize("conf", [c for c in CONFS if c.parent.parent.name != "music44k_stereo"],
+                         ids=_name)
 def test_recipe_codes_24khz_at_6kbps_and_validates_down_to_1_5kbps(conf):
     config = load_config([conf])
     model = Codec(config.model)
@@ -222,3 +230,51 @@ def test_causal_cpu_hour_recipe_trains_a_causal_model(tmp_path):
     for split in ("valid", "wideband"):
         summary = json.loads((exp / f"eval_{split}" / "summary.json").read_text())
         assert all(s["files"] >= 1 for s in summary["systems"])
+
+
+def test_stereo_recipe_codes_44khz_stereo_jointly_at_6_and_12kbps():
+    config = load_config([RECIPES / "music44k_stereo" / "conf" / "music44k_stereo.yaml"])
+    model = Codec(config.model)
+    assert (config.model.sample_rate, config.model.channels) == (44100, 2)
+    assert config.model.stereo == "ms" and model.frame_rate == 75
+    assert model.bitrate() == 12000
+    coding = config.coding
+    assert [coded_kbps(model, coding, codebooks_for_kbps(model, coding, k))
+            for k in config.train.valid_kbps] == [6.0, 12.0]
+    # 48 kHz by config, as its comments say: the same frame rate and bitrates.
+    config = load_config([RECIPES / "music44k_stereo" / "conf" / "music44k_stereo.yaml"],
+                         ["model.sample_rate=48000", "model.strides=[640]",
+                          "model.n_fft=1280"])
+    model = Codec(config.model)
+    assert model.frame_rate == 75 and model.bitrate() == 12000
+
+
+def _stereo_tracks(root: Path) -> Path:
+    """Four track folders of one short 16 kHz stereo file each, panned apart."""
+    for track in range(4):
+        folder = root / "audio" / "music" / f"track{track}"
+        folder.mkdir(parents=True)
+        t = np.arange(16000) / 16000
+        wave = 0.2 * np.sin(2 * np.pi * (220 + 30 * track) * t)
+        soundfile.write(folder / "a.wav", np.stack([wave, 0.5 * wave], axis=1)
+                        .astype(np.float32), 16000)
+    return root / "audio"
+
+
+def test_stereo_recipe_trains_and_evaluates_against_opus_at_twice_the_rate(tmp_path):
+    audio, exp = _stereo_tracks(tmp_path), tmp_path / "exp"
+    done = subprocess.run(
+        ["bash", str(RECIPES / "music44k_stereo" / "run.sh"), str(audio), "--minutes", "0.5",
+         "--manifests", str(tmp_path / "m"), "--exp", str(exp), "--kbps", "4.65",
+         "--install-audio", "false", "--overrides", TINY_STEREO],
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = json.loads((tmp_path / "m" / "train.jsonl").read_text().splitlines()[0])
+    assert (line["sample_rate"], line["channels"]) == (16000, 2)
+    trained = load_config([exp / "config.yaml"])
+    assert trained.model.preset == "spectral44k" and trained.model.channels == 2
+    assert "ILD error dB" in done.stdout and "RMS ratio L" in done.stdout
+    summary = json.loads((exp / "eval" / "summary.json").read_text())
+    keys = [s["key"] for s in summary["systems"]]
+    if shutil.which("opusenc"):
+        assert {"opus-4.65kbps", "opus-9.3kbps"} <= set(keys)

@@ -187,16 +187,28 @@ def _band_power(spectra: torch.Tensor, grid: LevelGrid) -> torch.Tensor:
 
 
 class LevelMeter:
-    """The band levels of a signal fed in blocks ``[rows, n]``, in constant memory."""
+    """The band levels of a signal fed in blocks ``[rows, n]``. Each whole span's mean
+    goes as it comes into one buffer that doubles as it fills: a long signal leaves no
+    trail of small tensors through the heap, which the encoder's large working tensors
+    would then be placed above, so that the process grew with the signal's length."""
 
     def __init__(self, grid: LevelGrid, rows: int):
         self.grid, self.rows = grid, rows
         # The frames are centred on multiples of the hop; the first looks a hop back,
         # at silence.
         self._buffer = torch.zeros(rows, grid.hop, dtype=torch.float64)
-        self._powers: list[torch.Tensor] = []
+        self._tail = torch.zeros(rows, grid.bands, 0, dtype=torch.float64)  # not yet a span
+        self._means = torch.zeros(rows, grid.bands, 64, dtype=torch.float64)
+        self._spans = 0
 
     def push(self, block: torch.Tensor) -> None:
+        self._measure(block)
+        whole = self._tail.shape[-1] // self.grid.frames * self.grid.frames
+        if whole:
+            self._store(span_means(self._tail[..., :whole], self.grid.frames))
+            self._tail = self._tail[..., whole:].clone()
+
+    def _measure(self, block: torch.Tensor) -> None:
         grid = self.grid
         self._buffer = torch.cat([self._buffer, block.to(torch.float64)], dim=-1)
         count = (self._buffer.shape[-1] - grid.n_fft) // grid.hop + 1
@@ -205,15 +217,27 @@ class LevelMeter:
         frames = self._buffer[:, :(count - 1) * grid.hop + grid.n_fft].unfold(
             -1, grid.n_fft, grid.hop)
         spectra = torch.fft.rfft(frames * _window(grid), dim=-1).transpose(1, 2)
-        self._powers.append(_band_power(spectra, grid))
-        self._buffer = self._buffer[:, count * grid.hop:]
+        self._tail = torch.cat([self._tail, _band_power(spectra, grid)], dim=-1)
+        self._buffer = self._buffer[:, count * grid.hop:].clone()
+
+    def _store(self, means: torch.Tensor) -> None:
+        end = self._spans + means.shape[-1]
+        if end > self._means.shape[-1]:
+            grown = self._means.new_zeros(*self._means.shape[:-1],
+                                          max(2 * self._means.shape[-1], end))
+            grown[..., :self._spans] = self._means[..., :self._spans]
+            self._means = grown
+        self._means[..., self._spans:end] = means
+        self._spans = end
 
     def finish(self, codec_frames: int) -> torch.Tensor:
         """The mean-square level ``[rows, bands, spans]`` of each span of the
-        ``codec_frames`` frames, before quantisation."""
-        self.push(torch.zeros(self._buffer.shape[0], self.grid.n_fft))
-        power = torch.cat(self._powers, dim=-1)[..., :codec_frames]
-        return span_means(power, self.grid.frames)
+        ``codec_frames`` frames (at least those of the whole samples fed), before
+        quantisation."""
+        self._measure(torch.zeros(self._buffer.shape[0], self.grid.n_fft))
+        tail = self._tail[..., :max(0, codec_frames - self._spans * self.grid.frames)]
+        return torch.cat([self._means[..., :self._spans], span_means(tail, self.grid.frames)],
+                         dim=-1)
 
 
 def span_means(power: torch.Tensor, frames: int) -> torch.Tensor:

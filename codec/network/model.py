@@ -24,6 +24,7 @@ from codec.network.spectral import (
     overlap_problem,
     window_problem,
 )
+from codec.network.stereo import layout_problem
 
 # Bounds on a model configuration read from a file that may be hostile, checked before
 # anything is allocated. Far above any useful codec: the large preset holds 26M values.
@@ -74,6 +75,9 @@ def check_arch(config: ModelConfig) -> None:
                           f"needs arch stft, n_q of at least 2 and at most {MAX_BANDS} "
                           f"bands; got arch {config.arch!r:.20}, n_q {config.n_q}, "
                           f"level_bands {config.level_bands}")
+    stereo_problem = layout_problem(config.stereo, config.channels, config.arch)
+    if stereo_problem:
+        raise ConfigError(stereo_problem)
     if config.arch != "stft":
         if config.synthesis_overlap:
             raise ConfigError("model.synthesis_overlap is for a causal spectral model "
@@ -138,7 +142,8 @@ def _spectral_options(config: ModelConfig) -> dict:
                 residual_kernel_size=config.residual_kernel_size,
                 activation=config.activation, weight_norm=config.weight_norm,
                 causal=config.causal, overlap=config.synthesis_overlap,
-                sample_rate=config.sample_rate, level_bands=config.level_bands)
+                sample_rate=config.sample_rate, level_bands=config.level_bands,
+                stereo_layout=config.stereo)
 
 
 # model.arch -> (encoder, decoder, their keyword arguments from the config)
@@ -252,7 +257,7 @@ def _id_fields(config: ModelConfig) -> dict:
     """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
     and compressed files were in use; a time-domain model leaves both out, so its id,
     and every file coded with it, stays what it was; so does every model without
-    ``synthesis_overlap``."""
+    ``synthesis_overlap``, ``level_bands`` or a mid/side ``stereo``."""
     fields = asdict(config)
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
@@ -260,6 +265,8 @@ def _id_fields(config: ModelConfig) -> dict:
         del fields["synthesis_overlap"]
     if not fields["level_bands"]:  # likewise
         del fields["level_bands"]
+    if fields["stereo"] == "lr":  # likewise: channels as they come, as before it existed
+        del fields["stereo"]
     return fields
 
 

@@ -34,7 +34,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from codec.network import frame_levels
+from codec.network import frame_levels, stereo
 from codec.network.nn import Conv1d, make_activation
 from codec.network.seanet import ResidualUnit
 
@@ -235,9 +235,10 @@ class SpectralEncoder(nn.Module):
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
                  activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
-                 sample_rate: int = 24000, level_bands: int = 0):
+                 sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr"):
         super().__init__()
         self.sample_rate, self.level_bands = sample_rate, level_bands
+        self.stereo_layout = stereo_layout
         self.analysis = CausalSTFTAnalysis(n_fft, hop) if causal else STFTAnalysis(n_fft, hop)
         features = channels * 2 * (n_fft // 2 + 1)
         self.layers = nn.Sequential(
@@ -258,8 +259,11 @@ class SpectralEncoder(nn.Module):
     def from_spectra(self, spectra: torch.Tensor, dtype: torch.dtype,
                      layers=None) -> torch.Tensor:
         """Spectra ``[B, C, bins, F]`` -> the encoder's output in ``dtype``; ``layers``
-        stands in for the frame-rate layers (a streaming step)."""
+        stands in for the frame-rate layers (a streaming step). A mid/side model maps the
+        spectra to mid and side first, so its features and frame levels are of those
+        (codec/network/stereo.py)."""
         layers = layers or self.layers
+        spectra = stereo.to_coded(spectra, self.stereo_layout)
         latents = layers(self.features(spectra).to(dtype))
         if not self.level_bands:
             return latents
@@ -277,10 +281,11 @@ class SpectralDecoder(nn.Module):
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
                  activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
-                 sample_rate: int = 24000, level_bands: int = 0):
+                 sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr"):
         super().__init__()
         self.latent_dim, self.sample_rate, self.level_bands = latent_dim, sample_rate, \
             level_bands
+        self.stereo_layout = stereo_layout
         size = hop + overlap if causal else n_fft
         self.channels, self.bins = channels, size // 2 + 1
         self.layers = nn.Sequential(
@@ -296,14 +301,15 @@ class SpectralDecoder(nn.Module):
 
     def parts(self, latents: torch.Tensor, layers=None) -> torch.Tensor:
         """Latents -> real and imaginary parts ``[B, C, 2, bins, F]``, brought to the frame
-        levels when the model sends them; ``layers`` stands in for the frame-rate layers
-        (a streaming step)."""
+        levels when the model sends them, then from a mid/side model's layout back to
+        left/right (codec/network/stereo.py); ``layers`` stands in for the frame-rate
+        layers (a streaming step)."""
         layers = layers or self.layers
         out = layers(latents[:, :self.latent_dim])
         parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
-        if not self.level_bands:
-            return parts
-        return frame_levels.bring_to(parts, latents[:, self.latent_dim:], self.sample_rate)
+        if self.level_bands:
+            parts = frame_levels.bring_to(parts, latents[:, self.latent_dim:], self.sample_rate)
+        return stereo.from_coded(parts, self.stereo_layout)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.synthesis(self.parts(latents))

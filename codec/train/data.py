@@ -8,6 +8,11 @@ A manifest is JSON Lines, one file a line, written by ``python -m data_prep.mani
 A crop is float32 ``[C, T]`` at the model's rate and channel layout, with
 ``T = round(segment_seconds * sample_rate)``:
 
+- A file at another rate is resampled; its channels are mapped to the model's: a mono
+  model gets the mean of a file's channels, a stereo model gets a mono file in both
+  channels alike (a centred source, as a mono file sounds on two speakers), and any
+  other mismatch (5.1 for a stereo model) is a CodecError.
+
 - Only the frames a crop needs are decoded (at the file's own rate, plus a few frames
   of context each side so the resampler's edges fall outside the crop).
 - Files are drawn in proportion to their duration, so every second of audio in a

@@ -127,3 +127,62 @@ def test_a_synthetic_corpus_says_so_loudly_with_the_packages_to_install(tmp_path
     assert "WARNING" in err and "synthetic audio only" in err and "klettres-data" in err
     assert demo_corpus.main([str(tmp_path / "c"), "--minutes", "0.2", "--synthetic-only"]) == 0
     assert "WARNING" in capsys.readouterr().err  # and again before every training run
+
+
+def _fake_stereo_tracks(folder):
+    """Two 44.1 kHz stereo tracks of 3 s, their left channel louder than their right."""
+    folder.mkdir(parents=True)
+    tracks = []
+    for number in range(2):
+        rng = np.random.default_rng(number)
+        path = folder / f"song{number}.ogg"
+        audio = 0.1 * rng.standard_normal((3 * 44100, 2)) * np.array([1.0, 0.5])
+        sf.write(str(path), audio.astype(np.float32), 44100)
+        tracks.append(demo_corpus.Track("drascula-music", path.stem, lambda p=path: str(p),
+                                        3.0))
+    return tracks
+
+
+def test_music_only_keeps_the_native_rate_and_channels_in_the_manifest(tmp_path, monkeypatch):
+    tracks = _fake_stereo_tracks(tmp_path / "src")
+
+    def find_tracks(packages, report):
+        report.sources["drascula-music"] = "/usr/share/doc/drascula-music/copyright"
+        return tracks
+
+    monkeypatch.setattr(demo_corpus, "find_tracks", find_tracks)
+    out = tmp_path / "c"
+    assert demo_corpus.main([str(out), "--minutes", "0.1", "--music-only", "--native"]) == 0
+    files = sorted(out.rglob("*.wav"))
+    assert files and all(p.relative_to(out).parts[0] == "music" for p in files)
+    for path in files:
+        info = sf.info(str(path))
+        assert (info.samplerate, info.channels) == (44100, 2)
+        left, right = sf.read(str(path))[0].T
+        assert np.sqrt(np.mean(left ** 2)) > 1.8 * np.sqrt(np.mean(right ** 2))
+    marker = json.loads((out / demo_corpus.MARKER).read_text())
+    assert marker["music_only"] and marker["native"]
+    assert manifest.main([str(out), "-o", str(tmp_path / "m"), "--valid-groups", "0",
+                          "--test-groups", "0"]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "m" / "train.jsonl").open()]
+    assert {(line["sample_rate"], line["channels"]) for line in lines} == {(44100, 2)}
+    # Without --native the same music is the 24 kHz mono of the mixed corpus.
+    demo_corpus.build(tmp_path / "mono", minutes=0.1, music_only=True, progress=False)
+    info = sf.info(str(next((tmp_path / "mono").rglob("*.wav"))))
+    assert (info.samplerate, info.channels) == (demo_corpus.SAMPLE_RATE, 1)
+
+
+def test_corpora_built_before_the_music_options_still_count_as_built(tmp_path):
+    out = tmp_path / "c"
+    demo_corpus.build(out, minutes=0.1, synthetic_only=True, progress=False)
+    marker = json.loads((out / demo_corpus.MARKER).read_text())
+    assert "music_only" not in marker and "native" not in marker
+    assert demo_corpus.build(out, minutes=0.1, synthetic_only=True, progress=False) is None
+    with pytest.raises(CodecError, match="made with"):
+        demo_corpus.build(out, minutes=0.1, music_only=True, progress=False)
+
+
+def test_music_only_without_music_names_the_packages(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_corpus, "find_tracks", lambda packages, report: [])
+    with pytest.raises(CodecError, match="drascula-music"):
+        demo_corpus.build(tmp_path / "c", minutes=0.1, music_only=True, progress=False)

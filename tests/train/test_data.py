@@ -214,3 +214,35 @@ def test_packed_strings_give_back_what_went_in():
     items = ["/a/b.wav", "", "/späť/ünïcode €.flac"]
     packed = data.Strings(items)
     assert len(packed) == 3 and [packed[i] for i in range(3)] == items
+
+
+def test_a_stereo_model_gets_each_channel_at_its_own_level_and_the_balance_kept(tmp_path):
+    # Left 6 dB over right: one gain for the file, so the crop keeps the balance.
+    audio = noise(3.0, 44100, 0.02, channels=2) * np.array([1.0, 0.5])
+    manifest = make_manifest(tmp_path / "m.jsonl", [write(tmp_path / "a.wav", audio, 44100)])
+    crop = TrainCrops([manifest], 44100, 2, segment_seconds=2.0, target_lufs=-23.0)[0]
+    assert crop.shape == (2, 88200)
+    levels = crop.double().square().mean(dim=1)
+    assert 10 * np.log10(float(levels[0] / levels[1])) == pytest.approx(6.02, abs=0.2)
+    assert loudness(crop, 44100) == pytest.approx(-23.0, abs=0.5)  # BS.1770 sums channels
+
+
+def test_a_mono_file_is_coded_centred_by_a_stereo_model_at_the_target(tmp_path):
+    """Both channels alike (the file's one channel in each), at the target loudness of
+    the two together: 3 dB under the level a mono model gets the file at."""
+    manifest = make_manifest(tmp_path / "m.jsonl",
+                             [write(tmp_path / "a.wav", noise(3.0, 44100, 0.01), 44100)])
+    stereo = TrainCrops([manifest], 44100, 2, segment_seconds=2.0)[0]
+    mono = TrainCrops([manifest], 44100, 1, segment_seconds=2.0)[0]
+    assert torch.equal(stereo[0], stereo[1])
+    assert loudness(stereo, 44100) == pytest.approx(-23.0, abs=0.5)
+    assert rms_db(stereo[:1]) == pytest.approx(rms_db(mono) - 3.01, abs=0.1)
+
+
+def test_a_48k_stereo_file_is_resampled_for_a_44k_model(tmp_path):
+    audio = noise(2.0, 48000, 0.02, channels=2)
+    manifest = make_manifest(tmp_path / "m.jsonl", [write(tmp_path / "a.wav", audio, 48000)])
+    line = json.loads(manifest.read_text())
+    assert (line["sample_rate"], line["channels"]) == (48000, 2)  # the manifest keeps them
+    crop = TrainCrops([manifest], 44100, 2, segment_seconds=1.0)[0]
+    assert crop.shape == (2, 44100) and not torch.equal(crop[0], crop[1])
