@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from codec.errors import CodecError
-from codec.network import frame_levels
+from codec.network import frame_levels, stereo
 from codec.network.model import Codec, compute_model_id
 from codec.network.nn import fold_weight_norm
 from codec.network.spectral import (
@@ -186,7 +186,7 @@ class EncoderGraph(nn.Module):
 
     def __init__(self, model: Codec):
         super().__init__()
-        self.hop = model.hop_length
+        self.hop, self.layout = model.hop_length, model.config.stereo
         encoder = model.encoder
         self.meter = None
         if model.config.arch == "stft":
@@ -202,7 +202,8 @@ class EncoderGraph(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         extra = (self.hop - audio.shape[-1] % self.hop) % self.hop
-        audio = nn.functional.pad(audio, (0, extra))
+        # Mid/side on the audio is mid/side on its spectra: the maps are linear.
+        audio = stereo.to_coded(nn.functional.pad(audio, (0, extra)), self.layout)
         residual = self.network(audio).transpose(1, 2)  # [B, F, D]
         codes = []
         if self.meter is not None:
@@ -223,6 +224,7 @@ class DecoderGraph(nn.Module):
         super().__init__()
         decoder = model.decoder
         self.levelled = bool(model.config.level_bands)
+        self.layout = model.config.stereo
         if model.config.arch == "stft":
             self.layers = decoder.layers
             self.synthesis = ConvSynthesis(decoder.synthesis, model.config.channels)
@@ -252,7 +254,7 @@ class DecoderGraph(nn.Module):
         if levels is not None:
             parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
             out = frame_levels.bring_to(parts, levels, self.sample_rate).flatten(1, 3)
-        return self.synthesis(out)
+        return stereo.from_coded(self.synthesis(out), self.layout)
 
 
 def _codebooks(model: Codec) -> torch.Tensor:

@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from codec.errors import CodecError
+
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -46,6 +48,14 @@ def write_json(path: str | Path, value: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return from_jsonable(json.loads(Path(path).read_text()))
+
+
+def read_summary(eval_dir: str | Path) -> Any:
+    """``summary.json`` of an ``eval.evaluate`` output folder; CodecError when missing."""
+    path = Path(eval_dir) / "summary.json"
+    if not path.is_file():
+        raise CodecError(f"{path}: not found (run eval.evaluate first)")
+    return read_json(path)
 
 
 def write_csv(path: str | Path, rows: Sequence[dict]) -> None:

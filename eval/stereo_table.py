@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from codec.errors import CodecError
-from eval.results import markdown_table, read_json, text_table
+from eval.results import markdown_table, read_summary, text_table
 
 # (metric, column); each a mean over the files.
 COLUMNS = (("snr", "SNR dB"), ("mel_distance", "mel distance"),
@@ -41,11 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("eval_dir", help="output folder of eval.evaluate")
     parser.add_argument("--markdown", action="store_true", help="a Markdown table")
     args = parser.parse_args(argv)
-    path = Path(args.eval_dir) / "summary.json"
     try:
-        if not path.is_file():
-            raise CodecError(f"{path}: not found (run eval.evaluate first)")
-        print(table(read_json(path), args.markdown))
+        print(table(read_summary(args.eval_dir), args.markdown))
     except CodecError as error:
         print(f"eval.stereo_table: error: {error}", file=sys.stderr)
         return 2

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from codec.errors import CodecError
-from eval.results import markdown_table, read_json, text_table
+from eval.results import markdown_table, read_summary, text_table
 
 # (metric, label, True when higher is better); RMS ratio is judged by distance to 1.
 COMPARED = (("snr", "SNR dB", True), ("si_sdr", "SI-SDR dB", True),
@@ -126,11 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kbps", type=float, help="codec bitrate to compare (default: highest)")
     parser.add_argument("--markdown", action="store_true", help="Markdown tables")
     args = parser.parse_args(argv)
-    path = Path(args.eval_dir) / "summary.json"
     try:
-        if not path.is_file():
-            raise CodecError(f"{path}: not found (run eval.evaluate first)")
-        print(report(read_json(path), args.kbps, args.markdown))
+        print(report(read_summary(args.eval_dir), args.kbps, args.markdown))
     except CodecError as error:
         print(f"eval.versus_opus: error: {error}", file=sys.stderr)
         return 2

@@ -30,7 +30,13 @@ import torch
 from torch import nn
 
 from codec.mel_scale import hz_to_mel, mel_to_hz
-from codec.network.quantize import QuantizedResult, ResidualVQ, VectorQuantizer, codebook_usage
+from codec.network.quantize import (
+    QuantizedResult,
+    ResidualVQ,
+    VectorQuantizer,
+    check_codes,
+    codebook_usage,
+)
 
 # Mean power per bin (full scale 1, after the transforms' window normalisation) below
 # which a band is silent; levels are coded in UNIT_DB steps above it.
@@ -192,12 +198,7 @@ class LevelledRVQ(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, n_q, F]`` -> quantised latents and level vectors."""
-        if codes.dim() != 3:
-            raise ValueError(f"codes must be [batch, n_q, frames], got shape {tuple(codes.shape)}")
-        self.check_n_q(codes.shape[1])
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        check_codes(codes, self.check_n_q, self.codebook_size)
         levels = self.levels.dequantize(codes[:, 0])
         if codes.shape[1] == 1:
             latents = levels.new_zeros(codes.shape[0], self.dim, codes.shape[-1])

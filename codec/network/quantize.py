@@ -225,6 +225,17 @@ def codebook_usage(codes: torch.Tensor, codebook_size: int) -> tuple[float, floa
     return float((counts > 0).float().mean()), float(entropy.exp())
 
 
+def check_codes(codes: torch.Tensor, check_n_q, codebook_size: int) -> None:
+    """ValueError unless ``codes`` is ``[batch, n_q, frames]`` with a row count
+    ``check_n_q`` accepts and every value a code of ``codebook_size``."""
+    if codes.dim() != 3:
+        raise ValueError(f"codes must be [batch, n_q, frames], got shape {tuple(codes.shape)}")
+    check_n_q(codes.shape[1])
+    if codes.numel() and (codes.min() < 0 or codes.max() >= codebook_size):
+        raise ValueError(f"codes must lie in [0, {codebook_size}), got values in "
+                         f"[{int(codes.min())}, {int(codes.max())}]")
+
+
 class ResidualVQ(nn.Module):
     """A stack of codebooks, each quantising what the previous ones left.
 
@@ -301,11 +312,6 @@ class ResidualVQ(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, n_q, T]`` -> quantised latents ``[B, D, T]``."""
-        if codes.dim() != 3:
-            raise ValueError(f"codes must be [batch, n_q, frames], got shape {tuple(codes.shape)}")
-        self.check_n_q(codes.shape[1])
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        check_codes(codes, self.check_n_q, self.codebook_size)
         layers = self.layers[:codes.shape[1]]
         return sum(layer.dequantize(codes[:, i]) for i, layer in enumerate(layers))

@@ -80,9 +80,6 @@ def test_a_causal_mid_side_model_streams_as_it_codes_offline():
     torch.testing.assert_close(decoded, model.decode(codes), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="the ONNX graphs do not map mid/side yet: they must "
-                   "apply stereo.to_coded before the analysis and from_coded after the "
-                   "synthesis")
 def test_onnx_graphs_of_a_mid_side_model_code_as_it_does(tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -93,3 +90,6 @@ def test_onnx_graphs_of_a_mid_side_model_code_as_it_does(tmp_path):
     encoder = ort.InferenceSession(str(paths["encoder.onnx"]))
     codes = encoder.run(None, {"audio": audio.numpy()})[0]
     assert (codes == model.encode(audio).numpy()).all()
+    decoder = ort.InferenceSession(str(paths["decoder.onnx"]))
+    decoded = decoder.run(None, {"codes": codes})[0]
+    assert abs(decoded - model.decode(torch.from_numpy(codes)).numpy()).max() < 1e-4
