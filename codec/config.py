@@ -146,11 +146,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                         stereo="ms"),
     # The spectral preset made causal, for live coding: it looks back, never ahead (a
     # frame's analysis window ends with its hop), and its decoder's frames crossfade over
-    # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz). Its first
-    # codebook codes each frame's level in 12 bands, which the decoder brings its frames
-    # to: what the codes alone leave out above 1 kHz (codec/network/frame_levels.py).
+    # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz). Frame levels
+    # (model.level_bands, codec/network/frame_levels.py) stay off: with 12 bands the
+    # CPU-hour learned less (recipes/cpu_hour_causal/RESULTS.md).
     "live": dict(arch="stft", causal=True, strides=(320,), widths=(512, 512),
-                 dilations=(1, 3, 9), n_fft=640, synthesis_overlap=80, level_bands=12),
+                 dilations=(1, 3, 9), n_fft=640, synthesis_overlap=80),
     # GPU-scale (about 26M parameters): the original SEANet layout with residual units
     # at every rate, snake activations, 12 codebooks (up to 9 kbps). Slow on a CPU.
     "large": dict(strides=(2, 4, 5, 8), widths=(64, 128, 256, 512, 1024),

@@ -21,11 +21,12 @@ SMALL_SPECTRAL = dict(sample_rate=16000, strides=(80,), widths=(32, 32), n_fft=3
                       dilations=(1, 3), latent_dim=16, n_q=4, codebook_size=64)
 CONFIGS = {"time-domain": model_config("tiny"),
            "spectral": model_config("spectral", **SMALL_SPECTRAL),
-           "causal spectral": model_config("live", **{**SMALL_SPECTRAL, "level_bands": 0,
+           "causal spectral": model_config("live", **{**SMALL_SPECTRAL,
                                                       "synthesis_overlap": 20}),
-           # The live preset's first codebook codes frame levels, which the graphs measure
-           # and apply themselves.
-           "live": model_config("live", **{**SMALL_SPECTRAL, "synthesis_overlap": 20})}
+           # Frame levels: the first codebook codes them, and the graphs measure and
+           # apply them themselves.
+           "levelled": model_config("live", **{**SMALL_SPECTRAL, "synthesis_overlap": 20,
+                                               "level_bands": 12})}
 
 
 def _model(name: str) -> Codec:

@@ -15,7 +15,6 @@ from codec.cli.jobs import Message, Work, in_workers
 from codec.coding.bitstream import SUFFIX as QCA_SUFFIX
 from codec.coding.chunking import WORK_MEMORY_BYTES
 from codec.errors import CodecError
-from codec.heap import fix_mmap_threshold
 
 if TYPE_CHECKING:
     from codec.pretrained import PretrainedModel
@@ -216,7 +215,6 @@ def run_encode(args: argparse.Namespace) -> int:
     from codec.audio import AUDIO_SUFFIXES
 
     _check_running(args)
-    fix_mmap_threshold()  # memory that does not grow with the input's length
     model = _encoding_model(args)
     n_q = _n_q(model, args)
     if args.entropy:
@@ -234,7 +232,6 @@ def run_encode(args: argparse.Namespace) -> int:
 
 def run_decode(args: argparse.Namespace) -> int:
     _check_running(args)
-    fix_mmap_threshold()
     pairs = _plan(args.inputs, args.output, frozenset({QCA_SUFFIX}), ".wav")
     if len(pairs) == 1 and pairs[0][1].suffix == QCA_SUFFIX:
         raise CodecError(f"{pairs[0][1]}: the output of decode is audio (.wav or .flac)")

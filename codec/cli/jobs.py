@@ -41,9 +41,6 @@ def _work_loop(connection: Connection, work: Work) -> None:
     back ``(lines to print, failure line or None)`` for each."""
     import torch
 
-    from codec.heap import fix_mmap_threshold
-
-    fix_mmap_threshold()  # a spawned worker starts with glibc's own, growing threshold
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     torch.set_num_threads(1)

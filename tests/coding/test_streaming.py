@@ -20,9 +20,10 @@ def causal_model(preset: str, **overrides) -> Codec:
 
 
 def small_live() -> Codec:
-    """The live preset, narrower, with codebooks that have seen audio (k-means on more
-    frames than codes, so no two codewords are the same)."""
-    model = causal_model("live", widths=(64, 64), latent_dim=32, n_q=4, codebook_size=64)
+    """The live preset, narrower and with frame levels, with codebooks that have seen
+    audio (k-means on more frames than codes, so no two codewords are the same)."""
+    model = causal_model("live", widths=(64, 64), latent_dim=32, n_q=4, codebook_size=64,
+                         level_bands=6)
     model.train()
     with torch.no_grad():
         model(0.1 * torch.randn(4, 1, 24000, generator=torch.Generator().manual_seed(3)))
@@ -70,7 +71,7 @@ def test_encoder_never_looks_ahead(preset):
 def test_decoder_never_looks_ahead(preset):
     model, hop = causal_model(preset), 320
     frames = FRAMES[preset]
-    # The live preset's frame levels ride after the latents.
+    # Frame levels, where a model has them, ride after the latents.
     width = model.config.latent_dim + model.config.channels * model.config.level_bands
     latents = torch.randn(1, width, frames)
     latents[:, model.config.latent_dim:] += 7  # levels 30 dB under full scale, not silence

@@ -98,3 +98,15 @@ def test_impossible_level_settings_are_refused(overrides):
     config = model_config("live", **{"level_bands": 6, **overrides})
     with pytest.raises(ConfigError, match="level_bands"):
         check_arch(config)
+
+
+def test_levels_first_measured_in_inference_mode_still_train():
+    # The band matrices are cached: made first under inference mode (a benchmark's or a
+    # validation's coding), they must still serve a training step after it.
+    spectra = torch.randn(1, 1, 123, 3, dtype=torch.complex64)  # a size no other test uses
+    with torch.inference_mode():
+        frame_levels.levels_of(spectra, SAMPLE_RATE, 7)
+    parts = torch.randn(1, 1, 2, 123, 3, requires_grad=True)
+    levels = frame_levels.levels_of(spectra, SAMPLE_RATE, 7)
+    frame_levels.bring_to(parts, levels, SAMPLE_RATE).sum().backward()
+    assert parts.grad is not None and torch.isfinite(parts.grad).all()
