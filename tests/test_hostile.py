@@ -61,11 +61,11 @@ def test_odd_sample_rates_code_in_bounded_memory():
 
 
 # Encoding WAVs of these lengths (16 kHz, tiny model) with the command line: the longer
-# may peak this little higher. The first few minutes fill the heap to its working size;
-# after that glibc's heap kept growing with the length unless its free pages went back
-# after each chunk (+62 MB here without; 3.2 GB against 0.96 GB for 2 hours against 1
-# minute), +23 MB with.
-GROWTH_SECONDS, MAX_GROWTH_MB = (200, 1200), 40
+# may peak this little higher. glibc's heap grew with the length unless its free pages
+# went back after each chunk: 3.2 GB against 0.96 GB for 2 hours against 1 minute; with
+# them handed back, 1.05 GB. (Shorter inputs do not tell the two apart: at 20 minutes the
+# difference was within the noise of a few tens of MB.)
+GROWTH_SECONDS, MAX_GROWTH_MB = (20, 7200), 600
 
 GROWTH_SCRIPT = """
 import resource, sys, tempfile
