@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[1] / "codec"
 # its own layer and those below it.
 LAYERS = {
     "foundation": ("codec.errors", "codec.version", "codec.config", "codec.metrics",
-                   "codec.mel_scale", "codec.model_name", "codec.install_check", "codec.heap",
+                   "codec.mel_scale", "codec.model_name", "codec.install_check",
                    "codec.provenance"),
     "network": ("codec.network",),
     "coding": ("codec.coding", "codec.audio"),

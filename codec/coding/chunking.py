@@ -22,7 +22,6 @@ from tqdm import tqdm
 from codec.coding import postfilter
 from codec.coding.band_levels import BandLevels
 from codec.errors import CodecError
-from codec.heap import release_free_memory
 from codec.network.model import Codec
 from codec.network.nn import Conv1d, ConvTranspose1d
 from codec.network.spectral import (
@@ -167,7 +166,6 @@ class ChunkEncoder:
         keep_from = max(self.buffer_start, (stop - self.context) * self.hop)
         self.buffer = self.buffer[..., keep_from - self.buffer_start:]
         self.buffer_start = keep_from
-        release_free_memory()  # what this chunk freed: the heap does not grow with the input
         if self.progress is not None:
             self.progress.update(1)
 
@@ -216,7 +214,6 @@ def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: in
             pieces.append(decoded_piece(model, decoded, index, window, length, levels,
                                         postfilter_exponent))
         yield torch.cat(pieces)
-        release_free_memory()
         if progress is not None:
             progress.update(1)
 
