@@ -161,6 +161,7 @@ def check_config(config: CodingConfig, causal: bool) -> str | None:
 
 
 @functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # cached: made during inference, it must still serve training
 def band_members(grid: LevelGrid) -> torch.Tensor:
     """``[bins, bands]``: 1 where a bin of the grid's transform lies in a band (bands
     narrower than a bin are merged with the next, and their columns left empty)."""

@@ -62,13 +62,9 @@ def band_edges(bins: int, sample_rate: int, bands: int) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # cached: made during inference, it must still serve training
 def _members(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
     """``[bands, bins]``: 1 / width over a band's bins, so a product gives mean power."""
-    with torch.inference_mode(False):  # cached: it must serve training too
-        return _members_matrix(bins, sample_rate, bands)
-
-
-def _members_matrix(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
     edges = band_edges(bins, sample_rate, bands)
     matrix = torch.zeros(bands, bins)
     for band, (start, end) in enumerate(zip(edges[:-1], edges[1:], strict=False)):
@@ -77,14 +73,10 @@ def _members_matrix(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # likewise
 def _spread(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
     """``[bins, bands]``: each bin's weights on the band gains, linear between band
     centres and flat beyond the outer ones; every row sums to 1."""
-    with torch.inference_mode(False):  # cached: it must serve training too
-        return _spread_matrix(bins, sample_rate, bands)
-
-
-def _spread_matrix(bins: int, sample_rate: int, bands: int) -> torch.Tensor:
     edges = torch.tensor(band_edges(bins, sample_rate, bands), dtype=torch.float64)
     centres = (edges[:-1] + edges[1:] - 1) / 2
     position = torch.arange(bins, dtype=torch.float64).clamp(centres[0], centres[-1])
