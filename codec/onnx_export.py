@@ -159,7 +159,7 @@ class ConvSynthesis(nn.Module):
 def _nearest(vectors: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
     """Nearest codeword of each vector ``[B, F, D]`` as VectorQuantizer.quantize finds it
     (same sums, same order)."""
-    return (vectors @ embed.t() * 2 - embed.pow(2).sum(dim=1)).argmax(dim=-1)
+    return (vectors @ (2 * embed.t()) - embed.pow(2).sum(dim=1)).argmax(dim=-1)
 
 
 class LevelMeter(nn.Module):

@@ -63,8 +63,11 @@ class _ConvStep:
         conv = self.conv
         self.by_taps = self.stride == 1 and conv.groups == 1
         self.matrix: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.span == 1 and self.by_taps:  # a 1x1 conv keeps no context
+            return self._by_taps(x, x.shape[-1])
         if self.pending is None:  # the zeros offline coding pads the start with
             self.pending = x.new_zeros(*x.shape[:-1], self.left)
         x = torch.cat([self.pending, x], dim=-1)
@@ -77,17 +80,24 @@ class _ConvStep:
 
     def _by_taps(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """The conv of ``x`` ``[B, C, span + frames - 1]`` as one matrix product: each
-        output frame's inputs (its kernel's taps, ``dilation`` apart) side by side."""
+        output frame's inputs (its kernel's taps, ``dilation`` apart) side by side. The
+        matrix and bias are kept from the first call: per frame, every small tensor op
+        saved is a measurable share of the frame's time."""
         kernel, dilation = self.conv.kernel_size[0], self.conv.dilation[0]
-        if self.matrix is None:  # [out, kernel * in], tap-major like the taps below
-            self.matrix = self.conv.weight.detach().transpose(1, 2).flatten(1)
-        taps = torch.cat([x[..., j * dilation:j * dilation + frames] for j in range(kernel)],
-                         dim=1)
+        if self.matrix is None or self.matrix.dtype != x.dtype:  # [out, kernel * in], tap-major
+            self.matrix = self.conv.weight.detach().transpose(1, 2).flatten(1).to(x.dtype)
+            bias = self.conv.bias
+            self.bias = None if bias is None else bias.detach()[:, None].to(x.dtype)
+        taps = x if kernel == 1 else torch.cat(
+            [x[..., j * dilation:j * dilation + frames] for j in range(kernel)], dim=1)
         batch, width = taps.shape[:2]
-        flat = taps.transpose(0, 1).reshape(width, batch * frames)  # one product for all
-        out = self.matrix.to(x.dtype) @ flat
-        if self.conv.bias is not None:
-            out = out + self.conv.bias.detach()[:, None].to(x.dtype)
+        flat = taps[0] if batch == 1 else taps.transpose(0, 1).reshape(width, batch * frames)
+        if self.bias is None:  # one product for all items
+            out = self.matrix @ flat
+        else:
+            out = torch.addmm(self.bias, self.matrix, flat)
+        if batch == 1:
+            return out[None]
         return out.reshape(-1, batch, frames).transpose(0, 1)
 
 

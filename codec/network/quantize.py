@@ -140,17 +140,22 @@ class VectorQuantizer(nn.Module):
     def quantize(self, vectors: torch.Tensor) -> torch.Tensor:
         """Nearest codeword index for each row of ``[N, D]``."""
         # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2; the first term does not change argmin.
-        scores = vectors @ self.embed.t() * 2 - self._squared_norms()
-        return scores.argmax(dim=1)
+        # 2 e^T is 2 x.e to the bit (doubling is exact), in one product.
+        doubled_t, squared_norms = self._search_terms()
+        return (vectors @ doubled_t).sub_(squared_norms).argmax(dim=1)
 
-    def _squared_norms(self) -> torch.Tensor:
-        """``||e||^2`` of every codeword, kept until the codebook changes: coding frame by
-        frame, summing the codebook anew took longer than the search itself."""
+    @torch.inference_mode(False)
+    def _search_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``2 e^T`` ``[D, K]`` (contiguous: a row times it is twice as fast as times the
+        transposed codebook) and ``||e||^2`` of every codeword, kept until the codebook
+        changes: coding frame by frame, making them anew took longer than the search.
+        Made outside inference mode, so that training may follow coding."""
         key = (self.embed.data_ptr(), self.embed._version, self.embed.device)
-        if getattr(self, "_norms_key", None) != key:
-            self._norms = self.embed.pow(2).sum(dim=1)
-            self._norms_key = key
-        return self._norms
+        if getattr(self, "_search_key", None) != key:
+            embed = self.embed.detach()
+            self._search = (2 * embed.t()).contiguous(), embed.pow(2).sum(dim=1)
+            self._search_key = key
+        return self._search
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, T]`` -> vectors ``[B, D, T]``."""
@@ -301,17 +306,23 @@ class ResidualVQ(nn.Module):
     def encode(self, latents: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """Latents ``[B, D, T]`` -> codes ``[B, n_q, T]`` (no codebook updates)."""
         n_q = self.check_n_q(n_q)
-        residual, codes = latents, []
+        batch, frames = latents.shape[0], latents.shape[-1]
+        # One vector per row throughout: coding frame by frame, reshaping for every
+        # codebook cost as much as its search.
+        residual = latents.transpose(1, 2).reshape(batch * frames, latents.shape[1])
+        codes = []
         for layer in self.layers[:n_q]:
-            layer_codes = rearrange(
-                layer.quantize(rearrange(residual, "b d t -> (b t) d").float()),
-                "(b t) -> b t", b=latents.shape[0])
-            residual = residual - layer.dequantize(layer_codes).to(latents.dtype)
+            layer_codes = layer.quantize(residual.float())
+            residual = residual - layer.embed[layer_codes].to(latents.dtype)
             codes.append(layer_codes)
-        return torch.stack(codes, dim=1)
+        return torch.stack(codes).reshape(n_q, batch, frames).transpose(0, 1).contiguous()
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, n_q, T]`` -> quantised latents ``[B, D, T]``."""
         check_codes(codes, self.check_n_q, self.codebook_size)
         layers = self.layers[:codes.shape[1]]
-        return sum(layer.dequantize(codes[:, i]) for i, layer in enumerate(layers))
+        rows = codes.transpose(0, 1).reshape(codes.shape[1], -1)  # [n_q, B * T]
+        total = layers[0].embed[rows[0]]
+        for layer, layer_codes in zip(layers[1:], rows[1:]):
+            total = total + layer.embed[layer_codes]
+        return total.reshape(codes.shape[0], codes.shape[2], total.shape[-1]).transpose(1, 2)
