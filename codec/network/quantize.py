@@ -323,6 +323,6 @@ class ResidualVQ(nn.Module):
         layers = self.layers[:codes.shape[1]]
         rows = codes.transpose(0, 1).reshape(codes.shape[1], -1)  # [n_q, B * T]
         total = layers[0].embed[rows[0]]
-        for layer, layer_codes in zip(layers[1:], rows[1:]):
+        for layer, layer_codes in zip(layers[1:], rows[1:], strict=True):
             total = total + layer.embed[layer_codes]
         return total.reshape(codes.shape[0], codes.shape[2], total.shape[-1]).transpose(1, 2)
