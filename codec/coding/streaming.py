@@ -98,7 +98,7 @@ class _ConvStep:
             out = torch.addmm(self.bias, self.matrix, flat)
         if batch == 1:
             return out[None]
-        return out.reshape(-1, batch, frames).transpose(0, 1)
+        return out.reshape(out.shape[0], batch, frames).transpose(0, 1)
 
 
 class _ConvTransposeStep:
