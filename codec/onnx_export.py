@@ -230,6 +230,7 @@ class DecoderGraph(nn.Module):
             self.synthesis = ConvSynthesis(decoder.synthesis, model.config.channels)
             self.channels, self.bins = decoder.channels, decoder.bins
             self.sample_rate = model.sample_rate
+            self.register_buffer("heard", decoder.heard)
         else:
             self.network = decoder
         codebooks = _codebooks(model)
@@ -253,7 +254,8 @@ class DecoderGraph(nn.Module):
         out = self.layers(latents)
         if levels is not None:
             parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
-            out = frame_levels.bring_to(parts, levels, self.sample_rate).flatten(1, 3)
+            out = frame_levels.bring_to(parts, levels, self.sample_rate,
+                                        self.heard).flatten(1, 3)
         return stereo.from_coded(self.synthesis(out), self.layout)
 
 

@@ -298,6 +298,12 @@ class SpectralDecoder(nn.Module):
                    weight_norm=weight_norm))
         self.synthesis = (CrossfadeSynthesis(hop, overlap) if causal
                           else ISTFTSynthesis(n_fft, hop))
+        # A causal decoder's parts are raw frames that the crossfade window weighs: their
+        # frame levels are measured as the frames will sound. (The non-causal parts are
+        # already windowed, like the analysis's: measured as they are.)
+        heard = (frame_levels.heard_operator(crossfade_window(hop, overlap))
+                 if level_bands and causal else None)
+        self.register_buffer("heard", heard, persistent=False)
 
     def parts(self, latents: torch.Tensor, layers=None) -> torch.Tensor:
         """Latents -> real and imaginary parts ``[B, C, 2, bins, F]``, brought to the frame
@@ -308,7 +314,8 @@ class SpectralDecoder(nn.Module):
         out = layers(latents[:, :self.latent_dim])
         parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
         if self.level_bands:
-            parts = frame_levels.bring_to(parts, latents[:, self.latent_dim:], self.sample_rate)
+            parts = frame_levels.bring_to(parts, latents[:, self.latent_dim:], self.sample_rate,
+                                          self.heard)
         return stereo.from_coded(parts, self.stereo_layout)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:

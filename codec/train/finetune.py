@@ -10,6 +10,11 @@ model whose config may differ in the number of codebooks:
   uninitialised, so that the first training batch places them by k-means on its
   residuals, as in a fresh run (codec/network/quantize.py);
 - a smaller ``model.n_q`` drops the codebooks beyond it;
+- frame levels (``model.level_bands``) turned on or off move the residual codebooks by
+  one row, since the level codebook is row 0: turned on, the trained codebooks follow
+  a new level codebook (k-means on the first batch's level vectors); turned off, the
+  source's level codebook is dropped. So a model trained without levels can learn to
+  send them in a short second run;
 - any other difference in shape (width, stride, codebook size) is one CodecError that
   lists each tensor with the shape the model expects and the shape found.
 
@@ -142,35 +147,53 @@ def _shape(tensor: torch.Tensor | None) -> str:
     return "missing" if tensor is None else str(list(tensor.shape))
 
 
+def _level_rows(config: ModelConfig) -> int:
+    """Code rows ahead of the residual codebooks: 1 for the frame levels' codebook."""
+    return 1 if config.level_bands else 0
+
+
+def _renamed(name: str, source_index: int) -> str:
+    """A codebook tensor's ``name`` with its layer index set to ``source_index``."""
+    return _CODEBOOK.sub(f"quantizer.layers.{source_index}.", name, count=1)
+
+
 def transfer(codec: Codec, source: SourceModel) -> Transfer:
     """Copy ``source``'s tensors into ``codec`` (see the module docstring); CodecError
     listing every tensor that does not fit, before anything is copied."""
     target, old_n_q, new_n_q = codec.state_dict(), source.config.n_q, codec.config.n_q
+    # Target codebook row t is the source's row t - shift (frame levels turned on: +1).
+    shift = _level_rows(codec.config) - _level_rows(source.config)
     copied: dict[str, torch.Tensor] = {}
     misfits: list[str] = []
     used: set[str] = set()
     for name, tensor in target.items():
         index = _codebook_index(name)
-        if index is not None and index >= old_n_q:
-            continue  # a new codebook: k-means on the first batch's residuals
-        found = _source_tensor(name, source.state)
-        used.update(n for n in _source_names(name) if n in source.state)
+        if index is not None:
+            if not 0 <= index - shift < old_n_q:
+                continue  # a new codebook: k-means on the first batch's residuals
+            name_there = _renamed(name, index - shift)
+        else:
+            name_there = name
+        found = _source_tensor(name_there, source.state)
+        used.update(n for n in _source_names(name_there) if n in source.state)
         if found is None or found.shape != tensor.shape:
             misfits.append(f"{name}: expected {_shape(tensor)}, found {_shape(found)}")
         else:
             copied[name] = found
+    kept = range(max(0, -shift), min(old_n_q, new_n_q - shift))
     misfits += [f"{name}: not in this model (found {_shape(source.state[name])})"
                 for name in source.state if name not in used
-                and ((_codebook_index(name) or 0) < new_n_q)]
+                and (_codebook_index(name) is None or _codebook_index(name) in kept)]
     if misfits:
         more = f"; and {len(misfits) - _ERRORS_SHOWN} more" if len(misfits) > _ERRORS_SHOWN else ""
         raise CodecError(
             f"train.init_from={source.path}: {len(misfits)} tensor(s) do not fit this model "
-            f"(only model.n_q may differ in shape): {'; '.join(misfits[:_ERRORS_SHOWN])}{more}")
+            f"(only model.n_q and model.level_bands may differ in shape): "
+            f"{'; '.join(misfits[:_ERRORS_SHOWN])}{more}")
     codec.load_state_dict(copied, strict=False)
     return Transfer(copied=len(copied),
-                    new_codebooks=list(range(old_n_q, new_n_q)),
-                    dropped_codebooks=list(range(new_n_q, old_n_q)),
+                    new_codebooks=[t for t in range(new_n_q) if not 0 <= t - shift < old_n_q],
+                    dropped_codebooks=[s for s in range(old_n_q) if s not in kept],
                     changed_settings=_changed_settings(source.config, codec.config))
 
 

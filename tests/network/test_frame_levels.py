@@ -4,6 +4,7 @@ import torch
 from codec.config import ConfigError, model_config
 from codec.network import frame_levels
 from codec.network.model import Codec, check_arch
+from codec.network.spectral import CrossfadeSynthesis, crossfade_window
 
 SAMPLE_RATE = 24000
 
@@ -110,3 +111,41 @@ def test_levels_first_measured_in_inference_mode_still_train():
     levels = frame_levels.levels_of(spectra, SAMPLE_RATE, 7)
     frame_levels.bring_to(parts, levels, SAMPLE_RATE).sum().backward()
     assert parts.grad is not None and torch.isfinite(parts.grad).all()
+
+
+def _middle_levels(parts: torch.Tensor, bands: int) -> torch.Tensor:
+    """Level vectors of the middle of the frames a live decoder synthesises from
+    ``parts``: where the crossfade window is flat and no neighbour sounds."""
+    synthesis = CrossfadeSynthesis(320, 80)
+    middle = (synthesis.window == 1.0).float()
+    frames = synthesis.frames(parts) * middle[:, None]
+    spectra = torch.fft.rfft(frames, dim=1) / middle.sum().sqrt()
+    return frame_levels.levels_of(spectra[:, None], SAMPLE_RATE, bands)
+
+
+def test_the_heard_operator_is_the_spectrum_of_the_frames_middle():
+    torch.manual_seed(2)
+    parts = torch.randn(2, 1, 2, 201, 3)
+    heard = frame_levels.heard_operator(crossfade_window(320, 80))
+    mapped = torch.einsum("ij,ncjf->ncif", heard, parts.flatten(2, 3)).reshape(parts.shape)
+    torch.testing.assert_close(
+        frame_levels.levels_of(torch.complex(mapped[:, :, 0], mapped[:, :, 1]), SAMPLE_RATE, 6),
+        _middle_levels(parts, 6), rtol=1e-4, atol=1e-4)
+
+
+def test_levels_hold_where_the_frame_sounds_even_when_its_edges_hold_the_energy():
+    # What a decoder trained on waveform terms learns: loud frame edges, which the
+    # crossfade fades and the neighbours cancel, over a faint middle.
+    torch.manual_seed(3)
+    envelope = torch.full((400,), 0.01)
+    envelope[:80], envelope[-80:] = 1.0, 1.0
+    frames = torch.randn(1, 400, 4) * envelope[None, :, None]
+    spectra = torch.fft.rfft(frames, dim=1) / CrossfadeSynthesis(320, 80).scale
+    parts = torch.stack([spectra.real, spectra.imag], dim=1)[:, None]  # [1, 1, 2, 201, 4]
+    target = _middle_levels(parts, 6) + 2.0  # 20 dB louder where the frame sounds
+    heard = frame_levels.heard_operator(crossfade_window(320, 80))
+    brought = frame_levels.bring_to(parts, target, SAMPLE_RATE, heard)
+    assert (_middle_levels(brought, 6) - target).abs().max() < 0.2  # 2 dB
+    # Measured on the parts alone, the loud edges pass for the level: the middle stays faint.
+    naive = frame_levels.bring_to(parts, target, SAMPLE_RATE)
+    assert (_middle_levels(naive, 6) - target).max() < -1.0  # over 10 dB short everywhere

@@ -7,11 +7,12 @@ import torch
 from train_corpus import tiny_config
 
 from codec.checkpoint import read_checkpoint
+from codec.config import model_config
 from codec.errors import CodecError
 from codec.export import export_model
 from codec.network.model import Codec
 from codec.pretrained import load
-from codec.train.finetune import FREEZABLE, read_source, transfer
+from codec.train.finetune import FREEZABLE, SourceModel, read_source, transfer
 from codec.train.inputs import build_datasets
 from codec.train.loop import fit
 from codec.train.state import start_from
@@ -175,3 +176,41 @@ def test_transfer_between_weight_norm_and_plain_convs(source_run):
     expected = _source_model(source_run)
     assert torch.allclose(plain.eval().decode(plain.encode(audio)),
                           expected.decode(expected.encode(audio)), atol=1e-5)
+
+
+def _live(level_bands: int, n_q: int) -> Codec:
+    torch.manual_seed(0)
+    return Codec(model_config("live", widths=(32, 32), latent_dim=16, n_q=n_q,
+                              codebook_size=32, level_bands=level_bands))
+
+
+def _placed(codec: Codec, audio: torch.Tensor) -> Codec:
+    """``codec`` with every codebook placed by k-means on ``audio``'s latents."""
+    codec.train()
+    with torch.no_grad():
+        codec(audio)
+    return codec.eval()
+
+
+def test_frame_levels_turned_on_keep_the_trained_codebooks_after_a_new_level_codebook():
+    audio = torch.randn(2, 1, 24000) * 0.1
+    plain = _placed(_live(level_bands=0, n_q=3), audio)
+    source = SourceModel(Path("plain"), "plain", plain.config, plain.state_dict())
+    levelled = _live(level_bands=6, n_q=4)
+    done = transfer(levelled, source)
+    assert (done.new_codebooks, done.dropped_codebooks) == ([0], [])
+    assert not bool(levelled.quantizer.layers[0].initialized)
+    _placed(levelled, audio)
+    with torch.no_grad():
+        assert torch.equal(levelled.encode(audio)[:, 1:], plain.encode(audio))
+
+
+def test_frame_levels_turned_off_drop_the_level_codebook():
+    audio = torch.randn(2, 1, 24000) * 0.1
+    levelled = _placed(_live(level_bands=6, n_q=4), audio)
+    source = SourceModel(Path("levelled"), "levelled", levelled.config, levelled.state_dict())
+    plain = _live(level_bands=0, n_q=3).eval()
+    done = transfer(plain, source)
+    assert (done.new_codebooks, done.dropped_codebooks) == ([], [0])
+    with torch.no_grad():
+        assert torch.equal(plain.encode(audio), levelled.encode(audio)[:, 1:])
