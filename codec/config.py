@@ -150,7 +150,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # frame's analysis window ends with its hop), and its decoder's frames crossfade over
     # 80 samples, so the whole delay is 400 samples (16.7 ms at 24 kHz). Frame levels
     # (model.level_bands, codec/network/frame_levels.py) stay off: with 12 bands the
-    # CPU-hour learned less (recipes/cpu_hour_causal/RESULTS.md).
+    # CPU-hour got the envelope right and learned less of the waveform
+    # (recipes/cpu_hour_causal/RESULTS.md).
     "live": dict(arch="stft", causal=True, strides=(320,), widths=(512, 512),
                  dilations=(1, 3, 9), n_fft=640, synthesis_overlap=80),
     # GPU-scale (about 26M parameters): the original SEANet layout with residual units

@@ -233,6 +233,9 @@ def _bounded_config(path: Path, metadata: dict[str, str]) -> tuple[ModelConfig, 
     sane size, and coding it can do, before anything is built from them (the file may
     come from anywhere). A file from before coding had a section of its own keeps the
     coding settings in its model config."""
+    if "model_config" not in metadata:
+        raise ckpt.CheckpointError(f"{path}: its header has no model_config: not a model file "
+                                   f"this codec wrote, or a damaged one")
     try:
         network, coding = split_saved_model(json.loads(metadata["model_config"]))
         if "coding_config" in metadata:

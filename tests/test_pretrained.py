@@ -85,3 +85,18 @@ def test_a_checkpoint_from_before_the_coding_section_keeps_its_coding(tmp_path):
     assert loaded.coding.postfilter == 1.3  # a new value; the loaded model is as it was
     with pytest.raises(CodecError, match="causal|\\[1, 4\\]"):
         loaded.with_postfilter(9.0)
+
+
+def test_an_export_whose_header_lacks_its_model_config_is_refused(tmp_path):
+    import json
+    import struct
+
+    path = export_model(_trained_model(_config()), tmp_path / "model.safetensors")
+    data = path.read_bytes()
+    (size,) = struct.unpack_from("<Q", data)
+    header = json.loads(data[8:8 + size])
+    del header["__metadata__"]["model_config"]
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + size:])
+    with pytest.raises(CodecError, match="no model_config"):
+        load(path)
