@@ -17,7 +17,8 @@ the vector is quantised in units of 10 dB above :data:`FLOOR_DB` (so distances b
 codewords are in tens of dB) and a band at or under the floor is sent as the floor. The
 decoder scales each bin by the gain that brings its band to the level, interpolated
 between band centres (in dB) so that no bin steps at a band's edge, and never by more
-than :data:`MAX_BOOST_DB`.
+than :data:`MAX_BOOST_DB`. A causal decoder measures the level it makes on the middle of
+each frame, as it will sound (:func:`heard_operator`).
 
 Shapes: spectra ``[B, C, bins, F]`` (complex) or decoder parts ``[B, C, 2, bins, F]``;
 level vectors ``[B, C * bands, F]`` in the quantiser's units.

@@ -13,8 +13,7 @@ model whose config may differ in the number of codebooks:
 - frame levels (``model.level_bands``) turned on or off move the residual codebooks by
   one row, since the level codebook is row 0: turned on, the trained codebooks follow
   a new level codebook (k-means on the first batch's level vectors); turned off, the
-  source's level codebook is dropped. So a model trained without levels can learn to
-  send them in a short second run;
+  source's level codebook is dropped;
 - any other difference in shape (width, stride, codebook size) is one CodecError that
   lists each tensor with the shape the model expects and the shape found.
 

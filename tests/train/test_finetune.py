@@ -200,6 +200,9 @@ def test_frame_levels_turned_on_keep_the_trained_codebooks_after_a_new_level_cod
     done = transfer(levelled, source)
     assert (done.new_codebooks, done.dropped_codebooks) == ([0], [])
     assert not bool(levelled.quantizer.layers[0].initialized)
+    for row in range(3):  # each trained codebook one row further on
+        assert torch.equal(levelled.quantizer.layers[row + 1].embed,
+                           plain.quantizer.layers[row].embed)
     _placed(levelled, audio)
     with torch.no_grad():
         assert torch.equal(levelled.encode(audio)[:, 1:], plain.encode(audio))
@@ -212,5 +215,8 @@ def test_frame_levels_turned_off_drop_the_level_codebook():
     plain = _live(level_bands=0, n_q=3).eval()
     done = transfer(plain, source)
     assert (done.new_codebooks, done.dropped_codebooks) == ([], [0])
+    for row in range(3):
+        assert torch.equal(plain.quantizer.layers[row].embed,
+                           levelled.quantizer.layers[row + 1].embed)
     with torch.no_grad():
         assert torch.equal(plain.encode(audio), levelled.encode(audio)[:, 1:])
