@@ -61,6 +61,9 @@ class ModelConfig:
     # arch stft: the first codebook codes the input's level in this many bands per frame,
     # and the decoder brings each frame to them (codec/network/frame_levels.py); 0: none.
     level_bands: int = 0
+    # Training only: this share of the items (drawn each step) decodes without its frame
+    # levels, so the decoder learns the waveform's bands itself as well as within them.
+    level_dropout: float = 0.0
     # A two-channel spectral model codes left/right as they come ("lr") or mid and side
     # ("ms"), mapped back after decoding (codec/network/stereo.py).
     stereo: str = "lr"

@@ -75,6 +75,11 @@ def check_arch(config: ModelConfig) -> None:
                           f"needs arch stft, n_q of at least 2 and at most {MAX_BANDS} "
                           f"bands; got arch {config.arch!r:.20}, n_q {config.n_q}, "
                           f"level_bands {config.level_bands}")
+    if not 0 <= config.level_dropout <= 1 or (config.level_dropout and not config.level_bands):
+        raise ConfigError(f"model.level_dropout is the share of training items decoded "
+                          f"without their frame levels, in [0, 1], and needs "
+                          f"model.level_bands; got {config.level_dropout} with level_bands "
+                          f"{config.level_bands}")
     stereo_problem = layout_problem(config.stereo, config.channels, config.arch)
     if stereo_problem:
         raise ConfigError(stereo_problem)
@@ -146,9 +151,16 @@ def _spectral_options(config: ModelConfig) -> dict:
                 stereo_layout=config.stereo)
 
 
-# model.arch -> (encoder, decoder, their keyword arguments from the config)
-ARCHITECTURES = {"seanet": (SEANetEncoder, SEANetDecoder, _seanet_options),
-                 "stft": (SpectralEncoder, SpectralDecoder, _spectral_options)}
+def _decoder_options(config: ModelConfig) -> dict:
+    """The spectral decoder's options: the encoder's and the level dropout."""
+    return dict(_spectral_options(config), level_dropout=config.level_dropout)
+
+
+# model.arch -> (encoder, decoder, the encoder's and the decoder's keyword arguments
+# from the config)
+ARCHITECTURES = {"seanet": (SEANetEncoder, SEANetDecoder, _seanet_options, _seanet_options),
+                 "stft": (SpectralEncoder, SpectralDecoder, _spectral_options,
+                          _decoder_options)}
 
 
 def _quantizer(config: ModelConfig) -> ResidualVQ | LevelledRVQ:
@@ -167,10 +179,10 @@ class Codec(nn.Module):
         super().__init__()
         self.config = config
         check_arch(config)
-        encoder, decoder, options = ARCHITECTURES[config.arch]
-        self.encoder = encoder(**options(config))
+        encoder, decoder, encoder_options, decoder_options = ARCHITECTURES[config.arch]
+        self.encoder = encoder(**encoder_options(config))
         self.quantizer = _quantizer(config)
-        self.decoder = decoder(**options(config))
+        self.decoder = decoder(**decoder_options(config))
 
     @property
     def hop_length(self) -> int:
@@ -257,7 +269,7 @@ def _id_fields(config: ModelConfig) -> dict:
     """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
     and compressed files were in use; a time-domain model leaves both out, so its id,
     and every file coded with it, stays what it was; so does every model without
-    ``synthesis_overlap``, ``level_bands`` or a mid/side ``stereo``."""
+    ``synthesis_overlap``, ``level_bands``, ``level_dropout`` or a mid/side ``stereo``."""
     fields = asdict(config)
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
@@ -265,6 +277,8 @@ def _id_fields(config: ModelConfig) -> dict:
         del fields["synthesis_overlap"]
     if not fields["level_bands"]:  # likewise
         del fields["level_bands"]
+    if not fields["level_dropout"]:  # likewise
+        del fields["level_dropout"]
     if fields["stereo"] == "lr":  # likewise: channels as they come, as before it existed
         del fields["stereo"]
     return fields

@@ -281,10 +281,12 @@ class SpectralDecoder(nn.Module):
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
                  activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
-                 sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr"):
+                 sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr",
+                 level_dropout: float = 0.0):
         super().__init__()
         self.latent_dim, self.sample_rate, self.level_bands = latent_dim, sample_rate, \
             level_bands
+        self.level_dropout = level_dropout
         self.stereo_layout = stereo_layout
         size = hop + overlap if causal else n_fft
         self.channels, self.bins = channels, size // 2 + 1
@@ -307,16 +309,26 @@ class SpectralDecoder(nn.Module):
 
     def parts(self, latents: torch.Tensor, layers=None) -> torch.Tensor:
         """Latents -> real and imaginary parts ``[B, C, 2, bins, F]``, brought to the frame
-        levels when the model sends them, then from a mid/side model's layout back to
-        left/right (codec/network/stereo.py); ``layers`` stands in for the frame-rate
-        layers (a streaming step)."""
+        levels when the model sends them (in training, all but a ``level_dropout`` share
+        of the items), then from a mid/side model's layout back to left/right
+        (codec/network/stereo.py); ``layers`` stands in for the frame-rate layers (a
+        streaming step)."""
         layers = layers or self.layers
         out = layers(latents[:, :self.latent_dim])
         parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
         if self.level_bands:
-            parts = frame_levels.bring_to(parts, latents[:, self.latent_dim:], self.sample_rate,
-                                          self.heard)
+            levelled = frame_levels.bring_to(parts, latents[:, self.latent_dim:],
+                                             self.sample_rate, self.heard)
+            parts = self._drop_levels(parts, levelled) if self.training else levelled
         return stereo.from_coded(parts, self.stereo_layout)
+
+    def _drop_levels(self, own: torch.Tensor, levelled: torch.Tensor) -> torch.Tensor:
+        """``levelled`` with a ``level_dropout`` share of its items (drawn afresh) taken
+        from ``own``: those are paid for every band's level, not only what lies within."""
+        if not self.level_dropout:
+            return levelled
+        dropped = torch.rand(own.shape[0], device=own.device) < self.level_dropout
+        return torch.where(dropped[:, None, None, None, None], own, levelled)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.synthesis(self.parts(latents))

@@ -3,7 +3,7 @@ import torch
 
 from codec.config import ConfigError, model_config
 from codec.network import frame_levels
-from codec.network.model import Codec, check_arch
+from codec.network.model import Codec, _id_fields, check_arch
 from codec.network.spectral import CrossfadeSynthesis, crossfade_window
 
 SAMPLE_RATE = 24000
@@ -99,6 +99,53 @@ def test_impossible_level_settings_are_refused(overrides):
     config = model_config("live", **{"level_bands": 6, **overrides})
     with pytest.raises(ConfigError, match="level_bands"):
         check_arch(config)
+
+
+def _parts_own_and_levelled(model: Codec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random latents, and the decoder parts they make before and after the frame levels
+    are brought."""
+    torch.manual_seed(2)
+    decoder = model.decoder
+    latents = torch.randn(8, decoder.latent_dim + 6, 4)
+    own = decoder.layers(latents[:, :decoder.latent_dim])
+    own = own.reshape(8, 1, 2, decoder.bins, 4)
+    levelled = frame_levels.bring_to(own, latents[:, decoder.latent_dim:], SAMPLE_RATE,
+                                     decoder.heard)
+    return latents, own, levelled
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_level_dropout_decodes_that_share_of_training_items_without_levels(dropout):
+    model = small_levelled(level_dropout=dropout).train()
+    latents, own, levelled = _parts_own_and_levelled(model)
+    with torch.no_grad():
+        parts = model.decoder.parts(latents)
+    torch.testing.assert_close(parts, own if dropout else levelled)
+
+
+def test_level_dropout_draws_items_and_leaves_inference_alone():
+    model = small_levelled(level_dropout=0.5).train()
+    latents, own, levelled = _parts_own_and_levelled(model)
+    with torch.no_grad():
+        parts = model.decoder.parts(latents)
+        as_own = [torch.equal(p, o) for p, o in zip(parts, own, strict=True)]
+        as_levelled = [torch.equal(p, lv) for p, lv in zip(parts, levelled, strict=True)]
+        assert all(a != b for a, b in zip(as_own, as_levelled, strict=True))
+        assert any(as_own) and any(as_levelled)  # 8 items: both kinds (seeded draw)
+        torch.testing.assert_close(model.eval().decoder.parts(latents), levelled)
+
+
+@pytest.mark.parametrize("overrides", [dict(level_dropout=0.5, level_bands=0),
+                                       dict(level_dropout=1.5), dict(level_dropout=-0.1)])
+def test_impossible_level_dropouts_are_refused(overrides):
+    with pytest.raises(ConfigError, match="level_dropout"):
+        check_arch(model_config("live", **{"level_bands": 6, **overrides}))
+
+
+def test_level_dropout_off_leaves_the_model_id_as_before():
+    plain = small_levelled()
+    assert "level_dropout" not in _id_fields(plain.config)
+    assert _id_fields(small_levelled(level_dropout=0.5).config)["level_dropout"] == 0.5
 
 
 def test_levels_first_measured_in_inference_mode_still_train():
