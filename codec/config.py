@@ -64,6 +64,14 @@ class ModelConfig:
     # Training only: this share of the items (drawn each step) decodes without its frame
     # levels, so the decoder learns the waveform's bands itself as well as within them.
     level_dropout: float = 0.0
+    # How many codebooks (the first rows of the codes) code the frame levels, each
+    # quantising what the ones before it left.
+    level_codebooks: int = 1
+    # causal arch stft: bring the decoded audio, not the decoder's frames, to the levels,
+    # by a stage whose frames crossfade over this many samples after the decoder's own
+    # crossfade (codec/network/level_stage.py); it adds as many samples of delay. 0: the
+    # decoder's frames are brought to them.
+    level_overlap: int = 0
     # A two-channel spectral model codes left/right as they come ("lr") or mid and side
     # ("ms"), mapped back after decoding (codec/network/stereo.py).
     stereo: str = "lr"

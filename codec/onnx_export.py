@@ -312,6 +312,13 @@ def export_onnx(model: Codec, folder: str | Path, *,
                 target_lufs: Optional[float] = None) -> dict[str, Path]:
     """Write ``encoder.onnx``, ``decoder.onnx`` and ``codec.json`` for ``model`` into
     ``folder``; ``target_lufs``: the loudness input must be brought to (recorded only)."""
+    if model.config.level_bands and (model.config.level_codebooks > 1
+                                     or model.config.level_overlap):
+        raise CodecError("ONNX export takes frame levels coded by one codebook and met on "
+                         "the decoder's frames: this model has model.level_codebooks "
+                         f"{model.config.level_codebooks} and model.level_overlap "
+                         f"{model.config.level_overlap}; code it with codec encode / decode "
+                         "or stream-encode / stream-decode")
     try:
         import onnx  # noqa: F401  torch's exporter writes its files through it
     except ImportError:

@@ -130,6 +130,14 @@ def test_export_without_the_onnx_package_says_what_to_install(tmp_path, monkeypa
         export_onnx(_model("time-domain"), tmp_path)
 
 
+@pytest.mark.parametrize("overrides", [dict(level_codebooks=2), dict(level_overlap=80)])
+def test_levels_the_graphs_cannot_carry_are_refused(tmp_path, overrides):
+    model = Codec(model_config("live", widths=(32, 32), n_q=4, level_bands=8, **overrides))
+    with pytest.raises(CodecError, match="stream-encode"):
+        export_onnx(model, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+
 def test_the_readme_example_runs_verbatim(tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")

@@ -13,7 +13,8 @@ transposed conv keeps the partial sums its last frames spilled into the next
 frames' samples (overlap-add); a residual unit and an activation keep nothing of
 their own. A causal spectral model's analysis keeps the samples its next frames look
 back at, and its synthesis the crossfade of its last frame, which waits for the next
-frame (or for :meth:`StreamingDecoder.flush`). The layer wrappers (codec.network.nn,
+frame (or for :meth:`StreamingDecoder.flush`); a level stage keeps the same two things
+for its own frames. The layer wrappers (codec.network.nn,
 codec.network.spectral) define the geometry; this module alone holds the state.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from codec.errors import CodecError
+from codec.network.level_stage import LevelStage
 from codec.network.model import Codec
 from codec.network.nn import Conv1d, ConvTranspose1d, Snake
 from codec.network.seanet import ResidualUnit
@@ -194,6 +196,74 @@ class _SynthesisStep:
         return (summed / weights).reshape(*self.shape, -1)
 
 
+class _LevelFramesStep:
+    """A :class:`LevelStage` measuring the input's levels, fed audio ``[B, C, n]`` and how
+    many frames the analysis completed: their level vectors ``[B, C * bands, f]``. It
+    keeps the samples later frames start from (at the start, the zeros offline coding
+    pads with)."""
+
+    def __init__(self, stage: LevelStage):
+        self.stage = stage
+        self.pending: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor, count: int) -> torch.Tensor:
+        rows = x.flatten(0, 1)
+        if self.pending is None:
+            self.pending = rows.new_zeros(rows.shape[0], self.stage.lead)
+        rows = torch.cat([self.pending, rows], dim=-1)
+        self.pending = rows[:, count * self.stage.hop:]
+        if count == 0:
+            return x.new_zeros(x.shape[0], x.shape[1] * self.stage.bands, 0)
+        return self.stage.levels_of(self.stage.spectra(rows, count), x.shape[0])
+
+
+class _LevelStageStep:
+    """A :class:`LevelStage` fed the decoded audio ``[B, C, n]`` the synthesis completed
+    and the level vectors of the frames it completed: the samples brought to them. It
+    keeps the decoded samples its next frame starts from and its last frame's falling
+    crossfade, which the next frame completes (or :meth:`flush` ends)."""
+
+    def __init__(self, stage: LevelStage):
+        self.stage = stage
+        self.pending: torch.Tensor | None = None
+        self.carry: tuple[torch.Tensor, torch.Tensor] | None = None  # (sums, weights)
+
+    def __call__(self, audio: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        batch, channels = audio.shape[:2]
+        rows = audio.flatten(0, 1).float()
+        if self.pending is None:
+            self.pending = rows.new_zeros(rows.shape[0], self.stage.lead)
+        rows = torch.cat([self.pending, rows], dim=-1)
+        count = levels.shape[-1]
+        if count == 0:
+            self.pending = rows
+            return audio.new_zeros(batch, channels, 0, dtype=torch.float32)
+        frames = self.stage.brought_frames(self.stage.spectra(rows, count), levels)
+        summed, weights = self.stage.overlap_add(frames)
+        weights = weights.expand_as(summed)
+        start = self.stage.lead  # the first frame starts before the stream
+        if self.carry is not None:
+            overlap = self.stage.overlap
+            summed[:, :overlap] += self.carry[0]
+            weights = weights.clone()
+            weights[:, :overlap] += self.carry[1]
+            start = 0
+        ready = count * self.stage.hop
+        self.carry = (summed[:, ready:], weights[:, ready:])
+        self.pending = rows[:, ready:]
+        return (summed[:, start:ready] / weights[:, start:ready]).reshape(batch, channels, -1)
+
+    def flush(self, tail: torch.Tensor) -> torch.Tensor:
+        """The last frame's falling crossfade divided by its window, then ``tail`` (the
+        decoded samples no frame covers) as it is; then reset."""
+        if self.carry is not None:
+            summed, weights = self.carry
+            faded = (summed / weights).reshape(*tail.shape[:2], -1)
+            tail = torch.cat([faded, tail.float()], dim=-1)
+        self.pending, self.carry = None, None
+        return tail
+
+
 def _chain(steps: list[Step]) -> Step:
     def run(x: torch.Tensor) -> torch.Tensor:
         for step in steps:
@@ -232,7 +302,13 @@ def encoder_step(encoder: nn.Module) -> Step:
         if not isinstance(encoder.analysis, CausalSTFTAnalysis):
             raise StreamingError("this spectral encoder's window looks ahead: not causal")
         analysis, layers = _AnalysisStep(encoder.analysis), streaming_step(encoder.layers)
-        return lambda x: encoder.from_spectra(analysis(x), x.dtype, layers)
+        measure = None if encoder.level_frames is None else _LevelFramesStep(encoder.level_frames)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            spectra = analysis(x)
+            levels = None if measure is None else measure(x, spectra.shape[-1])
+            return encoder.from_spectra(spectra, x.dtype, layers, levels=levels)
+        return run
     return streaming_step(encoder.layers)
 
 
@@ -244,21 +320,29 @@ class _DecoderStep:
         self.decoder = decoder
         self.layers = streaming_step(decoder.layers)
         self.batch = 1
-        self.synthesis = None
+        self.synthesis = self.level_stage = None
         if isinstance(decoder, SpectralDecoder):
             if not isinstance(decoder.synthesis, CrossfadeSynthesis):
                 raise StreamingError("this spectral decoder's frames look ahead: not causal")
             self.synthesis = _SynthesisStep(decoder.synthesis)
+            if decoder.level_stage is not None:
+                self.level_stage = _LevelStageStep(decoder.level_stage)
 
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
         self.batch = latents.shape[0]
         if self.synthesis is None:
             return self.layers(latents)
-        return self.synthesis(self.decoder.parts(latents, self.layers))
+        audio = self.synthesis(self.decoder.parts(latents, self.layers))
+        if self.level_stage is None:
+            return audio
+        return self.level_stage(audio, latents[:, self.decoder.latent_dim:])
 
     def flush(self) -> torch.Tensor | None:
         """The held-back samples ``[B, C, n]``; None for a decoder that holds none."""
-        return None if self.synthesis is None else self.synthesis.flush()
+        if self.synthesis is None:
+            return None
+        tail = self.synthesis.flush()
+        return tail if self.level_stage is None else self.level_stage.flush(tail)
 
 
 def _check_causal(model: Codec) -> None:

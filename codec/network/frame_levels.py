@@ -36,7 +36,6 @@ from codec.network.quantize import (
     ResidualVQ,
     VectorQuantizer,
     check_codes,
-    codebook_usage,
 )
 
 # Mean power per bin (full scale 1, after the transforms' window normalisation) below
@@ -159,38 +158,48 @@ def bring_to(parts: torch.Tensor, levels: torch.Tensor, sample_rate: int,
 
 
 class LevelledRVQ(nn.Module):
-    """A residual VQ whose first codebook codes the frame levels.
+    """A residual VQ whose first ``level_codebooks`` codebooks code the frame levels, each
+    quantising what the ones before it left.
 
     Its input is the encoder's latents with the level vectors after them, ``[B,
-    latent_dim + level_dim, F]``, and so is its output. Codes ``[B, n_q, F]``: row 0 the
-    levels, the next rows the latents' residual codebooks; ``n_q`` counts both, so the
-    bitrate rule, the files and the streams treat the level codebook as any other. One
-    codebook codes the levels alone (the latents are then zero).
+    latent_dim + level_dim, F]``, and so is its output. Codes ``[B, n_q, F]``: the level
+    rows first, then the latents' residual codebooks; ``n_q`` counts both, so the
+    bitrate rule, the files and the streams treat the level codebooks as any other. Up
+    to ``level_codebooks`` codebooks code the levels alone (the latents are then zero).
     """
 
     def __init__(self, *, dim: int, level_dim: int, n_q: int, codebook_size: int,
                  decay: float = 0.99, kmeans_iters: int = 10, dead_code_threshold: float = 0.1,
-                 dropout: float = 1.0):
+                 dropout: float = 1.0, level_codebooks: int = 1):
         super().__init__()
-        if n_q < 2:
-            raise ValueError(f"frame levels take the first codebook: n_q must be at least 2, "
-                             f"got {n_q}")
+        if not 1 <= level_codebooks < n_q:
+            raise ValueError(f"frame levels take the first {level_codebooks} codebooks: n_q "
+                             f"must be more than that, got {n_q}")
         self.n_q, self.codebook_size, self.dim, self.level_dim = n_q, codebook_size, dim, \
             level_dim
-        levels = VectorQuantizer(level_dim, codebook_size, decay=decay,
-                                 kmeans_iters=kmeans_iters, dead_code_threshold=dead_code_threshold)
-        residual = ResidualVQ(dim=dim, n_q=n_q - 1, codebook_size=codebook_size, decay=decay,
-                              kmeans_iters=kmeans_iters, dead_code_threshold=dead_code_threshold,
-                              dropout=dropout)
-        # Every codebook in code-row order, the level codebook first, so that the weights
-        # are named as in a plain residual VQ; the latents' residual VQ shares its layers
-        # and is kept out of the module tree (it holds nothing else).
-        self.layers = nn.ModuleList([levels, *residual.layers])
+        self.level_rows = level_codebooks
+        options = dict(codebook_size=codebook_size, decay=decay, kmeans_iters=kmeans_iters,
+                       dead_code_threshold=dead_code_threshold)
+        # The levels are measured, not learned by the encoder: every level codebook is
+        # used by every item, and no commitment pulls on them.
+        levels = ResidualVQ(dim=level_dim, n_q=level_codebooks, dropout=0.0, **options)
+        residual = ResidualVQ(dim=dim, n_q=n_q - level_codebooks, dropout=dropout, **options)
+        # Every codebook in code-row order, the level codebooks first, so that the weights
+        # are named as in a plain residual VQ; the two residual VQs share its layers and
+        # are kept out of the module tree (they hold nothing else).
+        self.layers = nn.ModuleList([*levels.layers, *residual.layers])
+        object.__setattr__(self, "_levels", levels)
         object.__setattr__(self, "_residual", residual)
 
     @property
     def levels(self) -> VectorQuantizer:
+        """The first level codebook."""
         return self.layers[0]
+
+    @property
+    def level_vq(self) -> ResidualVQ:
+        """The level codebooks, in the mode this module is in."""
+        return self._levels.train(self.training)
 
     @property
     def residual(self) -> ResidualVQ:
@@ -201,46 +210,52 @@ class LevelledRVQ(nn.Module):
         n_q = self.n_q if n_q is None else int(n_q)
         if not 1 <= n_q <= self.n_q:
             raise ValueError(f"n_q must be between 1 and {self.n_q} (codebooks in this model, "
-                             f"the level codebook included), got {n_q}")
+                             f"the level codebooks included), got {n_q}")
         return n_q
 
     def _split(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return latents[:, :self.dim], latents[:, self.dim:]
 
+    def _level_metrics(self, metrics: dict) -> dict:
+        """The level codebooks' metrics under their own names (the first as ``levels``)."""
+        named = {}
+        for row in range(self.level_rows):
+            name = "levels" if row == 0 else f"levels{row}"
+            for key in ("usage", "perplexity", "revived"):
+                named[f"codebook/{name}/{key}"] = metrics[f"codebook/{row}/{key}"]
+        return named
+
     def forward(self, latents: torch.Tensor, n_q: int | None = None) -> QuantizedResult:
         n_q = self.check_n_q(n_q)
         latents, levels = self._split(latents)
-        level_q, level_codes, stats = self.levels(levels)
-        usage, perplexity = codebook_usage(level_codes, self.codebook_size)
-        metrics = {"codebook/levels/usage": usage, "codebook/levels/perplexity": perplexity,
-                   "codebook/levels/revived": float(stats["revived"])}
-        if n_q == 1:
-            return QuantizedResult(torch.cat([torch.zeros_like(latents), level_q], dim=1),
-                                   level_codes[:, None], {"commit": latents.new_zeros(())},
-                                   metrics)
-        inner = self.residual(latents, n_q - 1)
+        level_n_q = min(n_q, self.level_rows)
+        coded = self.level_vq(levels, level_n_q)
+        metrics = self._level_metrics(coded.metrics)
+        if n_q == level_n_q:
+            return QuantizedResult(torch.cat([torch.zeros_like(latents), coded.quantized], dim=1),
+                                   coded.codes, {"commit": latents.new_zeros(())}, metrics)
+        inner = self.residual(latents, n_q - level_n_q)
         metrics.update(inner.metrics)
-        return QuantizedResult(torch.cat([inner.quantized, level_q], dim=1),
-                               torch.cat([level_codes[:, None], inner.codes], dim=1),
+        return QuantizedResult(torch.cat([inner.quantized, coded.quantized], dim=1),
+                               torch.cat([coded.codes, inner.codes], dim=1),
                                inner.losses, metrics)
 
     def encode(self, latents: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """Latents and level vectors -> codes ``[B, n_q, F]`` (no codebook updates)."""
         n_q = self.check_n_q(n_q)
         latents, levels = self._split(latents)
-        level_codes = self.levels.quantize(
-            levels.transpose(1, 2).reshape(-1, self.level_dim).float())
-        level_codes = level_codes.reshape(latents.shape[0], 1, -1)
-        if n_q == 1:
+        level_n_q = min(n_q, self.level_rows)
+        level_codes = self.level_vq.encode(levels.float(), level_n_q)
+        if n_q == level_n_q:
             return level_codes
-        return torch.cat([level_codes, self.residual.encode(latents, n_q - 1)], dim=1)
+        return torch.cat([level_codes, self.residual.encode(latents, n_q - level_n_q)], dim=1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, n_q, F]`` -> quantised latents and level vectors."""
         check_codes(codes, self.check_n_q, self.codebook_size)
-        levels = self.levels.dequantize(codes[:, 0])
-        if codes.shape[1] == 1:
+        levels = self.level_vq.decode(codes[:, :self.level_rows])
+        if codes.shape[1] <= self.level_rows:
             latents = levels.new_zeros(codes.shape[0], self.dim, codes.shape[-1])
         else:
-            latents = self.residual.decode(codes[:, 1:])
+            latents = self.residual.decode(codes[:, self.level_rows:])
         return torch.cat([latents, levels], dim=1)

@@ -69,12 +69,17 @@ def check_arch(config: ModelConfig) -> None:
     if config.activation not in ACTIVATIONS:
         raise ConfigError(f"unknown model.activation {config.activation!r:.40}; choices: "
                           f"{sorted(ACTIVATIONS)}")
-    if config.level_bands and not (config.arch == "stft" and config.n_q >= 2
+    if config.level_bands and not (config.arch == "stft" and config.n_q > config.level_codebooks
                                    and 1 <= config.level_bands <= MAX_BANDS):
-        raise ConfigError(f"model.level_bands (frame levels, coded by the first codebook) "
-                          f"needs arch stft, n_q of at least 2 and at most {MAX_BANDS} "
-                          f"bands; got arch {config.arch!r:.20}, n_q {config.n_q}, "
-                          f"level_bands {config.level_bands}")
+        raise ConfigError(f"model.level_bands (frame levels, coded by the first "
+                          f"model.level_codebooks codebooks) needs arch stft, n_q over "
+                          f"level_codebooks and at most {MAX_BANDS} bands; got arch "
+                          f"{config.arch!r:.20}, n_q {config.n_q}, level_codebooks "
+                          f"{config.level_codebooks}, level_bands {config.level_bands}")
+    if config.level_codebooks < 1:
+        raise ConfigError(f"model.level_codebooks must be at least 1, got "
+                          f"{config.level_codebooks}")
+    _check_level_overlap(config)
     if not 0 <= config.level_dropout <= 1 or (config.level_dropout and not config.level_bands):
         raise ConfigError(f"model.level_dropout is the share of training items decoded "
                           f"without their frame levels, in [0, 1], and needs "
@@ -148,7 +153,7 @@ def _spectral_options(config: ModelConfig) -> dict:
                 activation=config.activation, weight_norm=config.weight_norm,
                 causal=config.causal, overlap=config.synthesis_overlap,
                 sample_rate=config.sample_rate, level_bands=config.level_bands,
-                stereo_layout=config.stereo)
+                stereo_layout=config.stereo, level_overlap=config.level_overlap)
 
 
 def _decoder_options(config: ModelConfig) -> dict:
@@ -170,7 +175,8 @@ def _quantizer(config: ModelConfig) -> ResidualVQ | LevelledRVQ:
                    dead_code_threshold=config.dead_code_threshold,
                    dropout=config.quantizer_dropout)
     if config.level_bands:
-        return LevelledRVQ(level_dim=config.channels * config.level_bands, **options)
+        return LevelledRVQ(level_dim=config.channels * config.level_bands,
+                           level_codebooks=config.level_codebooks, **options)
     return ResidualVQ(**options)
 
 
@@ -206,11 +212,12 @@ class Codec(nn.Module):
         later. A time-domain decoder yields the frame's audio at once: one hop in all. A
         causal spectral decoder crossfades each frame into the next over
         ``synthesis_overlap`` samples, which wait for that next frame: a hop and the
-        overlap. None for a non-causal model, which looks ahead and codes offline only.
+        overlap; its level stage, when it has one, crossfades over ``level_overlap``
+        samples more. None for a non-causal model, which looks ahead and codes offline only.
         """
         if not self.config.causal:
             return None
-        return self.hop_length + self.config.synthesis_overlap
+        return self.hop_length + self.config.synthesis_overlap + self.config.level_overlap
 
     @property
     def bits_per_code(self) -> float:
@@ -265,11 +272,26 @@ class Codec(nn.Module):
         return audio if length is None else audio[..., :length]
 
 
+def _check_level_overlap(config: ModelConfig) -> None:
+    """ConfigError unless ``model.level_overlap`` (the level stage's crossfade) fits."""
+    overlap = config.level_overlap
+    if not overlap:
+        return
+    hop = math.prod(config.strides)
+    if not (config.arch == "stft" and config.causal and config.level_bands
+            and config.stereo == "lr" and 1 <= overlap <= hop - config.synthesis_overlap):
+        raise ConfigError(f"model.level_overlap (the level stage's crossfade) needs a causal "
+                          f"arch stft model with model.level_bands, channels as they come "
+                          f"(stereo lr), and 1 to the hop less model.synthesis_overlap "
+                          f"({hop - config.synthesis_overlap}) samples; got {overlap}")
+
+
 def _id_fields(config: ModelConfig) -> dict:
     """The config as the model id hashes it. ``arch`` and ``n_fft`` came after models
     and compressed files were in use; a time-domain model leaves both out, so its id,
     and every file coded with it, stays what it was; so does every model without
-    ``synthesis_overlap``, ``level_bands``, ``level_dropout`` or a mid/side ``stereo``."""
+    ``synthesis_overlap``, ``level_bands``, ``level_dropout``, more than one level codebook,
+    ``level_overlap`` or a mid/side ``stereo``."""
     fields = asdict(config)
     if fields["arch"] == "seanet":
         del fields["arch"], fields["n_fft"]
@@ -279,6 +301,10 @@ def _id_fields(config: ModelConfig) -> dict:
         del fields["level_bands"]
     if not fields["level_dropout"]:  # likewise
         del fields["level_dropout"]
+    if fields["level_codebooks"] == 1:  # likewise
+        del fields["level_codebooks"]
+    if not fields["level_overlap"]:  # likewise
+        del fields["level_overlap"]
     if fields["stereo"] == "lr":  # likewise: channels as they come, as before it existed
         del fields["stereo"]
     return fields

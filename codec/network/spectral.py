@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from codec.network import frame_levels, stereo
+from codec.network.level_stage import LevelStage
 from codec.network.nn import Conv1d, make_activation
 from codec.network.seanet import ResidualUnit
 
@@ -222,6 +223,16 @@ class CrossfadeSynthesis(nn.Module):
         return audio.reshape(batch, channels, -1).to(parts.dtype)
 
 
+def _level_stage(hop: int, overlap: int, level_overlap: int, sample_rate: int,
+                 bands: int) -> LevelStage | None:
+    """A causal model's level stage after its decoder's crossfade (``overlap``), or None
+    when the model has none."""
+    if not level_overlap:
+        return None
+    return LevelStage(hop=hop, overlap=level_overlap, delay=overlap, sample_rate=sample_rate,
+                      bands=bands)
+
+
 def _frame_stack(width: int, dilations: Sequence[int], kernel_size: int, activation: str,
                  weight_norm: bool, causal: bool) -> list[nn.Module]:
     return [ResidualUnit(width, kernel_size, d, activation, causal=causal,
@@ -235,11 +246,14 @@ class SpectralEncoder(nn.Module):
     def __init__(self, *, channels: int, hop: int, n_fft: int, width: int, latent_dim: int,
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
                  activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
-                 sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr"):
+                 sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr",
+                 level_overlap: int = 0):
         super().__init__()
         self.sample_rate, self.level_bands = sample_rate, level_bands
         self.stereo_layout = stereo_layout
         self.analysis = CausalSTFTAnalysis(n_fft, hop) if causal else STFTAnalysis(n_fft, hop)
+        # With a level stage, the levels are measured on its frames of the input.
+        self.level_frames = _level_stage(hop, overlap, level_overlap, sample_rate, level_bands)
         features = channels * 2 * (n_fft // 2 + 1)
         self.layers = nn.Sequential(
             Conv1d(features, width, kernel_size, causal=causal, weight_norm=weight_norm),
@@ -256,10 +270,11 @@ class SpectralEncoder(nn.Module):
         parts = torch.stack((compressed.real, compressed.imag), dim=2)  # [B, C, 2, bins, F]
         return parts.flatten(1, 3)
 
-    def from_spectra(self, spectra: torch.Tensor, dtype: torch.dtype,
-                     layers=None) -> torch.Tensor:
+    def from_spectra(self, spectra: torch.Tensor, dtype: torch.dtype, layers=None,
+                     levels: torch.Tensor | None = None) -> torch.Tensor:
         """Spectra ``[B, C, bins, F]`` -> the encoder's output in ``dtype``; ``layers``
-        stands in for the frame-rate layers (a streaming step). A mid/side model maps the
+        stands in for the frame-rate layers (a streaming step), ``levels`` for the frame
+        levels measured on the spectra (a level stage's). A mid/side model maps the
         spectra to mid and side first, so its features and frame levels are of those
         (codec/network/stereo.py)."""
         layers = layers or self.layers
@@ -267,11 +282,13 @@ class SpectralEncoder(nn.Module):
         latents = layers(self.features(spectra).to(dtype))
         if not self.level_bands:
             return latents
-        levels = frame_levels.levels_of(spectra, self.sample_rate, self.level_bands)
+        if levels is None:
+            levels = frame_levels.levels_of(spectra, self.sample_rate, self.level_bands)
         return torch.cat([latents, levels.to(latents.dtype)], dim=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.from_spectra(self.analysis(audio), audio.dtype)
+        levels = None if self.level_frames is None else self.level_frames.input_levels(audio)
+        return self.from_spectra(self.analysis(audio), audio.dtype, levels=levels)
 
 
 class SpectralDecoder(nn.Module):
@@ -282,7 +299,7 @@ class SpectralDecoder(nn.Module):
                  dilations: Sequence[int], kernel_size: int, residual_kernel_size: int,
                  activation: str, weight_norm: bool, causal: bool = False, overlap: int = 0,
                  sample_rate: int = 24000, level_bands: int = 0, stereo_layout: str = "lr",
-                 level_dropout: float = 0.0):
+                 level_dropout: float = 0.0, level_overlap: int = 0):
         super().__init__()
         self.latent_dim, self.sample_rate, self.level_bands = latent_dim, sample_rate, \
             level_bands
@@ -300,23 +317,25 @@ class SpectralDecoder(nn.Module):
                    weight_norm=weight_norm))
         self.synthesis = (CrossfadeSynthesis(hop, overlap) if causal
                           else ISTFTSynthesis(n_fft, hop))
+        # With a level stage, the decoded audio is brought to the levels, not the parts.
+        self.level_stage = _level_stage(hop, overlap, level_overlap, sample_rate, level_bands)
         # A causal decoder's parts are raw frames that the crossfade window weighs: their
         # frame levels are measured as the frames will sound. (The non-causal parts are
         # already windowed, like the analysis's: measured as they are.)
         heard = (frame_levels.heard_operator(crossfade_window(hop, overlap))
-                 if level_bands and causal else None)
+                 if level_bands and causal and self.level_stage is None else None)
         self.register_buffer("heard", heard, persistent=False)
 
     def parts(self, latents: torch.Tensor, layers=None) -> torch.Tensor:
         """Latents -> real and imaginary parts ``[B, C, 2, bins, F]``, brought to the frame
-        levels when the model sends them (in training, all but a ``level_dropout`` share
-        of the items), then from a mid/side model's layout back to left/right
-        (codec/network/stereo.py); ``layers`` stands in for the frame-rate layers (a
-        streaming step)."""
+        levels when the model sends them and has no level stage (in training, all but a
+        ``level_dropout`` share of the items), then from a mid/side model's layout back to
+        left/right (codec/network/stereo.py); ``layers`` stands in for the frame-rate
+        layers (a streaming step)."""
         layers = layers or self.layers
         out = layers(latents[:, :self.latent_dim])
         parts = out.reshape(out.shape[0], self.channels, 2, self.bins, out.shape[-1])
-        if self.level_bands:
+        if self.level_bands and self.level_stage is None:
             levelled = frame_levels.bring_to(parts, latents[:, self.latent_dim:],
                                              self.sample_rate, self.heard)
             parts = self._drop_levels(parts, levelled) if self.training else levelled
@@ -328,7 +347,11 @@ class SpectralDecoder(nn.Module):
         if not self.level_dropout:
             return levelled
         dropped = torch.rand(own.shape[0], device=own.device) < self.level_dropout
-        return torch.where(dropped[:, None, None, None, None], own, levelled)
+        return torch.where(dropped.view(-1, *[1] * (own.dim() - 1)), own, levelled)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.synthesis(self.parts(latents))
+        audio = self.synthesis(self.parts(latents))
+        if self.level_stage is None:
+            return audio
+        levelled = self.level_stage(audio, latents[:, self.latent_dim:])
+        return self._drop_levels(audio, levelled) if self.training else levelled

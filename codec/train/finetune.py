@@ -147,8 +147,8 @@ def _shape(tensor: torch.Tensor | None) -> str:
 
 
 def _level_rows(config: ModelConfig) -> int:
-    """Code rows ahead of the residual codebooks: 1 for the frame levels' codebook."""
-    return 1 if config.level_bands else 0
+    """Code rows ahead of the residual codebooks: the frame levels' codebooks."""
+    return config.level_codebooks if config.level_bands else 0
 
 
 def _renamed(name: str, source_index: int) -> str:
@@ -160,7 +160,8 @@ def transfer(codec: Codec, source: SourceModel) -> Transfer:
     """Copy ``source``'s tensors into ``codec`` (see the module docstring); CodecError
     listing every tensor that does not fit, before anything is copied."""
     target, old_n_q, new_n_q = codec.state_dict(), source.config.n_q, codec.config.n_q
-    # Target codebook row t is the source's row t - shift (frame levels turned on: +1).
+    # Target codebook row t is the source's row t - shift (frame levels turned on: plus
+    # their codebooks).
     shift = _level_rows(codec.config) - _level_rows(source.config)
     copied: dict[str, torch.Tensor] = {}
     misfits: list[str] = []

@@ -19,15 +19,20 @@ def causal_model(preset: str, **overrides) -> Codec:
     return Codec(model_config(preset, causal=True, **overrides)).eval()
 
 
-def small_live() -> Codec:
+def small_live(**overrides) -> Codec:
     """The live preset, narrower and with frame levels, with codebooks that have seen
     audio (k-means on more frames than codes, so no two codewords are the same)."""
-    model = causal_model("live", widths=(64, 64), latent_dim=32, n_q=4, codebook_size=64,
-                         level_bands=6)
+    options = dict(widths=(64, 64), latent_dim=32, n_q=4, codebook_size=64, level_bands=6)
+    model = causal_model("live", **{**options, **overrides})
     model.train()
     with torch.no_grad():
         model(0.1 * torch.randn(4, 1, 24000, generator=torch.Generator().manual_seed(3)))
     return model.eval()
+
+
+def staged_live() -> Codec:
+    """:func:`small_live` with two level codebooks and the levels met by a level stage."""
+    return small_live(n_q=5, level_bands=8, level_codebooks=2, level_overlap=40)
 
 
 def noise(samples: int, seed: int = 1) -> torch.Tensor:
@@ -100,12 +105,19 @@ def test_latency_is_a_frame_and_the_crossfade(preset):
         assert 1000 * causal.latency_samples / causal.sample_rate < 26.5
 
 
-@pytest.mark.parametrize("preset", STREAMABLE)
+def test_a_level_stage_adds_its_crossfade_to_the_latency():
+    model = staged_live()
+    assert model.latency_samples == 320 + model.config.synthesis_overlap + 40
+
+
+@pytest.mark.parametrize("preset", STREAMABLE + ["live-staged"])
 def test_coding_looks_no_further_ahead_than_the_latency(preset):
     """A change of the input at sample t moves no code before t's frame and no decoded
     sample before t - latency + 1: a decoded sample is final ``latency`` samples after
     its input sample."""
-    model = small_live() if preset == "live" else causal_model(preset)
+    models = {"live": small_live, "live-staged": staged_live}
+    model = models[preset]() if preset in models else causal_model(preset)
+    preset = "live" if preset in models else preset
     frames, hop, latency = FRAMES[preset], model.hop_length, model.latency_samples
     audio = noise(frames * hop)
     t = (frames // 2) * hop + hop // 3
@@ -142,25 +154,27 @@ def stream_decode(model: Codec, codes: torch.Tensor, sizes: list[int]) -> torch.
     return torch.cat(pieces + [decoder.flush()], dim=-1)
 
 
-@pytest.mark.parametrize("preset", STREAMABLE)
+@pytest.mark.parametrize("preset", STREAMABLE + ["live-staged"])
 def test_frame_by_frame_equals_offline(preset):
-    model = small_live() if preset == "live" else causal_model(preset)
+    models = {"live": small_live, "live-staged": staged_live}
+    model = models[preset]() if preset in models else causal_model(preset)
+    preset = "live" if preset in models else preset
     audio = noise(FRAMES[preset] * 320 - 77)  # ends inside a frame: flush pads it
     codes = model.encode(audio)
     assert torch.equal(stream_encode(model, audio, [320]), codes)
     assert_same(stream_decode(model, codes, [1]), model.decode(codes))
 
 
-LIVE = small_live()
+MODELS = {"live": small_live(), "live-staged": staged_live(), "tiny": causal_model("tiny")}
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(length=st.integers(1, 3000),
        audio_blocks=st.lists(st.integers(0, 1000), min_size=1, max_size=6).filter(any),
        code_blocks=st.lists(st.integers(0, 4), min_size=1, max_size=4).filter(any),
-       n_q=st.integers(1, 4), live=st.booleans())
-def test_any_blocks_equal_offline(length, audio_blocks, code_blocks, n_q, live):
-    model = LIVE if live else causal_model("tiny")
+       n_q=st.integers(1, 4), name=st.sampled_from(sorted(MODELS)))
+def test_any_blocks_equal_offline(length, audio_blocks, code_blocks, n_q, name):
+    model = MODELS[name]
     audio = noise(length, seed=length)
     codes = model.encode(audio, n_q)
     encoder = StreamingEncoder(model, n_q)
