@@ -58,7 +58,7 @@ class ModelConfig:
     # arch stft with causal: the decoder's frames overlap by this many samples, which the
     # decoded audio waits for: the whole delay is hop + synthesis_overlap samples.
     synthesis_overlap: int = 0
-    # arch stft: the first codebook codes the input's level in this many bands per frame,
+    # arch stft: the first codebooks code the input's level in this many bands per frame,
     # and the decoder brings each frame to them (codec/network/frame_levels.py); 0: none.
     level_bands: int = 0
     # Training only: this share of the items (drawn each step) decodes without its frame

@@ -5,9 +5,7 @@ Why: a decoder's frames are not what is heard. A decoder trained on waveform ter
 much of what it cannot predict at its frames' crossfaded edges, where the neighbours'
 edges cancel it, so levels met on the frames (codec/network/frame_levels.py) still leave
 the audio short. Measured on the decoded audio itself, with the same window on the
-input, a level is met where it sounds. On the live model's hour (no levels in training),
-48 bands brought the validation voice's PESQ from 1.38 to 1.76 this way, against 1.22
-when its frames were brought to the same levels.
+input, a level is met where it sounds (docs/notebook/live.md has the measurements).
 
 The stage's frame ``i`` covers the ``hop + overlap`` samples that end ``delay`` samples
 before frame ``i``'s hop ends (``delay`` the decoder's crossfade: those samples are the
