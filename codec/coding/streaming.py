@@ -158,6 +158,24 @@ class _AnalysisStep:
         return spectra.reshape(batch, channels, bins, frames)
 
 
+def _completed(summed: torch.Tensor, weights: torch.Tensor,
+               carry: tuple[torch.Tensor, torch.Tensor] | None, overlap: int, ready: int,
+               first: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Overlap-added frames ``[N, n]`` and their windows' sum, with the last call's
+    ``carry`` added to their first ``overlap`` samples -> (the samples up to ``ready``,
+    divided by the windows; from ``first`` when there is no carry, at a stream's start)
+    and the carry for the next call: what lies past ``ready``."""
+    weights = weights.expand_as(summed)
+    start = first
+    if carry is not None:
+        summed[:, :overlap] += carry[0]
+        weights = weights.clone()
+        weights[:, :overlap] += carry[1]
+        start = 0
+    audio = summed[:, start:ready] / weights[:, start:ready]
+    return audio, (summed[:, ready:], weights[:, ready:])
+
+
 class _SynthesisStep:
     """A :class:`CrossfadeSynthesis` fed parts ``[B, C, 2, bins, f]``: the samples they
     complete, ``f * hop`` (``overlap`` fewer at the start of a stream); it keeps the
@@ -175,16 +193,9 @@ class _SynthesisStep:
         if parts.shape[-1] == 0:
             return parts.new_zeros(batch, channels, 0, dtype=torch.float32)
         summed, weights = self.synthesis.overlap_add(self.synthesis.frames(parts))
-        weights = weights.expand_as(summed)
-        start = overlap  # the first frame's crossfade lies before the stream
-        if self.carry is not None:
-            summed[:, :overlap] += self.carry[0]
-            weights = weights.clone()
-            weights[:, :overlap] += self.carry[1]
-            start = 0
-        ready = parts.shape[-1] * hop
-        self.carry = (summed[:, ready:], weights[:, ready:])
-        audio = summed[:, start:ready] / weights[:, start:ready]
+        # The first frame's crossfade lies before the stream.
+        audio, self.carry = _completed(summed, weights, self.carry, overlap,
+                                       parts.shape[-1] * hop, first=overlap)
         return audio.reshape(batch, channels, -1)
 
     def flush(self) -> torch.Tensor:
@@ -240,18 +251,12 @@ class _LevelStageStep:
             return audio.new_zeros(batch, channels, 0, dtype=torch.float32)
         frames = self.stage.brought_frames(self.stage.spectra(rows, count), levels)
         summed, weights = self.stage.overlap_add(frames)
-        weights = weights.expand_as(summed)
-        start = self.stage.lead  # the first frame starts before the stream
-        if self.carry is not None:
-            overlap = self.stage.overlap
-            summed[:, :overlap] += self.carry[0]
-            weights = weights.clone()
-            weights[:, :overlap] += self.carry[1]
-            start = 0
         ready = count * self.stage.hop
-        self.carry = (summed[:, ready:], weights[:, ready:])
         self.pending = rows[:, ready:]
-        return (summed[:, start:ready] / weights[:, start:ready]).reshape(batch, channels, -1)
+        # The first frame starts before the stream.
+        audio, self.carry = _completed(summed, weights, self.carry, self.stage.overlap, ready,
+                                       first=self.stage.lead)
+        return audio.reshape(batch, channels, -1)
 
     def flush(self, tail: torch.Tensor) -> torch.Tensor:
         """The last frame's falling crossfade divided by its window, then ``tail`` (the

@@ -34,6 +34,9 @@ def stage_window(hop: int, overlap: int) -> torch.Tensor:
 
 
 class LevelStage(nn.Module):
+    """Measures level vectors on its frames (:meth:`input_levels`) and brings decoded
+    audio to them (``forward``); the module docstring has the geometry."""
+
     def __init__(self, *, hop: int, overlap: int, delay: int, sample_rate: int, bands: int):
         super().__init__()
         if not 1 <= overlap <= hop or not 0 <= delay < hop:
