@@ -143,18 +143,24 @@ def bring_to(parts: torch.Tensor, levels: torch.Tensor, sample_rate: int,
     (``[B, C * bands, F]``, quantiser units), differentiably in ``parts``; the level
     made is measured on ``heard`` (:func:`heard_operator`) times the parts when given,
     else on the parts themselves."""
-    batch, channels, _, bins, frames = parts.shape
-    bands = levels.shape[1] // channels
-    target = levels.reshape(batch, channels, bands, frames) * UNIT_DB + FLOOR_DB
     sounding = parts.float()
     if heard is not None:
         flat = torch.einsum("ij,ncjf->ncif", heard.to(parts.device), sounding.flatten(2, 3))
         sounding = flat.reshape(parts.shape)
-    made = band_db(sounding.pow(2).sum(dim=2), sample_rate, bands)
-    gain_db = (target - made).clamp(max=MAX_BOOST_DB)
-    spread = _spread(bins, sample_rate, bands).to(parts.device)
-    per_bin = torch.einsum("ik,nckf->ncif", spread, gain_db)
-    return parts * torch.pow(10.0, per_bin / 20).unsqueeze(2).to(parts.dtype)
+    gains = bin_gains(sounding.pow(2).sum(dim=2), levels, sample_rate)
+    return parts * gains.unsqueeze(2).to(parts.dtype)
+
+
+def bin_gains(power: torch.Tensor, levels: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Power per bin ``[B, C, bins, F]`` and level vectors ``[B, C * bands, F]`` -> the
+    gain per bin ``[B, C, bins, F]`` (amplitude) that brings each band to its level,
+    interpolated between band centres and never above :data:`MAX_BOOST_DB`."""
+    batch, channels, bins, frames = power.shape
+    bands = levels.shape[1] // channels
+    target = levels.reshape(batch, channels, bands, frames) * UNIT_DB + FLOOR_DB
+    gain_db = (target - band_db(power, sample_rate, bands)).clamp(max=MAX_BOOST_DB)
+    spread = _spread(bins, sample_rate, bands).to(power.device)
+    return torch.pow(10.0, torch.einsum("ik,nckf->ncif", spread, gain_db) / 20)
 
 
 class LevelledRVQ(nn.Module):

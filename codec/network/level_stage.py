@@ -77,15 +77,9 @@ class LevelStage(nn.Module):
     def brought_frames(self, spectra: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         """Decoded spectra ``[B * C, bins, F]`` and level vectors ``[B, C * bands, F]`` ->
         the frames brought to them, windowed for the overlap-add, ``[B * C, size, F]``."""
-        batch = levels.shape[0]
-        made = frame_levels.band_db(spectra.abs().pow(2).reshape(batch, -1, *spectra.shape[-2:]),
-                                    self.sample_rate, self.bands)
-        target = levels.reshape(made.shape) * frame_levels.UNIT_DB + frame_levels.FLOOR_DB
-        gain_db = (target - made).clamp(max=frame_levels.MAX_BOOST_DB)
-        spread = frame_levels._spread(spectra.shape[-2], self.sample_rate,
-                                      self.bands).to(spectra.device)
-        per_bin = torch.einsum("ik,nckf->ncif", spread, gain_db).flatten(0, 1)
-        brought = spectra * torch.pow(10.0, per_bin / 20)
+        power = spectra.abs().pow(2).reshape(levels.shape[0], -1, *spectra.shape[-2:])
+        gains = frame_levels.bin_gains(power, levels, self.sample_rate)
+        brought = spectra * gains.flatten(0, 1)
         return torch.fft.irfft(brought * self.scale, n=self.size, dim=1) * self.window[:, None]
 
     def overlap_add(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
