@@ -127,7 +127,7 @@ def decode_pcm_stream(model: PretrainedModel, reader: PacketReader,
     up to the last whole packet of a stream that is cut off or damaged."""
     header = reader.header
     check_model(header, model)
-    decoder = StreamingDecoder(model.network)
+    decoder = StreamingDecoder(model.network, model.coding.postfilter)
     device = next(model.network.parameters()).device
     written = clipped = 0
 

@@ -310,10 +310,11 @@ def benchmark(subjects: list[Subject], *, device: torch.device, seconds: float, 
     return results
 
 
-def _frame_times(model: Codec, audio: torch.Tensor,
-                 device: torch.device) -> tuple[list[float], list[float]]:
+def _frame_times(model: Codec, audio: torch.Tensor, device: torch.device,
+                 postfilter: float) -> tuple[list[float], list[float]]:
     """Seconds to encode and to decode each whole frame of ``audio``, streamed."""
-    encoder, decoder, hop = StreamingEncoder(model), StreamingDecoder(model), model.hop_length
+    encoder, hop = StreamingEncoder(model), model.hop_length
+    decoder = StreamingDecoder(model, postfilter)
     encode_times, decode_times = [], []
     for start in range(0, audio.shape[-1] - hop + 1, hop):
         begin = time.perf_counter()
@@ -334,8 +335,9 @@ def _milliseconds(times: list[float]) -> dict[str, float]:
 
 
 def streaming_benchmark(model: Codec, *, device: torch.device, seconds: float, repeats: int,
-                        seed: int = 0) -> dict[str, Any]:
-    """Frame-by-frame coding of ``seconds`` of audio beside offline coding of it."""
+                        seed: int = 0, postfilter: float = 1.0) -> dict[str, Any]:
+    """Frame-by-frame coding of ``seconds`` of audio beside offline coding of it, decoded
+    through the live post-filter with exponent ``postfilter`` (1: none)."""
     if model.latency_samples is None:
         raise CodecError("--streaming needs a causal model (with a preset: add --causal)")
     model = fold_weight_norm(copy.deepcopy(model)).to(device).eval()
@@ -344,13 +346,13 @@ def streaming_benchmark(model: Codec, *, device: torch.device, seconds: float, r
     audio = (0.1 * torch.randn(1, model.config.channels, samples, generator=generator)).to(device)
     frame_ms = 1000 * model.hop_length / model.sample_rate
     with torch.inference_mode():
-        _frame_times(model, audio[..., :model.sample_rate], device)  # warm-up
-        encode_times, decode_times = _frame_times(model, audio, device)
+        _frame_times(model, audio[..., :model.sample_rate], device, postfilter)  # warm-up
+        encode_times, decode_times = _frame_times(model, audio, device, postfilter)
         offline = time_calls(lambda: model.decode(model.encode(audio)), repeats, device)
     both = [e + d for e, d in zip(encode_times, decode_times, strict=True)]
     coded_seconds = len(both) * model.hop_length / model.sample_rate
     return {"frames": len(both), "frame_ms": frame_ms,
-            "latency_samples": model.latency_samples,
+            "postfilter": postfilter, "latency_samples": model.latency_samples,
             "latency_ms": 1000 * model.latency_samples / model.sample_rate,
             "encode_ms_per_frame": _milliseconds(encode_times),
             "decode_ms_per_frame": _milliseconds(decode_times),
@@ -385,15 +387,22 @@ def ratios(ours: dict, peer: dict) -> dict[str, float]:
             if a in ours and a in peer}
 
 
-def _load_our_model(args: argparse.Namespace) -> tuple[str, Codec]:
+def _load_our_model(args: argparse.Namespace) -> tuple[str, Codec, float]:
+    """Its name, network and post-filter exponent (``--postfilter``, else a trained
+    model's ``coding.postfilter``, else 1)."""
+    exponent = 1.0 if args.postfilter is None else args.postfilter
     if args.model:
         from codec.pretrained import load
 
+        model = load(args.model)
+        if args.postfilter is None:
+            exponent = model.coding.postfilter
         # A half-precision export computes in float32 anyway; time that.
-        return str(args.model), load(args.model).network.float()
+        return str(args.model), model.network.float(), exponent
     if args.causal:
-        return f"{args.preset} (causal)", Codec(model_config(args.preset, causal=True))
-    return args.preset, Codec(model_config(args.preset))
+        return (f"{args.preset} (causal)", Codec(model_config(args.preset, causal=True)),
+                exponent)
+    return args.preset, Codec(model_config(args.preset)), exponent
 
 
 def _device(name: str) -> torch.device:
@@ -406,7 +415,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = _device(args.device)
-    name, model = _load_our_model(args)
+    name, model, exponent = _load_our_model(args)
     subjects = [our_subject(name, model, device, args.compile)]
     if args.peer == "encodec":
         subjects.append(encodec_subject(device, args.compile))
@@ -434,7 +443,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         report["ratios"] = ratios(results[name], results[args.peer])
     if args.streaming:
         report["ours"]["streaming"] = streaming_benchmark(
-            model, device=device, seconds=args.seconds, repeats=args.repeats, seed=args.seed)
+            model, device=device, seconds=args.seconds, repeats=args.repeats, seed=args.seed,
+            postfilter=exponent)
     if args.onnx:
         report["ours"]["onnxruntime"] = onnx_benchmark(model, args)
     return report
@@ -508,7 +518,8 @@ def _format_onnx(ours: dict) -> list[str]:
 
 
 def _format_streaming(result: dict) -> list[str]:
-    rows = [("algorithmic latency (ms)", result["latency_ms"]),
+    rows = [("post-filter exponent", result["postfilter"]),
+            ("algorithmic latency (ms)", result["latency_ms"]),
             ("frame duration (ms)", result["frame_ms"])]
     for key, label in (("encode", "encode"), ("decode", "decode"), ("codec", "encode+decode")):
         times = result[f"{key}_ms_per_frame"]
@@ -546,6 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="make the --preset model causal (no look-ahead)")
     parser.add_argument("--streaming", action="store_true",
                         help="also time frame-by-frame coding (needs a causal model)")
+    parser.add_argument("--postfilter", type=float, metavar="EXPONENT",
+                        help="--streaming decodes through the live post-filter with this "
+                             "exponent, 1 for none (default: a trained model's "
+                             "coding.postfilter, else 1)")
     parser.add_argument("--folder", type=int, metavar="CLIPS",
                         help="instead, time coding a folder of CLIPS clips of 1-5 s: files "
                              "per second of codec encode/decode --jobs N, and of "
@@ -571,7 +586,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.folder:
         from eval.folder_speed import folder_report, format_folder_report
 
-        report = folder_report(*_load_our_model(args), clips=args.folder, jobs=args.jobs,
+        name, network, _ = _load_our_model(args)
+        report = folder_report(name, network, clips=args.folder, jobs=args.jobs,
                                threads=args.threads, seed=args.seed)
         print(json.dumps(report, indent=2) if args.json else format_folder_report(report))
         return 0

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from codec.checkpoint import save_checkpoint
+from codec.coding.chunking import postfiltered
 from codec.coding.packets import PacketReader
 from codec.config import Config, model_config
 from codec.network.model import Codec, compute_model_id
@@ -124,6 +125,26 @@ def test_a_cut_stream_decodes_to_its_last_whole_packet(run):
     assert not summary.complete and summary.frames == 6 and "cut off" in summary.problem
     assert summary.stopped_at == first + 6 * packet
     assert out.getvalue() == full.getvalue()[:6 * HOP * 2]
+
+
+def test_the_stream_decodes_through_the_live_post_filter(run):
+    """``--postfilter`` (or the model's ``coding.postfilter``): each frame's audio through
+    the live post-filter as it comes, equal to offline decoding through it."""
+    data = pcm(RATE // 5 + 7, 1)
+    stream = coded_stream(run, data)
+    network = load(str(run)).network
+    audio = pcm_to_float(data, 1)
+    decoded = postfiltered(network, network.decode(network.encode(audio[:, None], 2)), 1.8)
+    expected = np.frombuffer(float_to_pcm(decoded[:, 0, :audio.shape[-1]])[0], dtype="<i2")
+    done = subprocess.run(codec_command("stream-decode", "--model", str(run), "--postfilter",
+                                        "1.8"), input=stream, capture_output=True, env=env(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    got = np.frombuffer(done.stdout, dtype="<i2")
+    assert got.shape == expected.shape and np.abs(got.astype(int) - expected).max() <= 1
+    plain = io.BytesIO()
+    decode_pcm_stream(load(str(run)), PacketReader(io.BytesIO(stream)), plain)
+    assert np.abs(np.frombuffer(plain.getvalue(), dtype="<i2").astype(int) - expected).max() > 1
 
 
 def test_cli_warns_where_a_cut_stream_stopped(run):

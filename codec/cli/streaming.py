@@ -53,8 +53,11 @@ def run_stream_decode(args: argparse.Namespace) -> int:
                          f"({named!r:.80}) is not in the current folder or its exp/; "
                          f"pass --model" if named else
                          "no --model given, and the stream names none")
+    model = _load(path, args.device)
+    if args.postfilter is not None:
+        model = model.with_postfilter(args.postfilter)
     try:
-        summary = decode_pcm_stream(_load(path, args.device), reader, sink)
+        summary = decode_pcm_stream(model, reader, sink)
     except BrokenPipeError:
         raise CodecError("the reader of stdout went away") from None
     if summary.clipped:
@@ -94,5 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dec.add_argument("--model", help="the model that encoded the stream (default: the "
                                      "model the stream names, found in the current folder "
                                      "or its exp/)")
+    dec.add_argument("--postfilter", type=float, metavar="EXPONENT",
+                     help="decode through the live post-filter with this exponent, 1 for "
+                          "none; it adds no delay (default: the model's "
+                          "coding.postfilter)")
     dec.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     dec.set_defaults(run=run_stream_decode)

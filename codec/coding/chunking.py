@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from codec.coding import postfilter
+from codec.coding import live_postfilter, postfilter
 from codec.coding.band_levels import BandLevels
 from codec.errors import CodecError
 from codec.network.model import Codec
@@ -83,7 +83,8 @@ def _decoder_span(model: Codec) -> float:
 def context_frames(model: Codec, postfilter_exponent: float = 1.0) -> int:
     """Frames of context that cover the receptive field of encoder and decoder on each
     side, and the reach of a post-filter with ``postfilter_exponent`` (1: none)."""
-    reach = postfilter.reach(model.sample_rate, postfilter_exponent)
+    reach = (live_postfilter.reach(model, postfilter_exponent) if model.config.causal
+             else postfilter.reach(model.sample_rate, postfilter_exponent))
     span = _decoder_span(model) + math.ceil(reach / model.hop_length)
     return max(_encoder_frames(model), math.ceil(span)) + 1
 
@@ -189,12 +190,21 @@ def decoded_piece(model: Codec, decoded: torch.Tensor, item: int, window: tuple[
     post-filter, brought to ``levels``, cut to the chunk (``length`` samples in all)."""
     first, start, stop, _ = window
     hop = model.hop_length
-    decoded = postfilter.spectral_expansion(decoded, model.sample_rate, postfilter_exponent,
-                                            first * hop)
+    decoded = postfiltered(model, decoded, postfilter_exponent, first * hop)
     if levels is not None:
         decoded = levels.apply(decoded.cpu(), item, first)
     offset, keep = (start - first) * hop, min(stop * hop, length) - start * hop
     return decoded[..., offset:offset + keep].float().cpu()
+
+
+def postfiltered(model: Codec, decoded: torch.Tensor, exponent: float,
+                 offset: int = 0) -> torch.Tensor:
+    """Decoded audio ``[..., n]`` that starts ``offset`` samples into its signal, through
+    the post-filter with ``exponent``: the live one, whose frames look back only, for a
+    causal model."""
+    if model.config.causal:
+        return live_postfilter.for_model(model, exponent).apply(decoded, offset)
+    return postfilter.spectral_expansion(decoded, model.sample_rate, exponent, offset)
 
 
 def decode_chunks(model: Codec, codes: np.ndarray, length: int, chunk_frames: int, context: int,

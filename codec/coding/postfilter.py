@@ -21,7 +21,8 @@ the input's.
 It is a decoding step only: the model trains without it (its terms would teach the
 decoder to undo it), and the codes do not depend on it, so a file decodes with any
 exponent. It looks ahead (its frames and the span over which energy is kept), so a
-causal model, decoded frame by frame, cannot use it.
+causal model, decoded frame by frame, takes the live post-filter in its place
+(codec/coding/live_postfilter.py), whose frames look back only.
 """
 from __future__ import annotations
 
@@ -52,13 +53,10 @@ UPPER_SHARE = 0.125
 MAGNITUDE_FLOOR = 1e-7
 
 
-def check_exponent(exponent: float, causal: bool) -> str | None:
-    """Why ``exponent`` cannot be a post-filter's (for a causal model or not), or None."""
+def check_exponent(exponent: float) -> str | None:
+    """Why ``exponent`` cannot be a post-filter's, or None."""
     if not (math.isfinite(exponent) and 1.0 <= exponent <= 4.0):
         return f"the post-filter's exponent must be in [1, 4] (1: off), got {exponent}"
-    if causal and exponent != 1.0:
-        return ("the post-filter looks ahead, and a causal model decodes frame by frame: "
-                "its exponent must be 1 (off)")
     return None
 
 

@@ -24,6 +24,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from codec.coding import live_postfilter
+from codec.coding.live_postfilter import LivePostFilterStep
 from codec.errors import CodecError
 from codec.network.level_stage import LevelStage
 from codec.network.model import Codec
@@ -416,16 +418,20 @@ class StreamingDecoder:
     causal decoder completes a frame's ``hop`` samples at once; a causal spectral one
     holds back each frame's last ``synthesis_overlap`` samples until the next frame
     arrives (:meth:`flush` gives them at the end). Concatenated, the pushes and the
-    flush give ``Codec.decode``'s audio."""
+    flush give ``Codec.decode``'s audio, through the live post-filter with exponent
+    ``postfilter`` (1: none), which filters each frame's audio as it comes and so adds
+    no latency."""
 
-    def __init__(self, model: Codec):
+    def __init__(self, model: Codec, postfilter: float = 1.0):
         _check_causal(model)
         self.model = model
+        self.postfilter = live_postfilter.for_model(model, postfilter)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream so far: the next push starts a new one."""
         self._step = _DecoderStep(self.model.decoder)
+        self._filter = LivePostFilterStep(self.postfilter)
 
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
@@ -433,15 +439,16 @@ class StreamingDecoder:
             latents = self.model.quantizer.decode(codes)
         except ValueError as error:
             raise StreamingError(str(error)) from None
-        return self._step(latents)
+        return self._filter(self._step(latents))
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
         """The samples still held back at the end of the stream ``[B, C, n]`` (n = 0 for a
         time-domain model); then reset."""
         held, batch = self._step.flush(), self._step.batch
-        self.reset()
         if held is None:
             channels = self.model.config.channels
-            return torch.zeros(batch, channels, 0, device=next(self.model.parameters()).device)
+            held = torch.zeros(batch, channels, 0, device=next(self.model.parameters()).device)
+        held = self._filter.flush(held)
+        self.reset()
         return held

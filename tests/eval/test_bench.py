@@ -74,8 +74,10 @@ def test_streaming_reports_latency_and_per_frame_times(capsys):
         times = streaming[f"{key}_ms_per_frame"]
         assert 0 < times["median"] <= times["p99"] <= times["max"]
     assert streaming["streaming_rtf"] > 0 and streaming["offline_rtf"] > 0
-    assert main([*FAST, "--causal", "--streaming", "--disc"]) == 0
-    assert "algorithmic latency (ms)" in capsys.readouterr().out
+    assert streaming["postfilter"] == 1.0  # a preset has no coding section
+    assert main([*FAST, "--causal", "--streaming", "--disc", "--postfilter", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "algorithmic latency (ms)" in out and "post-filter exponent" in out
 
 
 def test_streaming_needs_a_causal_model(capsys):
