@@ -9,7 +9,8 @@ import torch
 
 from codec import Codec, model_config
 from codec.checkpoint import save_checkpoint
-from codec.config import Config
+from codec.coding.chunking import postfiltered
+from codec.config import CodingConfig, Config
 from codec.network.model import compute_model_id
 
 README = Path(__file__).parents[1] / "README.md"
@@ -75,12 +76,13 @@ def test_python_streaming_example_runs_verbatim_and_equals_offline(tmp_path, mon
                           codebook_size=64)
     model = Codec(config)
     save_checkpoint(tmp_path / "exp" / "cpu_hour_causal" / "best",
-                    model_state=model.state_dict(), config=Config(model=config), step=0,
+                    model_state=model.state_dict(),
+                    config=Config(model=config, coding=CodingConfig(postfilter=1.5)), step=0,
                     model_id=compute_model_id(model))
     monkeypatch.chdir(tmp_path)
     names: dict = {}
     exec(compile(example, str(README), "exec"), names)
     network, speech = names["network"], names["speech"]
-    offline = network.decode(network.encode(speech))
+    offline = postfiltered(network, network.decode(network.encode(speech)), 1.5)
     assert names["audio"].shape == offline.shape == (1, 1, 24000)
     torch.testing.assert_close(names["audio"], offline, rtol=1e-5, atol=1e-6)

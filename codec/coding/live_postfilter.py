@@ -2,8 +2,8 @@
 
 The offline post-filter (codec/coding/postfilter.py) reads 85 ms frames centred on each
 sample and keeps each band's energy over 50 ms around it: it looks ahead, which a live
-decoder cannot. This one measures the same kind of long frame, but one that *ends* where
-the decoded audio so far ends, and turns what it measures into a filter that is applied
+decoder cannot. This one measures a long frame too (43 ms at 24 kHz), but one that
+*ends* where the decoded audio so far ends, and turns what it measures into a filter that is applied
 forwards in time only:
 
 - In each frame every bin's magnitude, taken relative to the frame's root mean square,
@@ -29,11 +29,17 @@ on the whole signal.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from codec.coding import postfilter
 
+# The analysis frame, rounded to a power of two (1024 samples at 24 kHz: bins 23 Hz
+# apart, fine enough for a voice's harmonics). Frames of 85 ms, the offline filter's,
+# scored the same on validation speech and cost half again as much per frame.
+ANALYSIS_SECONDS = 0.04
 # A gain's range is limited before it becomes a filter: the deepest valley is taken down
 # by at most this much against the band's level, so that the filter stays short enough
 # for its frame (a minimum-phase filter of a very deep notch rings for long).
@@ -57,7 +63,7 @@ class LivePostFilter:
         # Where a decoder that holds back that many samples (its crossfades) leaves its
         # audio after each frame, so that a frame is filtered as soon as it is decoded.
         self.held_back = held_back
-        self.size = analysis or postfilter._frame_size(sample_rate)
+        self.size = analysis or 2 ** round(math.log2(ANALYSIS_SECONDS * sample_rate))
         if self.size < 2 * hop or not 0 <= held_back < hop or average_frames < 1:
             raise ValueError(f"a live post-filter needs a frame of at least two hops "
                              f"({2 * hop}), under a hop ({hop}) held back and at least "
@@ -120,7 +126,7 @@ class LivePostFilter:
         weights = power + torch.finfo(power.dtype).tiny
         mean_gain = ((weights * (2 * log_gain).exp()) @ self.members) / (weights @ self.members)
         log_gain = log_gain - 0.5 * (mean_gain.log() @ self.members.T)
-        return log_gain.clamp(min=-DEPTH_DB / 20 * torch.log(torch.tensor(10.0)))
+        return log_gain.clamp(min=-DEPTH_DB / 20 * math.log(10.0))
 
     def filters(self, audio: torch.Tensor, power: torch.Tensor, averaged: torch.Tensor,
                 earlier: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,12 +4,13 @@ many frames its spectra are averaged over.
     python -m eval.probes.live_postfilter_worth --model RUN --data MANIFEST [--kbps 6]
         [--exponents 1.5,1.8,2.5] [--average-frames 5]
 
-The speech files are coded as ``codec encode`` does, without a post-filter, and each
-decoded file goes through the live post-filter (codec/coding/live_postfilter.py) with
-every exponent and averaging of the options, on frames of 1/75 s at the file's rate,
-then is scored against the original. ``codec decode --postfilter`` applies the filter at
-the model's rate instead; choose there, by ``eval.evaluate``, once this has narrowed the
-choice. Needs the ``pesq`` and ``pystoi`` packages.
+The speech files are coded as ``codec encode`` does, decoded without a post-filter
+(unless ``--postfilter`` names one), and each decoded file goes through the live
+post-filter (codec/coding/live_postfilter.py) with every exponent and averaging of the
+options, on frames of 1/75 s at the file's rate, then is scored against the original.
+``codec decode --postfilter`` applies the filter at the model's rate instead; choose
+there, by ``eval.evaluate``, once this has narrowed the choice. Needs the ``pesq`` and
+``pystoi`` packages.
 """
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.postfilter is None:  # the edits are the filter: decode without the model's
+        args.postfilter = 1.0
     return print_edit_scores("eval.probes.live_postfilter_worth", args,
                              postfilter_edits(args.exponents, args.average_frames))
 
