@@ -81,6 +81,11 @@ class LivePostFilter:
         self.fade = (torch.arange(hop) + 0.5) / hop
         self.powers = postfilter.powers(sample_rate, self.size, exponent)[:, 0] - 1.0
         self.members = postfilter.band_members(sample_rate, self.size)
+        # The cepstrum folded onto its causal half: quefrency 0 and size / 2 once, those
+        # between twice, the rest none.
+        half = self.size // 2
+        self.fold = torch.cat([torch.ones(1), torch.full((half - 1,), 2.0), torch.ones(1),
+                               torch.zeros(half - 1)])
 
     @property
     def active(self) -> bool:
@@ -95,7 +100,7 @@ class LivePostFilter:
     def _to(self, device: torch.device) -> None:
         """Its windows and tables on ``device`` (the audio's)."""
         if self.fade.device != device:
-            for name in ("analysis_window", "fade", "powers", "members"):
+            for name in ("analysis_window", "fade", "powers", "members", "fold"):
                 setattr(self, name, getattr(self, name).to(device))
 
     def powers_of(self, frames: torch.Tensor) -> torch.Tensor:
@@ -149,11 +154,7 @@ class LivePostFilter:
     def _minimum_phase(self, log_gain: torch.Tensor) -> torch.Tensor:
         """Log magnitudes ``[..., size // 2 + 1]`` -> the spectrum, ``fft_size`` points,
         of the causal filter with those magnitudes whose energy comes first."""
-        cepstrum = torch.fft.irfft(log_gain, n=self.size, dim=-1)
-        half = self.size // 2
-        folded = torch.cat([cepstrum[..., :1], 2 * cepstrum[..., 1:half],
-                            cepstrum[..., half:half + 1],
-                            cepstrum.new_zeros(*cepstrum.shape[:-1], half - 1)], dim=-1)
+        folded = torch.fft.irfft(log_gain, n=self.size, dim=-1) * self.fold
         response = torch.fft.irfft(torch.fft.rfft(folded, dim=-1).exp(), n=self.size, dim=-1)
         return torch.fft.rfft(response, n=self.fft_size, dim=-1)
 
