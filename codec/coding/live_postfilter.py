@@ -3,13 +3,14 @@
 The offline post-filter (codec/coding/postfilter.py) reads 85 ms frames centred on each
 sample and keeps each band's energy over 50 ms around it: it looks ahead, which a live
 decoder cannot. This one measures a long frame too (43 ms at 24 kHz), but one that
-*ends* where the decoded audio so far ends, and turns what it measures into a filter that is applied
-forwards in time only:
+*ends* where the decoded audio so far ends, and turns what it measures into a filter
+that is applied forwards in time only:
 
-- In each frame every bin's magnitude, taken relative to the frame's root mean square,
-  gets the offline filter's gain (its power above 1: the full exponent under 1 kHz,
-  tapering above), and each of 8 mel bands is brought back to the energy it had, so the
-  balance between bands and the envelope over time stay as decoded.
+- In each frame (its power spectrum averaged with the frames' before it) every bin's
+  magnitude, taken relative to the frame's root mean square, gets the offline filter's
+  gain (its power above 1: the full exponent under 1 kHz, tapering above), and each of 8
+  mel bands is brought back to the energy it had, measured on the frame filtered, so
+  the balance between bands and the envelope over time stay as decoded.
 - That gain becomes a minimum-phase filter (through the cepstrum): the same magnitudes
   with all of the impulse response after its start, so that an output sample reads no
   input after it.
@@ -35,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from codec.coding import postfilter
+from codec.network.model import Codec
 
 # The analysis frame, rounded to a power of two (1024 samples at 24 kHz: bins 23 Hz
 # apart, fine enough for a voice's harmonics). Frames of 85 ms, the offline filter's,
@@ -263,14 +265,14 @@ class LivePostFilterStep:
         return torch.cat([held.float(), out], dim=-1)
 
 
-def for_model(model, exponent: float) -> LivePostFilter:
-    """The live post-filter of a causal ``model`` (a :class:`~codec.network.model.Codec`):
-    frames at its hop, ending where its decoder leaves each frame's audio."""
+def for_model(model: Codec, exponent: float) -> LivePostFilter:
+    """The live post-filter of a causal ``model``: frames at its hop, ending where its
+    decoder leaves each frame's audio."""
     return LivePostFilter(model.sample_rate, model.hop_length, exponent,
                           held_back=model.latency_samples - model.hop_length)
 
 
-def reach(model, exponent: float) -> int:
+def reach(model: Codec, exponent: float) -> int:
     """Samples each side of an output sample that the filter reads (none when off):
     before it, its hop's segment and the frames averaged into its filter (twice: the
     power and the level correction); after it, the rest of its hop."""
