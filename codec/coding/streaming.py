@@ -26,6 +26,7 @@ from torch import nn
 
 from codec.coding import live_postfilter
 from codec.coding.live_postfilter import LivePostFilterStep
+from codec.coding.postfilter import check_exponent
 from codec.errors import CodecError
 from codec.network.level_stage import LevelStage
 from codec.network.model import Codec
@@ -424,6 +425,9 @@ class StreamingDecoder:
 
     def __init__(self, model: Codec, postfilter: float = 1.0):
         _check_causal(model)
+        problem = check_exponent(postfilter)
+        if problem:
+            raise StreamingError(problem)
         self.model = model
         self.postfilter = live_postfilter.for_model(model, postfilter)
         self.reset()

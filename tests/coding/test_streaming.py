@@ -255,3 +255,6 @@ def test_bad_blocks_are_refused():
         encoder.push(torch.zeros(2, 1, 100))
     with pytest.raises(StreamingError, match="codes must lie"):
         StreamingDecoder(model).push(torch.full((1, 2, 3), 10_000))
+    for exponent in (0.5, float("nan"), 5.0):
+        with pytest.raises(StreamingError, match="post-filter's exponent"):
+            StreamingDecoder(model, exponent)
