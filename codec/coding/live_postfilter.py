@@ -245,24 +245,19 @@ class LivePostFilterStep:
     def flush(self, tail: torch.Tensor | None = None) -> torch.Tensor:
         """The samples after the last whole frame (``tail``, the decoder's own held-back
         samples, first pushed through) through the last frame's filter; then reset."""
-        shape = self.shape if self.shape is not None else (1, 1)
         if tail is None:
-            tail = torch.zeros(*shape, 0)
+            tail = torch.zeros(*(self.shape or (1, 1)), 0)
         if not self.live.active:
             return tail
-        held = self(tail) if tail.shape[-1] else tail.new_zeros(*shape, 0)
-        live, pending = self.live, self.pending
-        shape = self.shape if self.shape is not None else shape
-        if pending is None:
-            out = torch.zeros(*shape, 0)
-        elif self.state is None:  # no whole frame: the audio passes as it is
-            out = pending[:, live.padding:].reshape(*shape, -1)
-        else:
-            rest = pending[:, live.segment - live.hop - (live.size - 1):]
-            out = live.filtered_tail(rest, self.state[0]).reshape(*shape, -1)
+        held = self(tail)
+        if self.state is None:  # no whole frame: the audio passes as it is
+            out = self.pending[:, self.live.padding:]
+        else:  # the pending samples start the frame's reach before the tail
+            out = self.live.filtered_tail(self.pending, self.state[0])
+        out = out.reshape(*self.shape, -1)
         self.pending = self.state = None
         self.emitted = 0
-        return torch.cat([held.float(), out], dim=-1)
+        return torch.cat([held, out], dim=-1)
 
 
 def for_model(model: Codec, exponent: float) -> LivePostFilter:

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from codec.coding import live_postfilter
-from codec.coding.live_postfilter import LivePostFilterStep
 from codec.coding.postfilter import check_exponent
 from codec.errors import CodecError
 from codec.network.level_stage import LevelStage
@@ -435,7 +434,7 @@ class StreamingDecoder:
     def reset(self) -> None:
         """Forget the stream so far: the next push starts a new one."""
         self._step = _DecoderStep(self.model.decoder)
-        self._filter = LivePostFilterStep(self.postfilter)
+        self._filter = live_postfilter.LivePostFilterStep(self.postfilter)
 
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
