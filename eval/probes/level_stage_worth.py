@@ -22,7 +22,13 @@ import torch
 
 from codec.network.frame_levels import FLOOR_DB, MAX_BANDS, UNIT_DB
 from codec.network.level_stage import LevelStage
-from eval.probes.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
+from eval.probes.speech_edits import (
+    AS_DECODED,
+    Edits,
+    edit_parser,
+    number_list,
+    print_edit_scores,
+)
 
 FRAMES_PER_SECOND = 75
 REFERENCE_RATE = 24000
@@ -64,17 +70,6 @@ def level_stage_edits(bands: list[int], overlap: int, step_db: float) -> Edits:
     return edit
 
 
-def _band_counts(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or not all(1 <= count <= MAX_BANDS for count in counts):
-        raise argparse.ArgumentTypeError(f"must be band counts from 1 to {MAX_BANDS} "
-                                         f"separated by commas, got {text!r}")
-    return counts
-
-
 def _overlap(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 160:
@@ -91,7 +86,8 @@ def _step(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = edit_parser("eval.probes.level_stage_worth", __doc__)
-    parser.add_argument("--bands", type=_band_counts, default=[12, 24, 32, 48, 64],
+    parser.add_argument("--bands", type=number_list(int, 1, MAX_BANDS),
+                        default=[12, 24, 32, 48, 64],
                         help="band counts, comma-separated (default: 12,24,32,48,64)")
     parser.add_argument("--overlap", type=_overlap, default=80,
                         help="crossfade in samples at 24 kHz (default: 80)")

@@ -20,7 +20,13 @@ import sys
 import torch
 
 from codec.coding.live_postfilter import AVERAGE_FRAMES, LivePostFilter
-from eval.probes.speech_edits import AS_DECODED, Edits, edit_parser, print_edit_scores
+from eval.probes.speech_edits import (
+    AS_DECODED,
+    Edits,
+    edit_parser,
+    number_list,
+    print_edit_scores,
+)
 
 FRAMES_PER_SECOND = 75
 
@@ -41,24 +47,11 @@ def postfilter_edits(exponents: list[float], average_frames: list[int]) -> Edits
     return edit
 
 
-def _numbers(kind: type, low: float, high: float):
-    def parse(text: str) -> list:
-        try:
-            values = [kind(part) for part in text.split(",")]
-        except ValueError:
-            values = []
-        if not values or not all(low <= value <= high for value in values):
-            raise argparse.ArgumentTypeError(f"must be numbers from {low:g} to {high:g} "
-                                             f"separated by commas, got {text!r}")
-        return values
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = edit_parser("eval.probes.live_postfilter_worth", __doc__)
-    parser.add_argument("--exponents", type=_numbers(float, 1.0, 4.0), default=[1.5, 1.8, 2.5],
+    parser.add_argument("--exponents", type=number_list(float, 1.0, 4.0), default=[1.5, 1.8, 2.5],
                         help="exponents, comma-separated (default: 1.5,1.8,2.5)")
-    parser.add_argument("--average-frames", type=_numbers(int, 1, 32),
+    parser.add_argument("--average-frames", type=number_list(int, 1, 32),
                         default=[AVERAGE_FRAMES],
                         help=f"frames each spectrum is averaged over, comma-separated "
                              f"(default: {AVERAGE_FRAMES})")

@@ -70,6 +70,20 @@ def markdown(results: dict[str, dict]) -> str:
                            for name, r in results.items()])
 
 
+def number_list(kind: type, low: float, high: float) -> Callable[[str], list]:
+    """An argparse type: numbers of ``kind`` from ``low`` to ``high``, comma-separated."""
+    def parse(text: str) -> list:
+        try:
+            values = [kind(part) for part in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or not all(low <= value <= high for value in values):
+            raise argparse.ArgumentTypeError(f"must be numbers from {low:g} to {high:g} "
+                                             f"separated by commas, got {text!r}")
+        return values
+    return parse
+
+
 def edit_parser(module: str, doc: str) -> argparse.ArgumentParser:
     """The options every command that scores edits of decoded speech takes."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}",
