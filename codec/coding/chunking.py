@@ -202,6 +202,8 @@ def postfiltered(model: Codec, decoded: torch.Tensor, exponent: float,
     """Decoded audio ``[..., n]`` that starts ``offset`` samples into its signal, through
     the post-filter with ``exponent``: the live one, whose frames look back only, for a
     causal model."""
+    if exponent == 1.0:  # off: no filter to build for each piece
+        return decoded
     if model.config.causal:
         return live_postfilter.for_model(model, exponent).apply(decoded, offset)
     return postfilter.spectral_expansion(decoded, model.sample_rate, exponent, offset)
