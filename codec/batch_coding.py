@@ -10,7 +10,7 @@ clip is a window of ``codec.coding.batched``, which runs windows of different le
 together without any frame reading another clip or the padding. The codes and the
 bytes are the same; decoded samples may differ from one-by-one decoding in their last
 bits, where batched float sums round differently (measured: under 1e-6 of full scale,
-far under 16-bit PCM's step of 3e-5; in float64 they agree exactly). A code could only
+far under 16-bit PCM's step of 3e-5). A code could only
 change where two codewords are within such rounding of the same distance; the header's
 gain is kept to 0.01 dB steps for the same reason (``codec.compress``).
 

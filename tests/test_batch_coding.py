@@ -61,7 +61,7 @@ def test_encode_batch_without_level_match(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_decode_batch_gives_the_audio_of_decode(name, monkeypatch):
+def test_decode_batch_gives_the_audio_of_decode(name):
     model = MODELS[name]()
     data = [compress.encode(model, audio, RATE, chunk_seconds=CHUNK_SECONDS)
             for audio in clips()]
@@ -72,16 +72,9 @@ def test_decode_batch_gives_the_audio_of_decode(name, monkeypatch):
         # Batched float32 sums round differently in the last bits (measured: < 5e-7).
         torch.testing.assert_close(audio, expected, rtol=0, atol=2e-6)
 
-    # In float64 the last bits agree too: every sample is computed from the same numbers
-    # as alone, none from the padding of a batch.
-    network = model.network.double()
-    decode = network.decode
-    monkeypatch.setattr(network, "decode", lambda codes, length=None: decode(codes).float())
-    alone = [compress.decode(model, item, chunk_seconds=CHUNK_SECONDS)[0] for item in data]
-    together = codec.decode_batch(model, data, chunk_seconds=CHUNK_SECONDS, batch_size=3)
-    for (audio, _), expected in zip(together, alone, strict=True):
-        assert torch.equal(audio, expected)
-
+    # That no sample is computed from the padding of a batch is checked exactly, in
+    # float64, in tests/coding/test_batched.py; here float64 would not help, as some
+    # CPUs pick other convolution kernels for other batch sizes even in float64.
 
 def test_a_bad_clip_is_named():
     model, audios = time_domain_model(), clips()
