@@ -26,18 +26,18 @@ from eval.probes.speech_edits import (
     AS_DECODED,
     Edits,
     edit_parser,
+    live_hop,
     number_list,
     print_edit_scores,
 )
 
-FRAMES_PER_SECOND = 75
 REFERENCE_RATE = 24000
 
 
 def stage_at(rate: int, bands: int, overlap: int) -> LevelStage:
     """A level stage at ``rate`` with frames of 1/75 s, its crossfade and the decoder's
     before it each ``overlap`` samples at 24 kHz, scaled."""
-    hop = round(rate / FRAMES_PER_SECOND)
+    hop = live_hop(rate)
     scaled = max(1, round(overlap * rate / REFERENCE_RATE))
     return LevelStage(hop=hop, overlap=scaled, delay=scaled, sample_rate=rate, bands=bands)
 

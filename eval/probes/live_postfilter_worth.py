@@ -24,11 +24,10 @@ from eval.probes.speech_edits import (
     AS_DECODED,
     Edits,
     edit_parser,
+    live_hop,
     number_list,
     print_edit_scores,
 )
-
-FRAMES_PER_SECOND = 75
 
 
 def postfilter_edits(exponents: list[float], average_frames: list[int]) -> Edits:
@@ -37,7 +36,7 @@ def postfilter_edits(exponents: list[float], average_frames: list[int]) -> Edits
     def edit(reference: torch.Tensor, decoded: torch.Tensor,
              rate: int) -> dict[str, torch.Tensor]:
         edits = {AS_DECODED: decoded}
-        hop = round(rate / FRAMES_PER_SECOND)
+        hop = live_hop(rate)
         for exponent in exponents:
             for frames in average_frames:
                 live = LivePostFilter(rate, hop, exponent, average_frames=frames)

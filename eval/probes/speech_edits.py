@@ -70,6 +70,15 @@ def markdown(results: dict[str, dict]) -> str:
                            for name, r in results.items()])
 
 
+# The live model's frames, 75 a second: edits that work frame by frame put theirs there.
+LIVE_FRAMES_PER_SECOND = 75
+
+
+def live_hop(rate: int) -> int:
+    """Samples in one of the live model's frames at ``rate``."""
+    return round(rate / LIVE_FRAMES_PER_SECOND)
+
+
 def number_list(kind: type, low: float, high: float) -> Callable[[str], list]:
     """An argparse type: numbers of ``kind`` from ``low`` to ``high``, comma-separated."""
     def parse(text: str) -> list:
