@@ -51,7 +51,7 @@ def test_rounded_levels_land_within_half_a_step():
 
 
 @pytest.mark.parametrize("argv", [["--bands", "0"], ["--bands", "a,b"], ["--overlap", "0"],
-                                  ["--step-db", "-1"]])
+                                  ["--overlap", "321"], ["--step-db", "-1"]])
 def test_bad_options_are_refused(argv):
     with pytest.raises(SystemExit):
         level_stage_worth.build_parser().parse_args(["--model", "m", "--data", "d", *argv])
