@@ -70,11 +70,11 @@ def test_decode_batch_gives_the_audio_of_decode(name):
     for (audio, rate), (expected, expected_rate) in zip(together, alone, strict=True):
         assert rate == expected_rate == RATE and audio.shape == expected.shape
         # Batched float32 sums round differently in the last bits (measured: < 5e-7).
+        # That no sample is computed from the padding of a batch is checked exactly, in
+        # float64, in tests/coding/test_batched.py; here float64 would not help, as some
+        # CPUs pick other convolution kernels for other batch sizes even in float64.
         torch.testing.assert_close(audio, expected, rtol=0, atol=2e-6)
 
-    # That no sample is computed from the padding of a batch is checked exactly, in
-    # float64, in tests/coding/test_batched.py; here float64 would not help, as some
-    # CPUs pick other convolution kernels for other batch sizes even in float64.
 
 def test_a_bad_clip_is_named():
     model, audios = time_domain_model(), clips()

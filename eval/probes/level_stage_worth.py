@@ -71,9 +71,9 @@ def level_stage_edits(bands: list[int], overlap: int, step_db: float) -> Edits:
 
 
 def _overlap(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 320:
-        raise argparse.ArgumentTypeError(f"must be 1 to 320 samples, got {text!r}")
+    value, hop = int(text), live_hop(REFERENCE_RATE)
+    if not 1 <= value <= hop:
+        raise argparse.ArgumentTypeError(f"must be 1 to {hop} samples (a hop), got {text!r}")
     return value
 
 
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=[12, 24, 32, 48, 64],
                         help="band counts, comma-separated (default: 12,24,32,48,64)")
     parser.add_argument("--overlap", type=_overlap, default=80,
-                        help="crossfade in samples at 24 kHz, up to a hop (320; default: 80)")
+                        help="crossfade in samples at 24 kHz, up to a hop (default: 80)")
     parser.add_argument("--step-db", type=_step, default=0.0,
                         help="round the levels to this step, 0 for none (default: 0)")
     return parser
