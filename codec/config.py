@@ -266,6 +266,10 @@ class TrainConfig:
     waveform_max_hz: Optional[float] = None
     # The loss.excess term counts bin powers down to this many dB under each item's mean.
     excess_floor_db: float = 60.0
+    # With a spectral model, from this frequency up (Hz; 0: everywhere) the waveform
+    # terms (l1, snr, band_snr) train the decoder's phase only, and its magnitudes learn
+    # from the other terms; null: off.
+    waveform_phase_only_hz: Optional[float] = None
 
 
 @dataclass

@@ -128,11 +128,14 @@ def _size_bound(config: ModelConfig) -> int:
 
 @dataclass
 class CodecOutput:
-    """audio ``[B, C, T]``; codes ``[B, n_q, F]``; named losses; logging metrics."""
+    """audio ``[B, C, T]``; codes ``[B, n_q, F]``; named losses; logging metrics; and,
+    when the forward pass was asked for one, ``phase_audio``: the same audio through the
+    decoder's phase-only path (``SpectralDecoder.with_phase_path``)."""
     audio: torch.Tensor
     codes: torch.Tensor
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    phase_audio: torch.Tensor | None = None
 
 
 def _seanet_options(config: ModelConfig) -> dict:
@@ -251,13 +254,21 @@ class Codec(nn.Module):
         extra = -audio.shape[-1] % self.hop_length
         return nn.functional.pad(audio, (0, extra))
 
-    def forward(self, audio: torch.Tensor, n_q: int | None = None) -> CodecOutput:
-        """Training pass: reconstruction of the same length, codes, losses, metrics."""
+    def forward(self, audio: torch.Tensor, n_q: int | None = None,
+                phase_only_above_hz: float | None = None) -> CodecOutput:
+        """Training pass: reconstruction of the same length, codes, losses, metrics;
+        with ``phase_only_above_hz`` (a spectral decoder only), the phase-only path's
+        audio as well."""
         self.check_audio(audio)
         latents = self.encoder(self._pad_to_hop(audio))
         result = self.quantizer(latents, n_q)
-        decoded = self.decoder(result.quantized)[..., :audio.shape[-1]]
-        return CodecOutput(decoded, result.codes, result.losses, result.metrics)
+        length = audio.shape[-1]
+        if phase_only_above_hz is None:
+            decoded = self.decoder(result.quantized)[..., :length]
+            return CodecOutput(decoded, result.codes, result.losses, result.metrics)
+        decoded, phase = self.decoder.with_phase_path(result.quantized, phase_only_above_hz)
+        return CodecOutput(decoded[..., :length], result.codes, result.losses,
+                           result.metrics, phase[..., :length])
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, n_q: int | None = None) -> torch.Tensor:

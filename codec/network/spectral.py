@@ -29,6 +29,7 @@ causal too.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -349,9 +350,47 @@ class SpectralDecoder(nn.Module):
         dropped = torch.rand(own.shape[0], device=own.device) < self.level_dropout
         return torch.where(dropped.view(-1, *[1] * (own.dim() - 1)), own, levelled)
 
+    def first_bin_above(self, hz: float) -> int:
+        """The first of the decoder's bins whose frequency is ``hz`` or more."""
+        return min(self.bins, math.ceil(hz * 2 * (self.bins - 1) / self.sample_rate))
+
+    def with_phase_path(self, latents: torch.Tensor,
+                        phase_only_above_hz: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoded audio twice, equal in value: as :meth:`forward` gives it, and
+        through a path on which the parts' magnitudes from ``phase_only_above_hz`` up
+        carry no gradient (:func:`magnitudes_held`). Training scores the waveform terms
+        on the second, so that above that frequency they steer only the phase."""
+        if self.level_stage is not None:
+            raise ValueError("a phase-only path is not built for a decoder with a level "
+                             "stage (model.level_overlap): its level dropout would draw "
+                             "twice")
+        parts = self.parts(latents)
+        held = magnitudes_held(parts, self.first_bin_above(phase_only_above_hz))
+        return self.synthesis(parts), self.synthesis(held)
+
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         audio = self.synthesis(self.parts(latents))
         if self.level_stage is None:
             return audio
         levelled = self.level_stage(audio, latents[:, self.latent_dim:])
         return self._drop_levels(audio, levelled) if self.training else levelled
+
+
+def magnitudes_held(parts: torch.Tensor, first_bin: int) -> torch.Tensor:
+    """``parts`` ``[..., 2, bins, F]`` (real and imaginary) unchanged in value, with the
+    gradient through each bin's magnitude removed from ``first_bin`` up: a loss of the
+    result moves those bins' phases only.
+
+    Why: a waveform term counts a band at the right level and the wrong phase as twice
+    its energy in error, and leaving it out as once; so wherever the codes cannot carry
+    the phase it pays the decoder to give nothing, and the decoded speech is a low-pass.
+    Through this path the waveform terms still align what phase they can, while the
+    magnitudes learn from the spectral terms alone."""
+    if first_bin >= parts.shape[-2]:
+        return parts
+    upper = parts[..., first_bin:, :]
+    magnitude = upper.pow(2).sum(dim=-3, keepdim=True).sqrt().clamp_min(COMPRESSION_FLOOR)
+    # magnitude.detach() / magnitude is 1 in value; its gradient removes, from each
+    # bin's, the part along the bin's own direction (the radial part: its magnitude).
+    held = upper * (magnitude.detach() / magnitude)
+    return torch.cat([parts[..., :first_bin, :], held], dim=-2)

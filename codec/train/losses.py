@@ -279,26 +279,36 @@ class ReconstructionLoss(nn.Module):
         frames]``."""
         return torch.einsum("bft,fm->bmt", power, self.band_filters)
 
-    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor,
+                waveform_estimate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The terms; with ``waveform_estimate`` (the estimate's value by another
+        gradient path, such as the decoder's phase-only path), the waveform terms
+        ``l1``, ``snr`` and ``band_snr`` score that in place of ``estimate``."""
         if estimate.shape != reference.shape or estimate.dim() != 3:
             raise ValueError(f"estimate and reference must both be [B, C, T], got "
                              f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
+        if waveform_estimate is not None and waveform_estimate.shape != estimate.shape:
+            raise ValueError(f"waveform_estimate must have the estimate's shape "
+                             f"{tuple(estimate.shape)}, got {tuple(waveform_estimate.shape)}")
         if estimate.shape[-1] < self.min_length:
             raise ValueError(f"audio of {estimate.shape[-1]} samples is too short for the "
                              f"reconstruction loss; it needs at least {self.min_length}")
         with torch.autocast(device_type=estimate.device.type, enabled=False):
             estimate = estimate.float().contiguous()
             reference = reference.float().contiguous()
+            wave = estimate if waveform_estimate is None else \
+                waveform_estimate.float().contiguous()
             # The STFT is linear: the error's spectrum is the difference of the two.
             est_spec, ref_spec = self.spectrum(estimate), self.spectrum(reference)
+            wave_spec = est_spec if waveform_estimate is None else self.spectrum(wave)
             ref_power = ref_spec.abs().pow(2)
             terms = {
                 "mrstft": self.mrstft(estimate, reference),
                 "mel": self.mel_loss(estimate, reference),
-                "l1": (estimate - reference).abs().mean(),
+                "l1": (wave - reference).abs().mean(),
                 "rms": rms_loss(estimate, reference, max_share=self.waveform_max_share),
-                "snr": snr_loss(estimate, reference, max_share=self.waveform_max_share),
-                "band_snr": band_snr_loss(self.band_power((est_spec - ref_spec).abs().pow(2)),
+                "snr": snr_loss(wave, reference, max_share=self.waveform_max_share),
+                "band_snr": band_snr_loss(self.band_power((wave_spec - ref_spec).abs().pow(2)),
                                           self.band_power(ref_power), self.band_floor),
             }
             if self.excess:

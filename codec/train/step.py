@@ -74,20 +74,27 @@ def _skip_step(t: Trainer, snapshot: dict[str, torch.Tensor], part: str) -> dict
     return {"skipped": 1.0}
 
 
-def at_band_levels(t: Trainer, decoded: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-    """``decoded`` ``[B, C, T]`` with a ``train.loss_at_band_levels`` share of its items
-    (drawn afresh each step) brought to the band levels of ``audio``, differentiably."""
+def at_band_levels(t: Trainer, decoded: list[torch.Tensor],
+                   audio: torch.Tensor) -> list[torch.Tensor]:
+    """Each of ``decoded`` (``[B, C, T]`` outputs of one pass) with the same
+    ``train.loss_at_band_levels`` share of its items (drawn afresh each step) brought to
+    the band levels of ``audio``, differentiably."""
     share = t.config.train.loss_at_band_levels
     if not share:
         return decoded
     grid = band_levels.grid_for(t.config.coding, t.codec.sample_rate, t.codec.hop_length,
                                 t.config.data.target_lufs)
-    chosen = torch.rand(decoded.shape[0]) < share
+    chosen = torch.rand(audio.shape[0]) < share
     if not chosen.any():
         return decoded
+    levels = band_levels.measure(audio[chosen].reshape(-1, audio.shape[-1]), grid)
+    return [_brought_to(output, chosen, levels, grid) for output in decoded]
+
+
+def _brought_to(decoded: torch.Tensor, chosen: torch.Tensor, levels: torch.Tensor,
+                grid: band_levels.LevelGrid) -> torch.Tensor:
     rows = decoded[chosen].float()
     flat = rows.reshape(-1, rows.shape[-1])
-    levels = band_levels.measure(audio[chosen].reshape(flat.shape), grid)
     matched = band_levels.brought_to(flat, levels, grid).reshape(rows.shape)
     out = decoded.clone()
     out[chosen] = matched.to(decoded.dtype)
@@ -104,10 +111,13 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
     """
     weights = t.loss_weights()
     snapshot = _codebook_snapshot(t.codec)
+    phase_only_hz = t.config.train.waveform_phase_only_hz
     with t.autocast():
-        out = t.model(audio)
+        out = t.model(audio) if phase_only_hz is None else \
+            t.model(audio, phase_only_above_hz=phase_only_hz)
     logs: dict[str, float] = dict(out.metrics)
-    decoded = at_band_levels(t, out.audio, audio)
+    outputs = [out.audio] if out.phase_audio is None else [out.audio, out.phase_audio]
+    decoded, *phase = at_band_levels(t, outputs, audio)
 
     use_disc = t.disc is not None and t.step >= t.config.train.disc_start_step
     if use_disc:
@@ -116,7 +126,8 @@ def train_step(t: Trainer, audio: torch.Tensor) -> dict[str, float]:
             return _skip_step(t, snapshot, "discriminator")
         logs.update(disc_logs)
 
-    losses = _generator_losses(t, out.losses["commit"], decoded, audio, use_disc)
+    losses = _generator_losses(t, out.losses["commit"], decoded, audio, use_disc,
+                               phase[0] if phase else None)
     total = weighted_sum(losses, weights)
     logs.update(_backward(t, losses, total, decoded))
     grad_norm = _clip(t.codec.parameters(), t.config.train.grad_clip)
@@ -158,9 +169,11 @@ def _discriminator_step(t: Trainer, audio: torch.Tensor,
 
 
 def _generator_losses(t: Trainer, commit: torch.Tensor, decoded: torch.Tensor,
-                      audio: torch.Tensor, use_disc: bool) -> dict[str, torch.Tensor]:
-    """Reconstruction terms, commitment, and the discriminator's verdict when it plays."""
-    losses = dict(t.recon(decoded, audio), commit=commit)
+                      audio: torch.Tensor, use_disc: bool,
+                      phase_decoded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Reconstruction terms (the waveform terms on ``phase_decoded`` when there is one),
+    commitment, and the discriminator's verdict when it plays."""
+    losses = dict(t.recon(decoded, audio, waveform_estimate=phase_decoded), commit=commit)
     if use_disc:
         with _frozen(t.disc), t.autocast():
             fake = t.disc(decoded)

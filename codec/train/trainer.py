@@ -181,6 +181,7 @@ def check_train_options(config: Config) -> None:
     if train.loss_at_band_levels and not config.coding.band_levels:
         raise ConfigError("train.loss_at_band_levels needs levels to bring the output to: "
                           "set coding.band_levels (bands) or leave it at 0")
+    check_phase_only(config)
     if train.weight_ema is not None and not 0 <= train.weight_ema < 1:
         raise ConfigError(f"train.weight_ema is a decay in [0, 1) (0 or null: off), got "
                           f"{train.weight_ema}")
@@ -197,6 +198,26 @@ def check_train_options(config: Config) -> None:
     if train.balancer:
         raise ConfigError("train.late_loss cannot be used with train.balancer (the balancer "
                          "fixes each loss's share of the gradient when it is built)")
+
+
+def check_phase_only(config: Config) -> None:
+    """ConfigError for a ``train.waveform_phase_only_hz`` that could not be applied."""
+    hz = config.train.waveform_phase_only_hz
+    if hz is None:
+        return
+    if not 0 <= hz < math.inf:
+        raise ConfigError(f"train.waveform_phase_only_hz is a frequency in Hz, 0 or more "
+                          f"(null: off), got {hz}")
+    if config.model.arch != "stft":
+        raise ConfigError(f"train.waveform_phase_only_hz needs a spectral model "
+                          f"(model.arch: stft), whose decoder gives magnitudes and phases; "
+                          f"this one is {config.model.arch!r}")
+    if config.model.level_overlap:
+        raise ConfigError("train.waveform_phase_only_hz cannot be used with a level stage "
+                          "(model.level_overlap)")
+    if config.train.balancer:
+        raise ConfigError("train.waveform_phase_only_hz cannot be used with train.balancer "
+                          "(the balancer takes every term's gradient at one output)")
 
 
 # Settings that count steps or items: each must be at least 1.

@@ -16,6 +16,7 @@ from codec.network.spectral import (
     STFTAnalysis,
     causal_analysis_window,
     crossfade_window,
+    magnitudes_held,
     window_problem,
 )
 from codec.pretrained import PretrainedModel, load
@@ -153,3 +154,33 @@ def test_causal_synthesis_of_a_causal_analysis_gives_the_signal_back():
     # Crossfading frames that each hold the input again gives the input.
     decoded = synthesis(parts)
     torch.testing.assert_close(decoded[..., :], audio, rtol=1e-4, atol=1e-5)
+
+
+def test_magnitudes_held_keep_the_value_and_pass_only_the_phase_gradient_above_the_bin():
+    parts = torch.randn(2, 1, 2, 9, 5, requires_grad=True)
+    held = magnitudes_held(parts, first_bin=4)
+    assert torch.equal(held, parts)
+    # The energy depends on the magnitudes alone: nothing of its gradient passes above
+    # the first held bin, all of it below.
+    held.pow(2).sum().backward()
+    assert torch.allclose(parts.grad[..., :4, :], 2 * parts.detach()[..., :4, :])
+    assert parts.grad[..., 4:, :].abs().max() < 1e-5
+    # A rotation of every bin (a phase change) keeps its gradient whole.
+    parts.grad = None
+    turned = torch.stack([-parts[..., 1, :, :], parts[..., 0, :, :]], dim=-3).detach()
+    (magnitudes_held(parts, 4) * turned).sum().backward()
+    assert torch.allclose(parts.grad, turned, atol=1e-5)
+    assert magnitudes_held(parts, 9) is parts
+
+
+@pytest.mark.parametrize("causal, first_bin", [(False, 20), (True, 7)])
+def test_the_phase_path_decodes_the_same_audio(causal, first_bin):
+    """Bins 50 Hz apart on 320-sample frames at 16 kHz; 160 Hz on the causal 100."""
+    overrides = dict(causal=True, n_fft=240, synthesis_overlap=20) if causal else {}
+    model = spectral_model(**overrides)
+    audio = torch.randn(2, 1, 1000)
+    out = model(audio, phase_only_above_hz=1000.0)
+    assert torch.equal(out.phase_audio, out.audio)
+    assert model(audio).phase_audio is None
+    assert model.decoder.first_bin_above(1000.0) == first_bin
+    assert model.decoder.first_bin_above(1e6) == model.decoder.bins

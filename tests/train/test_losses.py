@@ -365,3 +365,16 @@ def test_stoi_term_counts_envelopes_flattened_not_the_level():
         assert float(value.detach()) == 1.0
         value.backward()
         assert float(estimate.grad.abs().sum()) == 0.0
+
+
+def test_a_waveform_estimate_takes_the_waveform_terms_and_leaves_the_rest(recon):
+    reference = _tone_with_noise()
+    estimate = 0.5 * reference
+    apart = recon(estimate, reference)
+    split = recon(estimate, reference, waveform_estimate=reference)
+    for name in ("l1", "snr", "band_snr"):
+        assert apart[name] > 0.05 and float(split[name]) == pytest.approx(0.0, abs=1e-4)
+    for name in ("mrstft", "mel", "rms"):
+        assert float(split[name]) == float(apart[name]) > 0.05
+    with pytest.raises(ValueError, match="waveform_estimate must have the estimate's shape"):
+        recon(estimate, reference, waveform_estimate=reference[..., :-1])

@@ -135,7 +135,8 @@ def test_losses_at_band_levels_score_the_output_brought_to_the_inputs_levels(cor
     t = build_trainer(config)
     audio = _batch(config)
     decoded = t.codec(audio).audio.detach()
-    matched = at_band_levels(t, decoded, audio)
+    matched, again = at_band_levels(t, [decoded, decoded.clone()], audio)
+    assert torch.equal(matched, again)  # the outputs of one pass: the same items chosen
     grid = band_levels.grid_for(config.coding, t.codec.sample_rate, t.codec.hop_length,
                                 config.data.target_lufs)
     rows = audio.reshape(-1, audio.shape[-1])
@@ -146,10 +147,39 @@ def test_losses_at_band_levels_score_the_output_brought_to_the_inputs_levels(cor
     logs = train_step(t, audio)
     assert math.isfinite(logs["loss/total"]) and logs["skipped"] == 0
     t.config.train.loss_at_band_levels = 0.0
-    assert at_band_levels(t, decoded, audio) is decoded
+    assert at_band_levels(t, [decoded], audio)[0] is decoded
+
+
+# A spectral model shrunk for the tiny corpus: hop 40, frames of 160 samples (100 Hz bins).
+SPECTRAL = {"model.preset": "spectral", "model.strides": "[40]", "model.widths": "[16,16]",
+            "model.n_fft": 160, "model.dilations": "[1]", "model.latent_dim": 8}
+
+
+def test_waveform_terms_on_the_phase_path_score_the_same_and_train_the_decoder_otherwise(
+        corpus, tmp_path):
+    """From the same weights and batch, the snr term has the same value with and without
+    the phase-only path, but its gradient into the decoder's last layer differs."""
+    _, manifests = corpus
+    only_snr = {"loss.mrstft": 0.0, "loss.mel": 0.0, "loss.l1": 0.0, "loss.rms": 0.0,
+                "loss.snr": 1.0}
+    values, grads = [], []
+    for extra in ({}, {"train.waveform_phase_only_hz": 1000.0}):
+        t = build_trainer(tiny_config(tmp_path, manifests, **SPECTRAL, **only_snr, **extra))
+        audio = _batch(t.config)
+        torch.manual_seed(0)  # the same codebook initialisation in both runs
+        logs = train_step(t, audio)
+        assert logs["skipped"] == 0
+        values.append(logs["loss/snr"])
+        grads.append(t.codec.decoder.layers[-1].conv.bias.grad.clone())
+    assert values[0] == pytest.approx(values[1], rel=1e-5)
+    assert not torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
 @pytest.mark.parametrize("extra, message", [
+    ({"train.waveform_phase_only_hz": -1.0}, "a frequency in Hz"),
+    ({"train.waveform_phase_only_hz": 1000.0}, "needs a spectral model"),
+    ({"train.waveform_phase_only_hz": 1000.0, "train.balancer": True, **SPECTRAL},
+     "cannot be used with train.balancer"),
     ({"train.late_loss.snrr": 1.0}, "unknown loss name"),
     ({"train.late_loss.snr": 1.0, "train.late_loss_from": 1.5}, "in \\[0, 1\\]"),
     ({"train.late_loss.snr": 1.0, "train.balancer": True}, "balancer"),
