@@ -58,6 +58,9 @@ def tiny_overrides(root: Path, manifests: dict[str, Path], **extra: object) -> l
         "train.steps": 6, "train.lr": 3e-3, "train.warmup_steps": 1, "train.log_every": 1,
         "train.valid_every": 3, "train.checkpoint_every": 3, "train.keep_last": 5,
         "train.threads": 1, "train.device": "cpu", "train.valid_audio_clips": 1,
+        # float32 whatever the CPU (auto is bf16 where it has AMX): the same steps on
+        # every machine the tests run on.
+        "train.precision": "fp32",
         "train.valid_kbps": "[2.4,4.8]",
     }
     settings.update(extra)

@@ -1,5 +1,7 @@
-"""``torchrun --nproc_per_node 2`` on CPU (gloo): both processes end with the same model."""
+"""Processes and precision: ``torchrun --nproc_per_node 2`` on CPU (gloo) ends both
+processes with the same model; ``train.precision`` trains in bf16 where it pays."""
 import json
+import math
 import os
 import shutil
 import signal
@@ -11,6 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from train_corpus import make_corpus, tiny_overrides
+
+from codec.config import load_config
+from codec.errors import CodecError
+from codec.train import distributed
+from codec.train.inputs import build_datasets
+from codec.train.step import train_step
+from codec.train.trainer import build_trainer
 
 # Each process trains, then writes its own copy of the model for comparison.
 DRIVER = """
@@ -118,3 +127,29 @@ def test_two_nodes_meet_at_a_rendezvous_train_and_resume(tmp_path):
     meta = json.loads((tmp_path / "run" / "checkpoints" / "step-000006" / "meta.json")
                       .read_text())
     assert len(meta["provenance"]) == 2  # one run, trained by two launches
+
+
+@pytest.mark.parametrize("amx, expected", [(True, torch.bfloat16), (False, None)])
+def test_auto_precision_trains_in_bf16_on_a_cpu_only_with_amx(monkeypatch, amx, expected):
+    monkeypatch.setattr(distributed, "cpu_has_amx", lambda: amx)
+    cpu = torch.device("cpu")
+    assert distributed.resolve_precision("auto", cpu) is expected
+    assert distributed.resolve_precision("fp32", cpu) is None
+    assert distributed.resolve_precision("bf16", cpu) is torch.bfloat16
+    with pytest.raises(CodecError, match="train.precision must be auto, fp32 or bf16"):
+        distributed.resolve_precision("fp16", cpu)
+
+
+def test_a_bf16_step_on_a_cpu_trains_and_scores_in_float32(tmp_path):
+    manifests = make_corpus(tmp_path)
+    config = load_config([], tiny_overrides(tmp_path, manifests, **{
+        "train.precision": "bf16"}))
+    t = build_trainer(config)
+    assert t.autocast_dtype is torch.bfloat16
+    train_set, _ = build_datasets(config)
+    audio = torch.stack([train_set[i] for i in range(config.data.batch_size)])
+    before = [p.detach().clone() for p in t.codec.parameters()]
+    logs = train_step(t, audio)
+    assert logs["skipped"] == 0 and math.isfinite(logs["loss/total"])
+    assert all(p.dtype == torch.float32 for p in t.codec.parameters())
+    assert any(not torch.equal(b, p) for b, p in zip(before, t.codec.parameters()))
