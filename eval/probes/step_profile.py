@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(WARMUP_STEPS):
         train_step(trainer, _batch(config))
     if args.no_profiler:
+        precision = "bf16" if trainer.autocast_dtype is torch.bfloat16 else "float32"
         print(f"{_median_step(trainer, config, args.steps):.3f} s per step, the median of "
-              f"{args.steps} ({torch.get_num_threads()} threads, "
-              f"precision {config.train.precision})")
+              f"{args.steps} ({torch.get_num_threads()} threads, {precision})")
         return 0
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:

@@ -20,5 +20,5 @@ def test_without_the_profiler_it_prints_the_median_step_and_the_precision(capsys
                               "train.threads=1", "train.precision=bf16", "--steps", "3",
                               "--no-profiler"]) == 0
     out = capsys.readouterr().out
-    assert " s per step, the median of 3 (1 threads, precision bf16)" in out
+    assert " s per step, the median of 3 (1 threads, bf16)" in out
     assert "aten::" not in out
