@@ -44,6 +44,8 @@ from codec.network.seanet import ResidualUnit
 # slope finite in silence.
 COMPRESSION = 0.5
 COMPRESSION_FLOOR = 1e-6
+# The phase-only path's floor under a bin's magnitude (magnitudes_held).
+MAGNITUDE_FLOOR = 1e-6
 
 
 def window_problem(n_fft: int, hop: int) -> str | None:
@@ -389,7 +391,9 @@ def magnitudes_held(parts: torch.Tensor, first_bin: int) -> torch.Tensor:
     if first_bin >= parts.shape[-2]:
         return parts
     upper = parts[..., first_bin:, :]
-    magnitude = upper.pow(2).sum(dim=-3, keepdim=True).sqrt().clamp_min(COMPRESSION_FLOOR)
+    # Floored before the root: the root's slope at an all-zero bin is infinite, and
+    # a floor after it would multiply that by zero (NaN).
+    magnitude = upper.pow(2).sum(dim=-3, keepdim=True).clamp_min(MAGNITUDE_FLOOR ** 2).sqrt()
     # magnitude.detach() / magnitude is 1 in value; its gradient removes, from each
     # bin's, the part along the bin's own direction (the radial part: its magnitude).
     held = upper * (magnitude.detach() / magnitude)
