@@ -152,4 +152,4 @@ def test_a_bf16_step_on_a_cpu_trains_and_scores_in_float32(tmp_path):
     logs = train_step(t, audio)
     assert logs["skipped"] == 0 and math.isfinite(logs["loss/total"])
     assert all(p.dtype == torch.float32 for p in t.codec.parameters())
-    assert any(not torch.equal(b, p) for b, p in zip(before, t.codec.parameters()))
+    assert any(not torch.equal(b, p) for b, p in zip(before, t.codec.parameters(), strict=True))
