@@ -173,9 +173,7 @@ def _generator_losses(t: Trainer, commit: torch.Tensor, decoded: torch.Tensor,
                       phase_decoded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Reconstruction terms (the waveform terms on ``phase_decoded`` when there is one),
     commitment, and the discriminator's verdict when it plays."""
-    terms = t.recon(decoded, audio) if phase_decoded is None else \
-        t.recon(decoded, audio, waveform_estimate=phase_decoded)
-    losses = dict(terms, commit=commit)
+    losses = dict(t.recon(decoded, audio, waveform_estimate=phase_decoded), commit=commit)
     if use_disc:
         with _frozen(t.disc), t.autocast():
             fake = t.disc(decoded)
